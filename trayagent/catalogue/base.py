@@ -1,0 +1,84 @@
+"""The catalogue contract: what the engine needs from any data catalogue (local SQLite, SciCat).
+
+The engine calls these in order: ``ensure_dataset`` once per dataset (idempotent: the same spec and
+location must return the same id, so a re-run or a restart never makes a second dataset), then
+``register_files`` with batches of *verified* files (idempotent upsert keyed by relative path: a file
+registered again, e.g. after a crash or because it was modified, updates its entry, never duplicates
+it), then ``finish_dataset`` when the dataset is complete.
+
+Errors: raise ``CatalogueError`` (``transient=True`` for network errors and 5xx, so the queue retries),
+``LoginRequired`` when the session expired and cannot be renewed (the engine pauses registration and
+keeps uploading).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What the user said about a dataset."""
+
+    name: str
+    proposal: str | None = None
+    description: str | None = None
+    investigation_description: str | None = None
+    owner: str | None = None
+    creation_location: str | None = None
+    source_folders: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StorageLocation:
+    """Where the dataset's files land. ``url`` never contains a secret."""
+
+    url: str  # e.g. "webdav+http://127.0.0.1:8080/dav" or "file:///home/u/.local/share/..."
+    host: str  # storage host name ("localhost" for the local backend)
+    path: str  # folder under the storage root, e.g. "20260123/run42"
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A verified file, ready to be registered."""
+
+    path: str  # relative to the dataset folder, POSIX separators
+    size: int
+    mtime: float  # seconds since the epoch
+    checksum: str
+    algorithm: str  # e.g. "md5", "blake2b"
+    verification: str  # "hash" (remote hash compared) or "size" (remote size compared)
+
+
+class Catalogue(ABC):
+    """A data catalogue the engine registers datasets and files in."""
+
+    kind: str = "abstract"
+
+    @abstractmethod
+    def ensure_dataset(self, spec: DatasetSpec, location: StorageLocation) -> str:
+        """Find or create the dataset; return its catalogue id (stable across calls)."""
+
+    @abstractmethod
+    def register_files(self, dataset_id: str, files: Sequence[FileRecord]) -> None:
+        """Insert or update these files' entries in the dataset."""
+
+    @abstractmethod
+    def finish_dataset(self, dataset_id: str) -> None:
+        """Mark the dataset complete (all files registered)."""
+
+    @abstractmethod
+    def dataset_info(self, dataset_id: str) -> dict[str, Any]:
+        """The dataset as the catalogue holds it (for status, manifests and tests)."""
+
+    @abstractmethod
+    def list_files(self, dataset_id: str) -> list[FileRecord]:
+        """Every file registered in the dataset."""
+
+    def close(self) -> None:
+        """Release connections; the default has nothing to release."""

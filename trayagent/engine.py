@@ -1,0 +1,434 @@
+"""The upload pipeline: scan -> enqueue -> (hash || upload) -> verify -> register -> manifest.
+
+Each stage reads its work from the queue database and commits its result there before the next
+stage may act on it, so the engine holds no state that a crash could lose. Hashing runs while
+rclone uploads the same batch (the bytes are read once from disk into the page cache and twice
+from memory), which keeps the engine as fast as rclone alone on big files.
+
+Verification compares what storage reports (size, and the backend's hash where it has one) with
+the size and checksum taken from the local bytes, then re-stats the local file: a file that
+changed since its checksum was taken goes back to the queue, never to the catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .catalogue.base import Catalogue, DatasetSpec, FileRecord, StorageLocation
+from .checksum import Digest, hash_file
+from .errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError
+from .manifest import build_ro_crate
+from .queue import Dataset, Queue, QueuedFile, State
+from .rclone import RcError
+from .scan import Filters, Source, batched, scan
+from .transfer import RemoteFile, Transfer, rclone_name
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "ro-crate-metadata.json"
+ENQUEUE_BATCH = 1000
+REGISTER_BATCH = 1000
+MAX_VERIFY_ATTEMPTS = 5
+
+
+@dataclass
+class Tuning:
+    """The ``[transfer]`` knobs the pipeline uses."""
+
+    batch_files: int = 500
+    batch_bytes: int = 4 << 30
+    checksum: str = "auto"
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 600.0
+    hash_threads: int = 2
+
+
+@dataclass
+class Progress:
+    """A snapshot for progress bars and status: counts per state, bytes, rate and ETA."""
+
+    dataset: str
+    counts: dict[str, int]
+    bytes_total: int
+    bytes_done: int
+    rate: float  # bytes per second since the run started
+    eta: float | None
+    waiting: str | None = None  # why the engine is waiting (storage unreachable...), if it is
+
+    @property
+    def files_total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def files_done(self) -> int:
+        return self.counts.get("registered", 0) + self.counts.get("failed", 0)
+
+
+@dataclass
+class Outcome:
+    """What happened to one dataset run; the CLI's ``--json`` prints it."""
+
+    dataset: str
+    files_ok: int
+    files_failed: int
+    bytes: int
+    seconds: float
+    failures: list[dict[str, str]] = field(default_factory=list)
+    catalogue_id: str | None = None
+    storage_path: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def backoff(attempts: int, base: float, ceiling: float) -> float:
+    """Exponential backoff with jitter: spreads retries so a recovering server is not stormed."""
+    delay = min(ceiling, base * (2 ** min(attempts, 30)))
+    return delay * random.uniform(0.5, 1.0)
+
+
+class Engine:
+    """Drives datasets from the queue to storage and catalogue. UI-free: callers pass callbacks."""
+
+    def __init__(self, queue: Queue, transfer: Transfer, catalogue: Catalogue, tuning: Tuning,
+                 location: Callable[[str], StorageLocation]) -> None:
+        self.queue = queue
+        self.transfer = transfer
+        self.catalogue = catalogue
+        self.tuning = tuning
+        self.location = location  # storage path -> StorageLocation for the catalogue
+        self.stop_event = threading.Event()
+        self.waiting: str | None = None
+        self._catalogue_paused_until = 0.0
+        self._hashers = ThreadPoolExecutor(tuning.hash_threads, thread_name_prefix="hash")
+        self._algorithm: str | None = None
+        self._verify_hash: str | None = None
+
+    def close(self) -> None:
+        self._hashers.shutdown(wait=True)
+
+    # -- choosing the checksum ------------------------------------------------------------------
+    def algorithm(self) -> str:
+        """``auto``: the storage's own hash where it has one (so copies are hash-verified)."""
+        if self._algorithm is None:
+            remote = self.transfer.preferred_hash()
+            wanted = self.tuning.checksum
+            self._algorithm = (remote or "blake2b") if wanted == "auto" else wanted
+            self._verify_hash = self._algorithm if self._algorithm in self.transfer.hash_types() else None
+            log.info("checksum %s; storage %s", self._algorithm,
+                     f"reports {self._verify_hash}: hash verification" if self._verify_hash
+                     else "reports no matching hash: size verification")
+        return self._algorithm
+
+    # -- enqueueing -----------------------------------------------------------------------------
+    def enqueue(self, dataset: Dataset, sources: Sequence[Source], filters: Filters,
+                errors: list[str] | None = None) -> int:
+        """Scan the sources into the queue in bounded batches; returns the files (re)queued."""
+        queued = 0
+        for chunk in batched(scan(sources, filters, errors), ENQUEUE_BATCH):
+            queued += self.queue.enqueue(dataset.id, chunk)
+        self.queue.set_dataset(dataset.id, scan_done=1)
+        return queued
+
+    # -- the main loop --------------------------------------------------------------------------
+    def run(self, dataset_id: int, on_progress: Callable[[Progress], None] | None = None,
+            finalize: bool = True) -> Outcome:
+        """Work until every file of the dataset is registered or failed (or ``stop_event``)."""
+        started = time.monotonic()
+        self.queue.recover_interrupted()
+        dataset = self.queue.dataset(dataset_id)
+        self.transfer.check_access(dataset.storage_path)
+        self.algorithm()
+        tracker = _ProgressTracker(self, dataset, on_progress)
+        while not self.stop_event.is_set():
+            dataset = self._ensure_catalogued(dataset)
+            worked = self._upload_next_batch(dataset, tracker)
+            worked |= self._register_verified(dataset)
+            tracker.emit()
+            if self._finished(dataset):
+                break
+            if not worked:
+                self._wait_for_due(dataset)
+        if finalize and self._finished(dataset) and not self.stop_event.is_set():
+            self._finalize(dataset)
+        tracker.emit(force=True)
+        return self._outcome(dataset, time.monotonic() - started)
+
+    def _finished(self, dataset: Dataset) -> bool:
+        counts = self.queue.counts(dataset.id)
+        busy = sum(counts[s.value] for s in (State.PENDING, State.UPLOADING, State.UPLOADED, State.VERIFIED))
+        return busy == 0 and self.queue.dataset(dataset.id).scan_done
+
+    def _wait_for_due(self, dataset: Dataset) -> None:
+        """Sleep until a retry is due or registration may resume (at most 5 s, for stop requests)."""
+        now = time.time()
+        wake = self.queue.next_retry_time(dataset.id) or now + 5
+        if self.queue.counts(dataset.id)[State.VERIFIED.value]:
+            wake = min(wake, self._catalogue_paused_until)
+        self.stop_event.wait(min(max(wake - now, 0.05), 5.0))
+
+    # -- catalogue dataset ----------------------------------------------------------------------
+    def _ensure_catalogued(self, dataset: Dataset) -> Dataset:
+        if dataset.catalogue_id or time.time() < self._catalogue_paused_until:
+            return dataset
+        spec = DatasetSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in dataset.spec.items()})
+        try:
+            cid = self.catalogue.ensure_dataset(spec, self.location(dataset.storage_path))
+        except (CatalogueError, LoginRequired) as exc:
+            self._catalogue_trouble(exc)
+            return dataset
+        self.queue.set_dataset(dataset.id, catalogue_id=cid)
+        log.info("dataset %r is %s in the %s catalogue", dataset.name, cid, self.catalogue.kind)
+        return self.queue.dataset(dataset.id)
+
+    def _catalogue_trouble(self, exc: CatalogueError | AuthError) -> None:
+        """Uploads go on; registration waits (login needed, or the catalogue is down)."""
+        if isinstance(exc, CatalogueError) and not exc.transient:
+            raise exc
+        self.waiting = f"catalogue: {exc.message}"
+        self._catalogue_paused_until = time.time() + (30 if isinstance(exc, LoginRequired) else 10)
+        log.warning("registration paused: %s", exc)
+
+    # -- upload + verify ------------------------------------------------------------------------
+    def _next_batch(self, dataset: Dataset) -> list[QueuedFile]:
+        batch, total = [], 0
+        for f in self.queue.due(dataset.id, State.PENDING, self.tuning.batch_files):
+            if batch and total + (f.size or 0) > self.tuning.batch_bytes:
+                break
+            batch.append(f)
+            total += f.size or 0
+        return batch
+
+    def _upload_next_batch(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
+        batch = self._next_batch(dataset)
+        if not batch:
+            return False
+        ids = [f.id for f in batch]
+        self.queue.mark(ids, State.UPLOADING, expect=State.PENDING)
+        digests = {f.id: self._hashers.submit(self._digest, f) for f in batch}
+        try:
+            errors = self.transfer.copy_batch(dataset.storage_path, batch, on_job=tracker.on_job)
+        except (RcError, StorageError) as exc:
+            errors = [getattr(exc, "error", None) or str(exc)]
+        finally:
+            tracker.job_done()
+        auth = next((p for p in map(self.transfer.explain, errors) if isinstance(p, AuthError)), None)
+        if auth is not None:
+            self.queue.mark(ids, State.PENDING, expect=State.UPLOADING)
+            raise auth
+        self._verify(dataset, batch, digests, errors)
+        return True
+
+    def _digest(self, f: QueuedFile) -> Digest | LocalFileError:
+        """The file's checksum, reusing the stored one while size and mtime are unchanged."""
+        algorithm = self.algorithm()
+        try:
+            if f.checksum and f.algorithm == algorithm:
+                st = f.local_path.stat()
+                if (st.st_size, st.st_mtime_ns) == (f.size, f.mtime_ns):
+                    return Digest(f.size or 0, f.mtime_ns or 0, f.checksum, algorithm)
+            digest = hash_file(f.local_path, algorithm)
+        except LocalFileError as exc:
+            return exc
+        except OSError as exc:
+            return LocalFileError(f"{f.local_path}: {exc.strerror or exc}", transient=False)
+        self.queue.set_hash(f.id, digest.size, digest.mtime_ns, digest.value, digest.algorithm)
+        return digest
+
+    def _verify(self, dataset: Dataset, batch: list[QueuedFile],
+                digests: dict[int, Future[Digest | LocalFileError]], errors: list[str]) -> None:
+        folders = {f.relpath.rpartition("/")[0] for f in batch}
+        stored = self._safe_listing(dataset, folders)
+        retry: list[QueuedFile] = []
+        for f in batch:
+            digest = digests[f.id].result()
+            if isinstance(digest, LocalFileError):
+                self._local_problem(f, digest)
+            elif not self._check_one(f, digest, stored.get(rclone_name(f.relpath))):
+                retry.append(f)
+        if retry:
+            self._retry_each(dataset, retry, digests, errors)
+
+    def _safe_listing(self, dataset: Dataset, folders: set[str]) -> dict[str, RemoteFile]:
+        try:
+            return self.transfer.listing(dataset.storage_path, folders, self._verify_hash)
+        except (StorageError, RcError) as exc:
+            log.warning("cannot read back the stored files yet: %s", exc)
+            return {}
+
+    def _check_one(self, f: QueuedFile, digest: Digest, remote: RemoteFile | None) -> bool:
+        """True when the file is settled (verified or sent back for a new version)."""
+        if remote is None or remote.size != digest.size:
+            return False
+        level = "size"
+        if self._verify_hash and digest.algorithm == self._verify_hash:
+            got = remote.hashes.get(self._verify_hash, "")
+            if got and got.lower() != digest.value.lower():
+                return False
+            level = "hash" if got else "size"
+        if self._changed_since(f, digest):
+            self.queue.retry_later(f.id, "the file changed during its upload; uploading the new version",
+                                   0.5, rehash=True)
+            return True
+        moved = self.queue.mark([f.id], State.VERIFIED, expect=State.UPLOADING, verification=level)
+        if not moved:
+            log.info("%s: requeued by a rescan while uploading; its new version follows", f.relpath)
+        return True
+
+    @staticmethod
+    def _changed_since(f: QueuedFile, digest: Digest) -> bool:
+        try:
+            st = f.local_path.stat()
+        except OSError:
+            return True
+        return (st.st_size, st.st_mtime_ns) != (digest.size, digest.mtime_ns)
+
+    def _retry_each(self, dataset: Dataset, files: list[QueuedFile],
+                    digests: dict[int, Future[Digest | LocalFileError]], errors: list[str]) -> None:
+        """Files the batch did not land: one by one, to learn each file's own error."""
+        for f in files:
+            if self.stop_event.is_set():
+                self.queue.mark([f.id], State.PENDING, expect=State.UPLOADING)
+                continue
+            try:
+                self.transfer.copy_one(dataset.storage_path, f)
+            except (RcError, StorageError) as exc:
+                self._storage_problem(f, getattr(exc, "error", None) or str(exc))
+                continue
+            digest = digests[f.id].result()
+            assert not isinstance(digest, LocalFileError)
+            folder = f.relpath.rpartition("/")[0]
+            stored = self._safe_listing(dataset, {folder}).get(rclone_name(f.relpath))
+            if not self._check_one(f, digest, stored):
+                why = "the stored copy does not match (size or checksum)" if stored else "not found in storage"
+                self._mismatch(f, f"{why} after upload; {'; '.join(errors)[:300]}".rstrip("; "))
+
+    def _storage_problem(self, f: QueuedFile, error: str) -> None:
+        problem = self.transfer.explain(error)
+        if isinstance(problem, AuthError):
+            self.queue.mark([f.id], State.PENDING, expect=State.UPLOADING)
+            raise problem
+        if problem.transient:
+            delay = backoff(f.attempts, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
+            self.waiting = f"storage: {error} (retrying in {delay:.0f} s)"
+            log.warning("%s: %s; retry in %.1f s (attempt %d)", f.relpath, error, delay, f.attempts + 1)
+            self.queue.retry_later(f.id, error, delay)
+        else:
+            log.error("%s: %s", f.relpath, error)
+            self.queue.fail(f.id, error)
+
+    def _mismatch(self, f: QueuedFile, error: str) -> None:
+        """Uploaded but not verifiable: retried a few times, then reported, never registered."""
+        if f.attempts + 1 >= MAX_VERIFY_ATTEMPTS:
+            log.error("%s: %s (after %d attempts)", f.relpath, error, f.attempts + 1)
+            self.queue.fail(f.id, f"{error} (after {f.attempts + 1} attempts)")
+        else:
+            self.queue.retry_later(f.id, error, backoff(f.attempts, self.tuning.retry_base_seconds,
+                                                        self.tuning.retry_max_seconds), rehash=True)
+
+    def _local_problem(self, f: QueuedFile, exc: LocalFileError) -> None:
+        if exc.transient:
+            delay = backoff(f.attempts, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
+            log.info("%s: %s; retry in %.1f s", f.relpath, exc.message, delay)
+            self.queue.retry_later(f.id, exc.message, delay, rehash=True)
+        else:
+            log.error("%s", exc.message)
+            self.queue.fail(f.id, exc.message)
+
+    # -- registration ---------------------------------------------------------------------------
+    def _register_verified(self, dataset: Dataset) -> bool:
+        if not dataset.catalogue_id or time.time() < self._catalogue_paused_until:
+            return False
+        worked = False
+        while batch := self.queue.due(dataset.id, State.VERIFIED, REGISTER_BATCH, now=float("inf")):
+            records = [record(f) for f in batch]
+            try:
+                self.catalogue.register_files(dataset.catalogue_id, records)
+            except (CatalogueError, LoginRequired) as exc:
+                self._catalogue_trouble(exc)
+                return worked
+            self.queue.mark([f.id for f in batch], State.REGISTERED, expect=State.VERIFIED)
+            self.waiting = None
+            worked = True
+        return worked
+
+    # -- the end --------------------------------------------------------------------------------
+    def _finalize(self, dataset: Dataset) -> None:
+        """Manifest next to the data, then the catalogue's completion mark."""
+        dataset = self.queue.dataset(dataset.id)
+        if dataset.catalogue_id is None:
+            return
+        files = (record(f) for f in self.queue.iter_files(dataset.id, State.REGISTERED))
+        info = self.catalogue.dataset_info(dataset.catalogue_id)
+        doc = build_ro_crate(info, files, generator="trayagent")
+        self.transfer.put_bytes(dataset.storage_path, MANIFEST_NAME,
+                                json.dumps(doc, indent=1, ensure_ascii=False).encode())
+        self.catalogue.finish_dataset(dataset.catalogue_id)
+        self.queue.set_dataset(dataset.id, manifest_done=1, state="complete", finished=time.time())
+        log.info("dataset %r complete", dataset.name)
+
+    def _outcome(self, dataset: Dataset, seconds: float) -> Outcome:
+        dataset = self.queue.dataset(dataset.id)
+        ok = self.queue.files(dataset.id, State.REGISTERED)
+        failed = self.queue.files(dataset.id, State.FAILED)
+        return Outcome(dataset=dataset.name, files_ok=len(ok), files_failed=len(failed),
+                       bytes=sum(f.size or 0 for f in ok), seconds=round(seconds, 3),
+                       failures=[{"path": f.relpath, "reason": f.last_error or ""} for f in failed],
+                       catalogue_id=dataset.catalogue_id, storage_path=dataset.storage_path)
+
+
+def record(f: QueuedFile) -> FileRecord:
+    """The catalogue's view of a verified file."""
+    return FileRecord(path=f.relpath, size=f.size or 0, mtime=(f.mtime_ns or 0) / 1e9,
+                      checksum=f.checksum or "", algorithm=f.algorithm or "",
+                      verification=f.verification or "size")
+
+
+class _ProgressTracker:
+    """Turns queue counts and rclone's live byte counter into throttled Progress snapshots."""
+
+    def __init__(self, engine: Engine, dataset: Dataset, sink: Callable[[Progress], None] | None) -> None:
+        self.engine = engine
+        self.dataset = dataset
+        self.sink = sink
+        self.started = time.monotonic()
+        self.in_flight = 0
+        self.base_done = self._done_bytes()
+        self._last = 0.0
+
+    def _done_bytes(self) -> int:
+        b = self.engine.queue.byte_counts(self.dataset.id)
+        return b.get("registered", 0) + b.get("verified", 0)
+
+    def on_job(self, jobid: int) -> None:
+        if self.sink and time.monotonic() - self._last > 0.25:
+            self.in_flight = self.engine.transfer.bytes_in_flight(jobid)
+            self.emit()
+
+    def job_done(self) -> None:
+        self.in_flight = 0
+
+    def emit(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.sink or (not force and now - self._last < 0.25):
+            return
+        self._last = now
+        q = self.engine.queue
+        counts = q.counts(self.dataset.id)
+        total = sum(q.byte_counts(self.dataset.id).values())
+        done = min(self._done_bytes() + self.in_flight, total)
+        rate = max(done - self.base_done, 0) / max(now - self.started, 1e-6)
+        eta = (total - done) / rate if rate > 0 else None
+        self.sink(Progress(self.dataset.name, counts, total, done, rate, eta, self.engine.waiting))
+
+
+def source_paths(sources: Sequence[Source]) -> tuple[str, ...]:
+    return tuple(str(s.root / s.only) if s.only else str(s.root) for s in sources)

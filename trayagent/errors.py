@@ -1,0 +1,52 @@
+"""One small exception hierarchy whose messages are written for the person at the beamline.
+
+Every error carries a ``hint``: what to do next. The CLI and the tray only display ``str(error)``;
+tracebacks go to the log. ``transient`` tells the queue whether waiting and retrying can help.
+"""
+
+from __future__ import annotations
+
+
+class TrayagentError(Exception):
+    """Base of every error trayagent reports to a user."""
+
+    exit_code = 1
+    transient = False
+
+    def __init__(self, message: str, hint: str = "", *, transient: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if transient is not None:
+            self.transient = transient
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  -> {self.hint}" if self.hint else self.message
+
+
+class ConfigError(TrayagentError):
+    """The configuration file or a command-line option is wrong."""
+
+    exit_code = 2
+
+
+class AuthError(TrayagentError):
+    """Credentials are missing, wrong or expired (storage or catalogue)."""
+
+    exit_code = 2
+
+
+class LoginRequired(AuthError):
+    """The catalogue session expired and no stored password can renew it: the user must log in."""
+
+
+class StorageError(TrayagentError):
+    """The storage (through rclone) refused or failed a transfer."""
+
+
+class CatalogueError(TrayagentError):
+    """The catalogue refused or failed a request."""
+
+
+class LocalFileError(TrayagentError):
+    """A source file cannot be read, vanished, or changed under us."""

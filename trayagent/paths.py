@@ -1,0 +1,66 @@
+"""Where trayagent keeps its state: platformdirs by default, everything under TRAYAGENT_HOME if set.
+
+TRAYAGENT_HOME exists so that several isolated agents (tests, two facilities) can run side by side.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP = "trayagent"
+
+
+@dataclass(frozen=True)
+class Paths:
+    config_dir: Path
+    data_dir: Path
+    log_dir: Path
+    runtime_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def queue_db(self) -> Path:
+        return self.data_dir / "queue.sqlite"
+
+    @property
+    def catalogue_db(self) -> Path:
+        return self.data_dir / "catalogue.sqlite"
+
+    @property
+    def default_storage(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / "trayagent.log"
+
+    @property
+    def engine_lock(self) -> Path:
+        return self.runtime_dir / "engine.lock"
+
+    def ensure(self) -> "Paths":
+        for d in (self.config_dir, self.data_dir, self.log_dir, self.runtime_dir):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self
+
+
+def resolve_paths(env: dict[str, str] | None = None) -> Paths:
+    env = dict(os.environ) if env is None else env
+    home = env.get("TRAYAGENT_HOME")
+    if home:
+        base = Path(home).expanduser().resolve()
+        return Paths(base / "config", base / "data", base / "logs", base / "run")
+    runtime = platformdirs.user_runtime_dir(APP, appauthor=False)
+    return Paths(
+        Path(platformdirs.user_config_dir(APP, appauthor=False)),
+        Path(platformdirs.user_data_dir(APP, appauthor=False)),
+        Path(platformdirs.user_log_dir(APP, appauthor=False)),
+        Path(runtime),
+    )

@@ -1,0 +1,359 @@
+"""The durable upload queue: every dataset and file, and how far each has got, in SQLite (WAL).
+
+Why a database and not objects: the process may be killed at any instant. Each state change is
+committed *before* the work it allows starts, so a restart reads exactly what is left to do:
+
+    pending -> uploading -> uploaded -> verified -> registered
+        \\________\\___________\\___________> failed (permanent error, with the reason)
+
+``uploading`` rows found at start-up were interrupted: they go back to ``pending`` and are uploaded
+again to the same path (overwriting, never duplicating). Only ``verified`` rows are ever handed to
+the catalogue, so nothing unverified is registered. Transient errors keep a row ``pending`` with a
+``next_retry`` time; permanent ones mark it ``failed`` with ``last_error``.
+
+Memory stays flat whatever the dataset size: callers enqueue and fetch in bounded batches.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from .errors import TrayagentError
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    UPLOADING = "uploading"
+    UPLOADED = "uploaded"
+    VERIFIED = "verified"
+    REGISTERED = "registered"
+    FAILED = "failed"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,              -- JSON of the DatasetSpec
+    mode TEXT NOT NULL DEFAULT 'batch',
+    storage_url TEXT NOT NULL,       -- secret-free description of the storage
+    storage_path TEXT NOT NULL,      -- dataset folder under the storage root
+    catalogue_kind TEXT NOT NULL,
+    catalogue_id TEXT,               -- id the catalogue gave the dataset, once created
+    state TEXT NOT NULL DEFAULT 'active',   -- active | complete
+    scan_done INTEGER NOT NULL DEFAULT 0,
+    manifest_done INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    finished REAL,
+    UNIQUE (storage_url, storage_path)
+);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+    src_root TEXT NOT NULL,          -- local folder rclone reads from
+    src_rel TEXT NOT NULL,           -- path under src_root
+    relpath TEXT NOT NULL,           -- path under the dataset folder in storage (POSIX)
+    size INTEGER,                    -- as seen by the scan, then when the checksum was computed
+    mtime_ns INTEGER,
+    checksum TEXT,
+    algorithm TEXT,
+    state TEXT NOT NULL DEFAULT 'pending',
+    verification TEXT,               -- 'hash' or 'size'
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    next_retry REAL NOT NULL DEFAULT 0,
+    updated REAL NOT NULL,
+    UNIQUE (dataset_id, relpath)
+);
+CREATE INDEX IF NOT EXISTS files_work ON files (dataset_id, state, next_retry);
+"""
+
+
+@dataclass(frozen=True)
+class QueuedFile:
+    """One row of ``files``, as the pipeline stages see it."""
+
+    id: int
+    dataset_id: int
+    src_root: str
+    src_rel: str
+    relpath: str
+    size: int | None
+    mtime_ns: int | None
+    checksum: str | None
+    algorithm: str | None
+    state: str
+    verification: str | None
+    attempts: int
+    last_error: str | None
+
+    @property
+    def local_path(self) -> Path:
+        return Path(self.src_root) / self.src_rel
+
+
+@dataclass(frozen=True)
+class Dataset:
+    id: int
+    name: str
+    spec: dict[str, Any]
+    mode: str
+    storage_url: str
+    storage_path: str
+    catalogue_kind: str
+    catalogue_id: str | None
+    state: str
+    scan_done: bool
+    manifest_done: bool
+    created: float
+    finished: float | None
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """A file found by the scanner: where it is read from and where it goes."""
+
+    src_root: str
+    src_rel: str
+    relpath: str
+    size: int
+    mtime_ns: int
+
+
+class QueueError(TrayagentError):
+    """The queue database cannot be opened or is damaged."""
+
+    exit_code = 2
+
+
+class Queue:
+    """Thread-safe access to the queue database; one short transaction per call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise QueueError(f"the queue database {path} cannot be used ({exc})",
+                             "Move the file aside (uploads already finished stay in storage and the "
+                             "catalogue) and run the command again.") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One committed transaction: WAL + synchronous=NORMAL survives a process kill."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- datasets -------------------------------------------------------------------------------
+    def ensure_dataset(self, *, name: str, spec: dict[str, Any], mode: str, storage_url: str,
+                       storage_path: str, catalogue_kind: str) -> Dataset:
+        """The dataset for this storage location, created once; re-running re-activates it."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM datasets WHERE storage_url=? AND storage_path=?",
+                             (storage_url, storage_path)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO datasets (name, spec, mode, storage_url, storage_path, "
+                           "catalogue_kind, created) VALUES (?,?,?,?,?,?,?)",
+                           (name, json.dumps(spec), mode, storage_url, storage_path, catalogue_kind, now))
+            else:
+                db.execute("UPDATE datasets SET state='active', scan_done=0, manifest_done=0, finished=NULL,"
+                           " mode=?, spec=? WHERE id=?", (mode, json.dumps(spec), row["id"]))
+        return self.find_dataset(storage_url, storage_path)  # type: ignore[return-value]
+
+    def find_dataset(self, storage_url: str, storage_path: str) -> Dataset | None:
+        rows = self._rows("SELECT * FROM datasets WHERE storage_url=? AND storage_path=?",
+                          (storage_url, storage_path))
+        return _dataset(rows[0]) if rows else None
+
+    def dataset(self, dataset_id: int) -> Dataset:
+        rows = self._rows("SELECT * FROM datasets WHERE id=?", (dataset_id,))
+        if not rows:
+            raise QueueError(f"no dataset with id {dataset_id} in the queue")
+        return _dataset(rows[0])
+
+    def datasets(self, state: str | None = None) -> list[Dataset]:
+        if state:
+            return [_dataset(r) for r in self._rows("SELECT * FROM datasets WHERE state=? ORDER BY id",
+                                                     (state,))]
+        return [_dataset(r) for r in self._rows("SELECT * FROM datasets ORDER BY id")]
+
+    def set_dataset(self, dataset_id: int, **fields: Any) -> None:
+        allowed = {"catalogue_id", "state", "scan_done", "manifest_done", "finished"}
+        if not fields or set(fields) - allowed:
+            raise ValueError(f"cannot set {sorted(set(fields) - allowed)}")
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE datasets SET {cols} WHERE id=?", (*fields.values(), dataset_id))
+
+    # -- enqueue --------------------------------------------------------------------------------
+    def enqueue(self, dataset_id: int, files: Iterable[NewFile]) -> int:
+        """Insert new files; a known file whose size or mtime changed goes back to pending.
+
+        Returns how many rows became pending. Unchanged files keep their state, so re-running an
+        upload only sends what is new or changed.
+        """
+        now = time.time()
+        before = self._db.total_changes
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO files (dataset_id, src_root, src_rel, relpath, state, updated, size, mtime_ns)"
+                " VALUES (?,?,?,?,'pending',?,?,?)"
+                " ON CONFLICT (dataset_id, relpath) DO UPDATE SET"
+                "  src_root=excluded.src_root, src_rel=excluded.src_rel, state='pending', checksum=NULL,"
+                "  size=excluded.size, mtime_ns=excluded.mtime_ns, verification=NULL, attempts=0,"
+                "  last_error=NULL, next_retry=0, updated=excluded.updated"
+                " WHERE files.state='failed' OR files.size IS NOT excluded.size"
+                "  OR files.mtime_ns IS NOT excluded.mtime_ns",
+                [(dataset_id, f.src_root, f.src_rel, f.relpath, now, f.size, f.mtime_ns) for f in files])
+        return self._db.total_changes - before
+
+    def recover_interrupted(self) -> int:
+        """After a crash: uploads that were in flight are simply done again."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE files SET state='pending', updated=? WHERE state='uploading'",
+                             (time.time(),))
+            return cur.rowcount
+
+    # -- fetching work --------------------------------------------------------------------------
+    def due(self, dataset_id: int, state: State, limit: int, now: float | None = None) -> list[QueuedFile]:
+        """Up to ``limit`` files in ``state`` whose retry time has come, oldest first."""
+        now = time.time() if now is None else now
+        rows = self._rows("SELECT * FROM files WHERE dataset_id=? AND state=? AND next_retry<=? "
+                          "ORDER BY id LIMIT ?", (dataset_id, state.value, now, limit))
+        return [_file(r) for r in rows]
+
+    def next_retry_time(self, dataset_id: int) -> float | None:
+        """When the earliest waiting pending file becomes due, or None if none waits."""
+        rows = self._rows("SELECT MIN(next_retry) AS t FROM files WHERE dataset_id=? AND state='pending'",
+                          (dataset_id,))
+        return rows[0]["t"]
+
+    def files(self, dataset_id: int, state: State | None = None) -> list[QueuedFile]:
+        if state is None:
+            return [_file(r) for r in self._rows("SELECT * FROM files WHERE dataset_id=? ORDER BY id",
+                                                 (dataset_id,))]
+        return [_file(r) for r in self._rows("SELECT * FROM files WHERE dataset_id=? AND state=? "
+                                             "ORDER BY id", (dataset_id, state.value))]
+
+    def iter_files(self, dataset_id: int, state: State, page: int = 5000) -> Iterator[QueuedFile]:
+        """All files in ``state``, fetched a page at a time (for manifests of huge datasets)."""
+        last = 0
+        while True:
+            rows = self._rows("SELECT * FROM files WHERE dataset_id=? AND state=? AND id>? ORDER BY id "
+                              "LIMIT ?", (dataset_id, state.value, last, page))
+            if not rows:
+                return
+            yield from (_file(r) for r in rows)
+            last = rows[-1]["id"]
+
+    def counts(self, dataset_id: int) -> dict[str, int]:
+        rows = self._rows("SELECT state, COUNT(*) AS n FROM files WHERE dataset_id=? GROUP BY state",
+                          (dataset_id,))
+        out = {s.value: 0 for s in State}
+        out.update({r["state"]: r["n"] for r in rows})
+        return out
+
+    def byte_counts(self, dataset_id: int) -> dict[str, int]:
+        rows = self._rows("SELECT state, COALESCE(SUM(size),0) AS b FROM files WHERE dataset_id=? "
+                          "GROUP BY state", (dataset_id,))
+        return {r["state"]: r["b"] for r in rows}
+
+    def recent_errors(self, limit: int = 10, dataset_id: int | None = None) -> list[QueuedFile]:
+        where, args = ("AND dataset_id=?", (dataset_id,)) if dataset_id is not None else ("", ())
+        rows = self._rows(f"SELECT * FROM files WHERE last_error IS NOT NULL {where} "
+                          "ORDER BY updated DESC LIMIT ?", (*args, limit))
+        return [_file(r) for r in rows]
+
+    # -- transitions ----------------------------------------------------------------------------
+    def set_hash(self, file_id: int, size: int, mtime_ns: int, checksum: str, algorithm: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE files SET size=?, mtime_ns=?, checksum=?, algorithm=?, updated=? WHERE id=?",
+                       (size, mtime_ns, checksum, algorithm, time.time(), file_id))
+
+    def mark(self, file_ids: Sequence[int], state: State, *, expect: State,
+             verification: str | None = None) -> int:
+        """Move files from ``expect`` to ``state`` in one transaction; returns how many moved.
+
+        The ``expect`` guard makes a stale worker harmless: a file that a rescan sent back to
+        pending while its old version was uploading is not marked verified by that upload.
+        """
+        now = time.time()
+        with self._tx() as db:
+            before = db.total_changes
+            if verification is None:
+                db.executemany("UPDATE files SET state=?, updated=? WHERE id=? AND state=?",
+                               [(state.value, now, i, expect.value) for i in file_ids])
+            else:
+                db.executemany("UPDATE files SET state=?, verification=?, last_error=NULL, updated=? "
+                               "WHERE id=? AND state=?",
+                               [(state.value, verification, now, i, expect.value) for i in file_ids])
+            return db.total_changes - before
+
+    def retry_later(self, file_id: int, error: str, delay: float, *, rehash: bool = False) -> None:
+        """A transient failure: back to pending, due again after ``delay`` seconds."""
+        now = time.time()
+        extra = ", checksum=NULL, size=NULL, mtime_ns=NULL" if rehash else ""
+        with self._tx() as db:
+            db.execute(f"UPDATE files SET state='pending', attempts=attempts+1, last_error=?, next_retry=?, "
+                       f"updated=?{extra} WHERE id=?", (error, now + delay, now, file_id))
+
+    def fail(self, file_id: int, error: str) -> None:
+        """A permanent failure: reported, not retried until the user asks."""
+        with self._tx() as db:
+            db.execute("UPDATE files SET state='failed', attempts=attempts+1, last_error=?, updated=? "
+                       "WHERE id=?", (error, time.time(), file_id))
+
+    def retry_failed(self, dataset_id: int) -> int:
+        """The user's Retry: failed files become pending again."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE files SET state='pending', attempts=0, next_retry=0, updated=? "
+                             "WHERE dataset_id=? AND state='failed'", (time.time(), dataset_id))
+            return cur.rowcount
+
+
+def _dataset(row: sqlite3.Row) -> Dataset:
+    return Dataset(id=row["id"], name=row["name"], spec=json.loads(row["spec"]), mode=row["mode"],
+                   storage_url=row["storage_url"], storage_path=row["storage_path"],
+                   catalogue_kind=row["catalogue_kind"], catalogue_id=row["catalogue_id"],
+                   state=row["state"], scan_done=bool(row["scan_done"]),
+                   manifest_done=bool(row["manifest_done"]), created=row["created"],
+                   finished=row["finished"])
+
+
+def _file(row: sqlite3.Row) -> QueuedFile:
+    return QueuedFile(id=row["id"], dataset_id=row["dataset_id"], src_root=row["src_root"],
+                      src_rel=row["src_rel"], relpath=row["relpath"], size=row["size"],
+                      mtime_ns=row["mtime_ns"], checksum=row["checksum"], algorithm=row["algorithm"],
+                      state=row["state"], verification=row["verification"], attempts=row["attempts"],
+                      last_error=row["last_error"])

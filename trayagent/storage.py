@@ -1,0 +1,133 @@
+"""The storage side: which rclone filesystem string reaches the user's storage, with which secret.
+
+The secret comes from the keyring and is put into an rclone connection string that travels only in
+rc request bodies (never argv, env or files); the obscured form is registered with the redactor so
+it cannot reach the log.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .config import Config
+from .errors import AuthError
+from .paths import Paths
+from .secrets import get_secret, storage_service
+
+# backend type -> (user parameter, secret parameter, secret must be obscured)
+_CREDENTIAL_PARAMS: dict[str, tuple[str, str, bool]] = {
+    "s3": ("access_key_id", "secret_access_key", False),
+    "webdav": ("user", "pass", True),
+    "sftp": ("user", "pass", True),
+    "ftp": ("user", "pass", True),
+    "smb": ("user", "pass", True),
+    "swift": ("user", "key", False),
+    "azureblob": ("account", "key", False),
+}
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A parsed ``[storage] remote``: the part before the path colon, and the path after it."""
+
+    head: str  # "" for a local path, "name" or ":backend,params" or "name,params"
+    path: str
+    local: bool
+
+    @property
+    def backend(self) -> str:
+        """Backend type for on-the-fly remotes (":webdav,..."), else the remote name."""
+        return self.head.lstrip(":").split(",")[0]
+
+
+def _split_unquoted(text: str) -> int:
+    """Index of the first ':' outside quotes, or -1."""
+    quote = ""
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == ":":
+            return i
+    return -1
+
+
+def parse_remote(spec: str) -> Remote:
+    if spec.startswith(":"):
+        idx = _split_unquoted(spec[1:])
+        if idx < 0:
+            return Remote(spec, "", local=False)
+        return Remote(spec[: idx + 1], spec[idx + 2:], local=False)
+    idx = _split_unquoted(spec)
+    if idx <= 1 or re.match(r"^[A-Za-z]:[\\/]", spec):  # no colon, or a Windows drive letter
+        return Remote("", spec, local=True)
+    return Remote(spec[:idx], spec[idx + 1:], local=False)
+
+
+def _param(head: str, name: str) -> str | None:
+    m = re.search(rf"[,]{name}=(?:'([^']*)'|\"([^\"]*)\"|([^,:]*))", head)
+    return next((g for g in m.groups() if g is not None), None) if m else None
+
+
+@dataclass(frozen=True)
+class StorageTarget:
+    """Everything the engine needs to address the storage: fs strings and a secret-free description."""
+
+    remote: Remote
+    user: str
+    secret: str | None
+    display: str  # shown to users and recorded in catalogues; never contains a secret
+    host: str
+
+    def key(self) -> str:
+        return self.display
+
+    def fs(self, subpath: str, obscure: Callable[[str], str], backend_type: str = "") -> str:
+        """The rclone fs string for ``subpath`` under the remote's path.
+
+        ``backend_type`` names the type of a named remote (from rclone's config), which decides the
+        names of the credential parameters.
+        """
+        path = "/".join(p for p in (self.remote.path.rstrip("/"), subpath.strip("/")) if p)
+        if self.remote.local:
+            return str(Path(path)) if path else "/"
+        head = self.remote.head
+        params = _CREDENTIAL_PARAMS.get(backend_type or self.remote.backend)
+        if self.user and params:
+            user_key, secret_key, must_obscure = params
+            extra = [f"{user_key}='{self.user}'"]
+            if self.secret:
+                value = obscure(self.secret) if must_obscure else self.secret
+                extra.append(f"{secret_key}='{value}'")
+            head = head + "," + ",".join(extra)
+        return f"{head}:{path}"
+
+
+def storage_target(cfg: Config, paths: Paths, *, need_secret: bool = True) -> StorageTarget:
+    """Resolve ``[storage]``: the embedded default is a local folder under the data folder."""
+    spec = cfg.storage.remote or str(paths.default_storage)
+    remote = parse_remote(spec)
+    user = cfg.storage.user
+    secret = get_secret(storage_service(spec), user) if (user and not remote.local) else None
+    if need_secret and user and not remote.local and secret is None:
+        raise AuthError(f"no storage password stored for user {user!r}",
+                        "Run `trayagent login storage --user " + user + " --password-stdin`.")
+    if remote.local:
+        display, host = Path(spec).resolve().as_uri(), socket.gethostname()
+    else:
+        url = _param(remote.head, "url") or _param(remote.head, "endpoint") or _param(remote.head, "host")
+        backend = remote.backend
+        if url:
+            parsed = urlparse(url if "://" in url else f"//{url}")
+            host = parsed.hostname or url
+            display = f"{backend}+{url.rstrip('/')}/{remote.path}".rstrip("/")
+        else:
+            host = backend
+            display = f"rclone:{backend}:{remote.path}".rstrip(":")
+    return StorageTarget(remote, user, secret, display, host)

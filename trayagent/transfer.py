@@ -1,0 +1,180 @@
+"""Moving bytes: batches of queued files copied by the rclone daemon, and what storage then holds.
+
+A batch becomes one ``sync/copy`` job per source folder, restricted to the batch's files by a
+NUL-separated ``--files-from0`` list and run with ``NoCheckDest``: the
+queue has already decided what must go, so rclone need not list the destination first. Names with
+control characters are passed in rclone's own encoding (see ``rclone_name``). ``listing`` reads back what
+storage holds (size, and the backend's hash where it has one) for verification.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import AuthError, StorageError
+from .queue import QueuedFile
+from .rclone import RcError, RcloneDaemon, is_auth_error
+from .storage import StorageTarget
+
+log = logging.getLogger(__name__)
+
+_HASH_PREFERENCE = ("md5", "sha1", "sha256")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    size: int
+    hashes: dict[str, str]
+
+
+def _prefix(f: QueuedFile) -> str:
+    """Folder under the dataset folder that the file's source folder maps to."""
+    return f.relpath[: len(f.relpath) - len(f.src_rel)].rstrip("/")
+
+
+_QUOTE = "\u201b"  # rclone's escape for a character that already looks like an encoded one
+
+
+def rclone_name(path: str) -> str:
+    """A local path in rclone's internal encoding: control characters become their Unicode
+    'control pictures' (newline -> U+240A), as rclone lists and expects them."""
+    out = []
+    for ch in path:
+        code = ord(ch)
+        if 0x2400 <= code <= 0x2421 or ch == _QUOTE:
+            out.append(_QUOTE + ch)
+        elif code < 0x20:
+            out.append(chr(0x2400 + code))
+        elif code == 0x7F:
+            out.append("\u2421")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class Transfer:
+    """The storage side of the pipeline for one storage target."""
+
+    def __init__(self, daemon: RcloneDaemon, target: StorageTarget, *, transfers: int,
+                 scratch_dir: Path, backend_type: str = "") -> None:
+        self.daemon = daemon
+        self.target = target
+        self.transfers = transfers
+        self.scratch_dir = scratch_dir
+        self.backend_type = backend_type
+        self._hashes: list[str] | None = None
+
+    def fs(self, subpath: str = "") -> str:
+        return self.target.fs(subpath, self.daemon.obscure, self.backend_type)
+
+    def _config(self) -> dict[str, Any]:
+        return {"Transfers": self.transfers, "Checkers": max(8, self.transfers), "NoCheckDest": True}
+
+    # -- capabilities and access ----------------------------------------------------------------
+    def hash_types(self) -> list[str]:
+        """Hashes the storage can report for stored files (empty: size verification only)."""
+        if self._hashes is None:
+            info = self._guard(lambda: self.daemon.call("operations/fsinfo", {"fs": self.fs()}))
+            self._hashes = [h for h in info.get("Hashes") or [] if isinstance(h, str)]
+        return self._hashes
+
+    def preferred_hash(self) -> str | None:
+        return next((h for h in _HASH_PREFERENCE if h in self.hash_types()), None)
+
+    def check_access(self, storage_path: str) -> None:
+        """Create the dataset folder: fails fast on a wrong password or an unreachable server."""
+        self._guard(lambda: self.daemon.call("operations/mkdir", {"fs": self.fs(), "remote": storage_path}))
+
+    def _guard(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return call()
+        except RcError as exc:
+            raise self.explain(exc.error) from exc
+
+    def explain(self, error: str) -> StorageError | AuthError:
+        """Turn rclone's error text into the error a user can act on."""
+        where = self.target.display
+        if is_auth_error(error):
+            return AuthError(f"the storage {where} refused the credentials: {error}",
+                             "Check [storage] user and run `trayagent login storage --user NAME "
+                             "--password-stdin` with the right password.")
+        return StorageError(f"storage {where}: {error}", "It is retried automatically; see the log "
+                            "if it persists.", transient=RcError("", 0, error).transient)
+
+    # -- copying --------------------------------------------------------------------------------
+    def copy_batch(self, storage_path: str, files: Sequence[QueuedFile],
+                   on_job: Callable[[int], None] | None = None) -> list[str]:
+        """Copy the files; returns the error texts of jobs that failed (files are verified anyway)."""
+        groups: dict[tuple[str, str], list[QueuedFile]] = defaultdict(list)
+        for f in files:
+            groups[(f.src_root, _prefix(f))].append(f)
+        return [e for (root, prefix), group in groups.items()
+                if (e := self._copy_group(storage_path, root, prefix, group, on_job))]
+
+    def _copy_group(self, storage_path: str, root: str, prefix: str, group: Sequence[QueuedFile],
+                    on_job: Callable[[int], None] | None) -> str | None:
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        listing = self.scratch_dir / f"batch-{os.getpid()}-{secrets.token_hex(4)}.lst"
+        listing.write_bytes(b"".join(rclone_name(f.src_rel).encode() + b"\0" for f in group))
+        try:
+            dst = "/".join(p for p in (storage_path, prefix) if p)
+            status = self.daemon.run_job("sync/copy", {
+                "srcFs": root, "dstFs": self.fs(dst), "createEmptySrcDirs": False,
+                "_config": self._config(), "_filter": {"FilesFrom0": [str(listing)]}}, on_job=on_job)
+        finally:
+            listing.unlink(missing_ok=True)
+        return None if status.get("success") else self.daemon.redact(str(status.get("error") or "failed"))
+
+    def copy_one(self, storage_path: str, f: QueuedFile) -> None:
+        """One file on its own: used for odd names and to learn each file's own error."""
+        status = self.daemon.run_job("operations/copyfile", {
+            "srcFs": f.src_root, "srcRemote": rclone_name(f.src_rel), "dstFs": self.fs(storage_path),
+            "dstRemote": rclone_name(f.relpath), "_config": self._config()})
+        if not status.get("success"):
+            raise RcError("operations/copyfile", 0, self.daemon.redact(str(status.get("error"))))
+
+    def put_bytes(self, storage_path: str, name: str, data: bytes) -> None:
+        """Write a small generated file (the manifest) into the dataset folder."""
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.scratch_dir) as tmp:
+            (Path(tmp) / name).write_bytes(data)
+            status = self.daemon.run_job("operations/copyfile", {
+                "srcFs": tmp, "srcRemote": name, "dstFs": self.fs(storage_path), "dstRemote": name,
+                "_config": self._config()})
+        if not status.get("success"):
+            raise self.explain(self.daemon.redact(str(status.get("error"))))
+
+    # -- reading back ---------------------------------------------------------------------------
+    def listing(self, storage_path: str, folders: set[str], hash_type: str | None) -> dict[str, RemoteFile]:
+        """What storage holds in these dataset sub-folders: rclone-encoded relpath -> size and hashes."""
+        out: dict[str, RemoteFile] = {}
+        for folder in sorted(folders):
+            opt: dict[str, Any] = {"recurse": False, "filesOnly": True, "noMimeType": True,
+                                   "noModTime": True}
+            if hash_type:
+                opt.update(showHash=True, hashTypes=[hash_type])
+            try:
+                result = self.daemon.call("operations/list", {
+                    "fs": self.fs(storage_path), "remote": rclone_name(folder), "opt": opt})
+            except RcError as exc:
+                if "not found" in exc.error.lower():
+                    continue
+                raise self.explain(exc.error) from exc
+            for item in result.get("list") or []:
+                out[item["Path"]] = RemoteFile(int(item["Size"]), dict(item.get("Hashes") or {}))
+        return out
+
+    def bytes_in_flight(self, jobid: int) -> int:
+        """Bytes rclone has sent so far in a job, for progress."""
+        try:
+            return int(self.daemon.stats(f"job/{jobid}").get("bytes", 0))
+        except (RcError, StorageError):
+            return 0

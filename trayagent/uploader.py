@@ -1,0 +1,183 @@
+"""The public face of the core: what the CLI (and later the agent and dialogs) call.
+
+It wires configuration to the parts (queue, rclone daemon, transfer, catalogue, engine) and offers
+whole operations: plan a dataset, preview it, submit it, run it to the end, report status. Nothing
+here knows about terminals, trays or dialogs.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .catalogue.base import Catalogue, DatasetSpec, StorageLocation
+from .catalogue.local import LocalCatalogue
+from .config import Config
+from .engine import Engine, Outcome, Progress, Tuning, source_paths
+from .errors import ConfigError
+from .lock import ProcessLock
+from .naming import render_root
+from .paths import Paths
+from .queue import Dataset, Queue, State
+from .rclone import RcError, RcloneDaemon, Redactor, find_rclone
+from .scan import Filters, Source, plan_sources, scan
+from .storage import StorageTarget, storage_target
+from .transfer import Transfer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A dataset the user described, resolved: where each source goes."""
+
+    spec: DatasetSpec
+    sources: tuple[Source, ...]
+    filters: Filters
+    storage_path: str
+    mode: str = "batch"
+
+
+def make_catalogue(cfg: Config, paths: Paths) -> Catalogue:
+    if cfg.catalogue.kind == "local":
+        return LocalCatalogue(paths.catalogue_db)
+    raise ConfigError(f"[catalogue] kind = {cfg.catalogue.kind!r} is not available in this version",
+                      'Use kind = "local" (the default) for now.')
+
+
+class Uploader:
+    """One configured instance of the pipeline. Use as a context manager: it owns rclone."""
+
+    def __init__(self, cfg: Config, paths: Paths, redactor: Redactor | None = None) -> None:
+        self.cfg = cfg
+        self.paths = paths.ensure()
+        self.redactor = redactor or Redactor()
+        self.queue = Queue(paths.queue_db)
+        self.catalogue = make_catalogue(cfg, paths)
+        self._daemon: RcloneDaemon | None = None
+        self._engine: Engine | None = None
+        self._lock = ProcessLock(paths.engine_lock)
+
+    def __enter__(self) -> Uploader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._engine:
+            self._engine.close()
+        if self._daemon:
+            self._daemon.stop()
+        self._lock.release()
+        self.catalogue.close()
+        self.queue.close()
+
+    # -- planning -------------------------------------------------------------------------------
+    def plan(self, paths: Sequence[str], *, dataset: str, proposal: str | None = None,
+             description: str | None = None, investigation_description: str | None = None,
+             include: Sequence[str] = (), exclude: Sequence[str] = (), mode: str = "batch") -> Plan:
+        if not dataset.strip():
+            raise ConfigError("the dataset name is empty", "Give one with --dataset NAME.")
+        sources = tuple(plan_sources(paths))
+        user = self.cfg.storage.user or getpass.getuser()
+        storage_path = render_root(self.cfg.storage.root, dataset=dataset, proposal=proposal, user=user)
+        spec = DatasetSpec(
+            name=dataset, proposal=proposal, description=description,
+            investigation_description=investigation_description, owner=getpass.getuser(),
+            creation_location=self.cfg.dataset.creation_location or f"/{socket.gethostname()}",
+            source_folders=source_paths(sources))
+        filters = Filters(tuple(self.cfg.dataset.include) + tuple(include),
+                          tuple(self.cfg.dataset.exclude) + tuple(exclude))
+        return Plan(spec, sources, filters, storage_path, mode)
+
+    def preview(self, plan: Plan, errors: list[str] | None = None) -> Iterator[tuple[str, str, int]]:
+        """(local path, storage path, size) for each file: the dry run; touches nothing."""
+        base = self.target(need_secret=False).display.rstrip("/")
+        for f in scan(plan.sources, plan.filters, errors):
+            yield f"{f.src_root}/{f.src_rel}", f"{base}/{plan.storage_path}/{f.relpath}", f.size
+
+    # -- running --------------------------------------------------------------------------------
+    def target(self, need_secret: bool = True) -> StorageTarget:
+        target = storage_target(self.cfg, self.paths, need_secret=need_secret)
+        if target.secret:
+            self.redactor.add(target.secret)
+        return target
+
+    @property
+    def engine(self) -> Engine:
+        """Built on first use: takes the queue lock and starts rclone."""
+        if self._engine is None:
+            self._lock.acquire()
+            target = self.target()
+            self._daemon = RcloneDaemon(find_rclone(self.cfg.storage.rclone), self.paths.runtime_dir,
+                                        self.cfg.storage.rclone_config, self.redactor)
+            self._daemon.start()
+            if self.cfg.transfer.bwlimit:
+                self._daemon.set_bwlimit(self.cfg.transfer.bwlimit)
+            transfer = Transfer(self._daemon, target, transfers=self.cfg.transfer.transfers,
+                                scratch_dir=self.paths.runtime_dir, backend_type=self._backend_type(target))
+            t = self.cfg.transfer
+            tuning = Tuning(batch_files=t.batch_files, batch_bytes=t.batch_bytes, checksum=t.checksum,
+                            retry_max_seconds=float(t.retry_max_seconds))
+            self._engine = Engine(self.queue, transfer, self.catalogue, tuning,
+                                  lambda path: StorageLocation(target.display, target.host, path))
+        return self._engine
+
+    def _backend_type(self, target: StorageTarget) -> str:
+        """A named remote's type (webdav, s3...) decides how credentials are passed."""
+        if target.remote.local or target.remote.head.startswith(":"):
+            return ""
+        assert self._daemon is not None
+        name = target.remote.head.split(",")[0]
+        try:
+            return str(self._daemon.call("config/get", {"name": name}).get("type", ""))
+        except RcError:
+            raise ConfigError(f"[storage] remote: no rclone remote named {name!r}",
+                              "Define it with `rclone config`, set [storage] rclone_config, or use a "
+                              "connection string such as :webdav,url='https://host/dav':") from None
+
+    def submit(self, plan: Plan, errors: list[str] | None = None) -> Dataset:
+        """Record the dataset and enqueue its files (bounded batches); returns the queue's dataset."""
+        engine = self.engine
+        dataset = self.queue.ensure_dataset(
+            name=plan.spec.name, spec=_spec_dict(plan.spec), mode=plan.mode,
+            storage_url=engine.transfer.target.display, storage_path=plan.storage_path,
+            catalogue_kind=self.catalogue.kind)
+        engine.enqueue(dataset, plan.sources, plan.filters, errors)
+        return self.queue.dataset(dataset.id)
+
+    def run(self, dataset: Dataset, on_progress: Callable[[Progress], None] | None = None) -> Outcome:
+        return self.engine.run(dataset.id, on_progress)
+
+    def resume(self, on_progress: Callable[[Progress], None] | None = None) -> list[Outcome]:
+        """Finish every dataset left active by an earlier, interrupted run."""
+        return [self.engine.run(d.id, on_progress) for d in self.queue.datasets("active")
+                if d.mode == "batch"]
+
+    def stop(self) -> None:
+        if self._engine:
+            self._engine.stop_event.set()
+
+    # -- reporting ------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        datasets = []
+        for d in self.queue.datasets():
+            bytes_by_state = self.queue.byte_counts(d.id)
+            datasets.append({
+                "id": d.id, "name": d.name, "state": d.state, "mode": d.mode,
+                "storage": f"{d.storage_url.rstrip('/')}/{d.storage_path}", "catalogue_id": d.catalogue_id,
+                "files": self.queue.counts(d.id), "bytes": sum(bytes_by_state.values()),
+                "bytes_registered": bytes_by_state.get(State.REGISTERED.value, 0)})
+        errors = [{"dataset": self.queue.dataset(f.dataset_id).name, "path": f.relpath,
+                   "state": f.state, "error": f.last_error} for f in self.queue.recent_errors(10)]
+        return {"datasets": datasets, "recent_errors": errors,
+                "config": str(self.cfg.source) if self.cfg.source else "embedded default"}
+
+
+def _spec_dict(spec: DatasetSpec) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
