@@ -83,3 +83,11 @@ def ta_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # ------------------------------------------------------------------------------------------------------
 # Other fixtures go below this line.
 # ------------------------------------------------------------------------------------------------------
+
+from agentctl import Trayagent  # noqa: E402
+
+
+@pytest.fixture
+def ta(ta_home: Path) -> Trayagent:
+    """A private trayagent installation driven through its real CLI."""
+    return Trayagent(ta_home)

@@ -41,13 +41,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="trayagent", description="Upload beamline data to facility storage and register "
-                "it in the data catalogue.")
+    common = argparse.ArgumentParser(add_help=False)  # accepted before and after the command
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="configuration file (default: config.toml in the user config folder; "
+                        "env TRAYAGENT_CONFIG)")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log debug details to the terminal")
+    p = _Parser(prog="trayagent", parents=[common], description="Upload beamline data to facility "
+                "storage and register it in the data catalogue.")
     p.add_argument("--version", action="version", version=f"trayagent {__version__}")
-    p.add_argument("--config", metavar="FILE", help="configuration file (default: config.toml in the "
-                   "user config folder; env TRAYAGENT_CONFIG)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log debug details to the terminal")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add = sub.add_parser
+
+    def add_parser(name: str, **kw: Any) -> argparse.ArgumentParser:
+        return _add(name, parents=[common], **kw)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
 
     up = sub.add_parser("upload", help="upload folders/files as one dataset (batch mode)")
     up.add_argument("paths", nargs="+", metavar="PATH")
@@ -85,9 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     paths = resolve_paths()
     redactor = Redactor()
-    setup_logging(paths.log_file, redactor, verbose=args.verbose)
+    setup_logging(paths.log_file, redactor, verbose=getattr(args, "verbose", False))
     try:
-        cfg = load_config(paths, args.config)
+        cfg = load_config(paths, getattr(args, "config", None))
         return int(_COMMANDS[args.command](args, cfg, paths, redactor))
     except TrayagentError as exc:
         log.debug("command failed", exc_info=True)

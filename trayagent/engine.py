@@ -145,8 +145,8 @@ class Engine:
         started = time.monotonic()
         self.queue.recover_interrupted()
         dataset = self.queue.dataset(dataset_id)
-        self.transfer.check_access(dataset.storage_path)
-        self.algorithm()
+        if not self._reach_storage(dataset):
+            return self._outcome(dataset, time.monotonic() - started)
         tracker = _ProgressTracker(self, dataset, on_progress)
         while not self.stop_event.is_set():
             dataset = self._ensure_catalogued(dataset)
@@ -161,6 +161,25 @@ class Engine:
             self._finalize(dataset)
         tracker.emit(force=True)
         return self._outcome(dataset, time.monotonic() - started)
+
+    def _reach_storage(self, dataset: Dataset) -> bool:
+        """Check access (auth errors raise at once); wait out an unreachable server. False: stopped."""
+        attempt = 0
+        while not self.stop_event.is_set():
+            try:
+                self.transfer.check_access(dataset.storage_path)
+                self.algorithm()
+                self.waiting = None
+                return True
+            except StorageError as exc:
+                if not exc.transient:
+                    raise
+                delay = backoff(attempt, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
+                self.waiting = f"storage unreachable: {exc.message} (retrying in {delay:.0f} s)"
+                log.warning("storage unreachable (%s); retry in %.1f s", exc.message, delay)
+                self.stop_event.wait(delay)
+                attempt += 1
+        return False
 
     def _finished(self, dataset: Dataset) -> bool:
         counts = self.queue.counts(dataset.id)
@@ -293,15 +312,20 @@ class Engine:
 
     def _retry_each(self, dataset: Dataset, files: list[QueuedFile],
                     digests: dict[int, Future[Digest | LocalFileError]], errors: list[str]) -> None:
-        """Files the batch did not land: one by one, to learn each file's own error."""
+        """Files the batch did not land: one by one, to learn each file's own error. After a
+        transient error (server down) the rest wait too, instead of each failing slowly alone."""
+        outage: tuple[str, float] | None = None
         for f in files:
             if self.stop_event.is_set():
                 self.queue.mark([f.id], State.PENDING, expect=State.UPLOADING)
                 continue
+            if outage is not None:
+                self.queue.retry_later(f.id, outage[0], outage[1])
+                continue
             try:
                 self.transfer.copy_one(dataset.storage_path, f)
             except (RcError, StorageError) as exc:
-                self._storage_problem(f, getattr(exc, "error", None) or str(exc))
+                outage = self._storage_problem(f, getattr(exc, "error", None) or str(exc))
                 continue
             digest = digests[f.id].result()
             assert not isinstance(digest, LocalFileError)
@@ -311,7 +335,8 @@ class Engine:
                 why = "the stored copy does not match (size or checksum)" if stored else "not found in storage"
                 self._mismatch(f, f"{why} after upload; {'; '.join(errors)[:300]}".rstrip("; "))
 
-    def _storage_problem(self, f: QueuedFile, error: str) -> None:
+    def _storage_problem(self, f: QueuedFile, error: str) -> tuple[str, float] | None:
+        """Retry later or fail the file; returns (error, delay) when the error was transient."""
         problem = self.transfer.explain(error)
         if isinstance(problem, AuthError):
             self.queue.mark([f.id], State.PENDING, expect=State.UPLOADING)
@@ -321,9 +346,10 @@ class Engine:
             self.waiting = f"storage: {error} (retrying in {delay:.0f} s)"
             log.warning("%s: %s; retry in %.1f s (attempt %d)", f.relpath, error, delay, f.attempts + 1)
             self.queue.retry_later(f.id, error, delay)
-        else:
-            log.error("%s: %s", f.relpath, error)
-            self.queue.fail(f.id, error)
+            return error, delay
+        log.error("%s: %s", f.relpath, error)
+        self.queue.fail(f.id, error)
+        return None
 
     def _mismatch(self, f: QueuedFile, error: str) -> None:
         """Uploaded but not verifiable: retried a few times, then reported, never registered."""

@@ -224,8 +224,8 @@ class Queue:
         upload only sends what is new or changed.
         """
         now = time.time()
-        before = self._db.total_changes
         with self._tx() as db:
+            before = db.total_changes
             db.executemany(
                 "INSERT INTO files (dataset_id, src_root, src_rel, relpath, state, updated, size, mtime_ns)"
                 " VALUES (?,?,?,?,'pending',?,?,?)"
@@ -236,7 +236,7 @@ class Queue:
                 " WHERE files.state='failed' OR files.size IS NOT excluded.size"
                 "  OR files.mtime_ns IS NOT excluded.mtime_ns",
                 [(dataset_id, f.src_root, f.src_rel, f.relpath, now, f.size, f.mtime_ns) for f in files])
-        return self._db.total_changes - before
+            return db.total_changes - before
 
     def recover_interrupted(self) -> int:
         """After a crash: uploads that were in flight are simply done again."""

@@ -9,12 +9,14 @@ rclone's own log is streamed into the agent log with every registered secret mas
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -116,13 +118,31 @@ class RcloneDaemon:
             cmd += ["--config", self.rclone_config]
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
+        self._reap_orphan()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE, text=True, errors="replace",
-                                      env=env, creationflags=flags)
+                                      env=env, creationflags=flags, preexec_fn=_die_with_parent if os.name == "posix" else None)
+        self._pidfile.write_text(str(self._proc.pid))
         self._url = self._await_listen(self._proc)
         threading.Thread(target=self._pump_log, args=(self._proc,), daemon=True,
                          name="rclone-log").start()
         log.info("rclone rcd (pid %d) serving on %s", self._proc.pid, self._url)
+
+    @property
+    def _pidfile(self) -> Path:
+        return self.runtime_dir / "rclone-rcd.pid"
+
+    def _reap_orphan(self) -> None:
+        """An rclone left running by a killed agent could still be writing: stop it first."""
+        try:
+            pid = int(self._pidfile.read_text())
+        except (OSError, ValueError):
+            return
+        if _is_rclone(pid):
+            log.warning("stopping rclone (pid %d) left over from an agent that was killed", pid)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        self._pidfile.unlink(missing_ok=True)
 
     def _await_listen(self, proc: subprocess.Popen[str]) -> str:
         assert proc.stderr is not None
@@ -161,6 +181,7 @@ class RcloneDaemon:
                 proc.wait(5)
         for f in self.runtime_dir.glob(f"rclone-rc-{os.getpid()}.htpasswd"):
             f.unlink(missing_ok=True)
+        self._pidfile.unlink(missing_ok=True)
 
     @property
     def pid(self) -> int | None:
@@ -231,6 +252,27 @@ class RcloneDaemon:
         return obscured
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills rclone when the agent dies, even by SIGKILL (no orphan uploads).
+
+    The signal fires when the *thread* that started rclone ends, so the daemon must be started from
+    a thread that lives as long as the agent (the main thread, or the engine's own thread)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _is_rclone(pid: int) -> bool:
+    """Whether ``pid`` is a running rclone. Only answerable through /proc; elsewhere (Windows) we
+    never guess, since signalling a recycled pid could kill an unrelated program."""
+    try:
+        return b"rclone" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 class RcError(StorageError):
     """An rc call answered with an error status."""
 
@@ -240,21 +282,28 @@ class RcError(StorageError):
         self.error = error
 
 
-_PERMANENT = re.compile(r"\b(401|403|unauthori[sz]ed|forbidden|access denied|invalidaccesskeyid|"
-                        r"signaturedoesnotmatch|permission denied|no such bucket|nosuchbucket|"
-                        r"directory not found|is a directory|invalid|413|400|405|409|411|414|415)\b", re.I)
-_TRANSIENT = re.compile(r"(connection refused|timeout|timed out|connection reset|eof|broken pipe|"
-                        r"no such host|temporar|unavailable|\b5\d\d\b|too many requests|\b429\b|"
-                        r"source file is being updated|not answering)", re.I)
+# HTTP status codes only where rclone prints them as statuses, never digits inside file paths.
+_STATUS = r"(?:status(?: code)?:? ?|http |error |\()"
+_AUTH = re.compile(rf"({_STATUS}(401|403)\b|^(401|403)\b|\b(unauthori[sz]ed|forbidden|access ?denied|"
+                   r"invalidaccesskeyid|signaturedoesnotmatch)\b)", re.I | re.M)
+_PERMANENT = re.compile(rf"(({_STATUS}|^)(400|404|405|409|411|413|414|415)\b|\b(permission denied|"
+                        r"no such bucket|nosuchbucket|directory not found|is a directory|invalid)\b)",
+                        re.I | re.M)
+_TRANSIENT = re.compile(rf"(connection refused|timeout|timed out|connection reset|\beof\b|broken pipe|"
+                        rf"no such host|temporar|unavailable|{_STATUS}5\d\d\b|^5\d\d\b|too many requests|"
+                        rf"{_STATUS}429\b|source file is being updated|not answering|deadline exceeded)",
+                        re.I | re.M)
 
 
 def is_transient(error: str) -> bool:
-    """Classify an rclone error text: can waiting and retrying help?"""
+    """Classify an rclone error text: can waiting and retrying help? Unknown errors: yes, since a
+    wrongly permanent failure loses data while a wrongly transient one only costs retries."""
+    if is_auth_error(error):
+        return False
     if _TRANSIENT.search(error):
         return True
     return not _PERMANENT.search(error)
 
 
 def is_auth_error(error: str) -> bool:
-    return bool(re.search(r"\b(401|403|unauthori[sz]ed|forbidden|access denied|invalidaccesskeyid|"
-                          r"signaturedoesnotmatch)\b", error, re.I))
+    return bool(_AUTH.search(error))

@@ -60,7 +60,7 @@ def _match(pattern: str, relpath: str) -> bool:
 
 def plan_sources(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
     """Resolve the user's PATH arguments; a missing path is a usage error reported before anything."""
-    resolved = [Path(p).expanduser().absolute() for p in paths]
+    resolved = [Path(p).expanduser().resolve() for p in paths]
     missing = [str(p) for p in resolved if not p.exists()]
     if missing:
         raise ConfigError("no such file or folder: " + ", ".join(missing), "Check the paths and try again.")
@@ -126,7 +126,11 @@ def _walk(source: Source, filters: Filters, errors: list[str] | None) -> Iterato
                     if not filters.prunes(rel):
                         subdirs.append(rel)
                     continue
-                if not entry.is_file() or not filters.wants(rel):
+                if not filters.wants(rel):
+                    continue
+                if not entry.is_file():
+                    if entry.is_symlink() and not os.path.exists(entry.path):
+                        _report(errors, f"{entry.path}: broken symbolic link (its target is missing)")
                     continue
                 st = entry.stat()
             except OSError as exc:

@@ -76,7 +76,10 @@ class Transfer:
         return self.target.fs(subpath, self.daemon.obscure, self.backend_type)
 
     def _config(self) -> dict[str, Any]:
-        return {"Transfers": self.transfers, "Checkers": max(8, self.transfers), "NoCheckDest": True}
+        # Few low-level retries: rclone would otherwise wait out an outage silently inside a job;
+        # the queue retries with backoff and tells the user it is waiting.
+        return {"Transfers": self.transfers, "Checkers": max(8, self.transfers), "NoCheckDest": True,
+                "LowLevelRetries": 3}
 
     # -- capabilities and access ----------------------------------------------------------------
     def hash_types(self) -> list[str]:
@@ -91,7 +94,8 @@ class Transfer:
 
     def check_access(self, storage_path: str) -> None:
         """Create the dataset folder: fails fast on a wrong password or an unreachable server."""
-        self._guard(lambda: self.daemon.call("operations/mkdir", {"fs": self.fs(), "remote": storage_path}))
+        self._guard(lambda: self.daemon.call("operations/mkdir", {
+            "fs": self.fs(), "remote": rclone_name(storage_path), "_config": {"LowLevelRetries": 2}}))
 
     def _guard(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         try:

@@ -1,0 +1,109 @@
+"""Drive trayagent as a user would: real CLI processes against a private TRAYAGENT_HOME.
+
+Tests use ``Trayagent`` to write a config file, store secrets through ``trayagent login``, run
+commands (or start them in the background to kill them), and read back the queue and catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from servers import S3Server, WebDAVServer
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+@dataclass
+class Trayagent:
+    home: Path
+
+    @property
+    def storage_dir(self) -> Path:
+        """The embedded default storage folder."""
+        return self.home / "data" / "storage"
+
+    @property
+    def log_text(self) -> str:
+        log = self.home / "logs" / "trayagent.log"
+        return log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["TRAYAGENT_HOME"] = str(self.home)
+        env.pop("TRAYAGENT_CONFIG", None)
+        return env
+
+    def write_config(self, sections: dict[str, dict[str, Any]]) -> Path:
+        path = self.home / "config" / "config.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for name, keys in sections.items():
+            lines.append(f"[{name}]")
+            lines += [f"{k} = {_toml(v)}" for k, v in keys.items()]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    def run(self, *args: str, input: str | None = None, timeout: float = 300,
+            check: bool = False) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "trayagent.cli", *args], input=input, text=True,
+                              capture_output=True, env=self.env(), timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"trayagent {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def upload_json(self, *args: str, timeout: float = 300) -> tuple[int, dict[str, Any]]:
+        proc = self.run("upload", *args, "--json", timeout=timeout)
+        try:
+            return proc.returncode, json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            raise AssertionError(f"no JSON from upload (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "trayagent.cli", *args], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+
+    # -- reading state back -------------------------------------------------------------------
+    def catalogue_files(self, dataset: str) -> dict[str, dict[str, Any]]:
+        """path -> row of every file the local catalogue holds for datasets named ``dataset``."""
+        with sqlite3.connect(self.home / "data" / "catalogue.sqlite") as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT f.* FROM files f JOIN datasets d ON d.id = f.dataset_id "
+                              "WHERE d.name = ?", (dataset,)).fetchall()
+        return {r["path"]: dict(r) for r in rows}
+
+    def catalogue_datasets(self) -> list[dict[str, Any]]:
+        with sqlite3.connect(self.home / "data" / "catalogue.sqlite") as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute("SELECT * FROM datasets").fetchall()]
+
+    def queue_states(self) -> dict[str, int]:
+        with sqlite3.connect(self.home / "data" / "queue.sqlite") as db:
+            return dict(db.execute("SELECT state, COUNT(*) FROM files GROUP BY state").fetchall())
+
+    # -- storage profiles ---------------------------------------------------------------------
+    def use_webdav(self, server: WebDAVServer, **extra: Any) -> None:
+        self.write_config({"storage": {"remote": f":webdav,url='{server.url}',vendor=other:",
+                                       "user": server.user, **extra.pop("storage", {})}, **extra})
+        self.run("login", "storage", "--password-stdin", input=server.password + "\n", check=True)
+
+    def use_s3(self, server: S3Server, bucket: str, **extra: Any) -> None:
+        remote = (f":s3,provider=SeaweedFS,endpoint='{server.endpoint}',region={server.region},"
+                  f"force_path_style=true:{bucket}")
+        self.write_config({"storage": {"remote": remote, "user": server.access_key,
+                                       **extra.pop("storage", {})}, **extra})
+        self.run("login", "storage", "--password-stdin", input=server.secret_key + "\n", check=True)

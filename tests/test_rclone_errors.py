@@ -1,0 +1,115 @@
+"""Unit tests for trayagent.rclone's error classification and secret redaction (no rclone process)."""
+
+from __future__ import annotations
+
+import pytest
+
+from trayagent.errors import StorageError
+from trayagent.rclone import RcError, Redactor, is_auth_error, is_transient
+
+# (rclone error text, transient?, auth?)
+CASES = [
+    ("couldn't connect: dial tcp 127.0.0.1:8080: connect: connection refused", True, False),
+    ('Put "http://127.0.0.1:8080/dav/a.h5": dial tcp: lookup store.example: no such host', True, False),
+    ("read tcp 10.0.0.2:51234->10.0.0.9:443: read: connection reset by peer", True, False),
+    ("context deadline exceeded", True, False),
+    ("net/http: TLS handshake timeout", True, False),
+    ("i/o timeout", True, False),
+    ("unexpected EOF", True, False),
+    ("write: broken pipe", True, False),
+    ("500 Internal Server Error", True, False),
+    ("502 Bad Gateway", True, False),
+    ("503 Service Unavailable", True, False),
+    ("SlowDown: Please reduce your request rate.\n\tstatus code: 503, request id: 17A2B3C4", True, False),
+    ("429 Too Many Requests", True, False),
+    ("source file is being updated (size changed from 10 to 20)", True, False),
+    ("rclone is not answering", True, False),
+    ("401 Unauthorized", False, True),
+    ("couldn't list files: 401 Unauthorized: ", False, True),
+    ("403 Forbidden", False, True),
+    (("SignatureDoesNotMatch: The request signature we calculated does not match the signature you "
+      "provided. Check your key and signing method.\n\tstatus code: 403, request id: 1769A2F7B1E2C3D4, "
+      "host id: "), False, True),
+    (("InvalidAccessKeyId: The AWS Access Key Id you provided does not exist in our records.\n\tstatus "
+      "code: 403, request id: 1769A2F7B1E2C3D5, host id: "), False, True),
+    ("AccessDenied: Access Denied\n\tstatus code: 403", False, True),
+    ("failed to open source object: open /data/run1/a.h5: permission denied", False, False),
+    ("NoSuchBucket: The specified bucket does not exist\n\tstatus code: 404", False, False),
+    ("directory not found", False, False),
+    ("413 Request Entity Too Large", False, False),
+    ("400 Bad Request", False, False),
+    ("409 Conflict", False, False),
+    ("InvalidBucketName: The specified bucket is not valid.\n\tstatus code: 400, request id: 17A2B3C4D5E6",
+     False, False),
+    ("object name invalid", False, False),
+]
+
+
+@pytest.mark.parametrize(("error", "transient", "auth"), CASES, ids=[c[0][:40] for c in CASES])
+def test_classification(error: str, transient: bool, auth: bool) -> None:
+    assert is_transient(error) is transient
+    assert is_auth_error(error) is auth
+
+
+def test_auth_words_are_case_insensitive_and_whole_words() -> None:
+    assert is_auth_error("UNAUTHORIZED") and is_auth_error("unauthorised")
+    assert not is_auth_error("port 4010 closed")
+    assert not is_auth_error("forbiddenfruit.h5 copied")
+
+
+def test_unknown_errors_are_retried() -> None:
+    assert is_transient("something odd happened") is True
+    assert is_transient("") is True
+
+
+def test_transient_wins_over_permanent_words() -> None:
+    assert is_transient("500 Internal Server Error: invalid response from backend") is True
+
+
+def test_auth_wins_over_transient_words() -> None:
+    """A refused credential never heals by waiting: retrying it only locks the account."""
+    assert is_transient("403 Forbidden after connection reset") is False
+
+
+def test_rc_error_carries_classification() -> None:
+    err = RcError("operations/copyfile", 500, "401 Unauthorized")
+    assert isinstance(err, StorageError)
+    assert (err.transient, err.status, err.error) == (False, 500, "401 Unauthorized")
+    assert err.message == "rclone operations/copyfile: 401 Unauthorized"
+    assert RcError("sync/copy", 500, "connection refused").transient is True
+
+
+@pytest.mark.parametrize(("error", "transient", "auth"), [
+    ("failed to open source object: open /data/frames/500.tif: permission denied", False, False),
+    ("failed to open source object: open /data/run-401/img.tif: permission denied", False, False),
+])
+def test_numbers_in_paths_are_not_status_codes(error: str, transient: bool, auth: bool) -> None:
+    assert (is_transient(error), is_auth_error(error)) == (transient, auth)
+
+
+# -- Redactor ------------------------------------------------------------------------------------
+
+
+def test_redactor_masks_every_occurrence() -> None:
+    r = Redactor()
+    r.add("s3cr3t-pass")
+    assert r("user=alice pass=s3cr3t-pass again s3cr3t-pass") == "user=alice pass=*** again ***"
+
+
+def test_redactor_masks_longest_first() -> None:
+    r = Redactor()
+    r.add("abcd")
+    r.add("abcdefgh")
+    assert r("key abcdefgh and abcd") == "key *** and ***"
+    assert "efgh" not in r("abcdefgh")
+
+
+def test_redactor_ignores_empty_and_short_secrets() -> None:
+    r = Redactor()
+    r.add("")
+    r.add("abc")
+    assert r("abc is fine") == "abc is fine"
+
+
+def test_redactor_without_secrets_is_identity() -> None:
+    assert Redactor()("nothing to hide: 401 Unauthorized") == "nothing to hide: 401 Unauthorized"
