@@ -381,7 +381,7 @@ def log_phases(log: Path, offset: int, t_start: float, t_end: float) -> dict[str
         return next((ts - t_start for ts, name, msg in events if pred(name, msg)), None)
 
     copied = [ts - t_start for ts, name, msg in events
-              if name == "trayagent.rclone.process" and re.search(r": Copied \(", msg)
+              if name == "trayagent.rclone.process" and re.search(r"\bCopied \(", msg)
               and not msg.startswith(MANIFEST)]
     manifest = [ts - t_start for ts, name, msg in events
                 if name == "trayagent.rclone.process" and msg.startswith(MANIFEST + ": Copied")]
