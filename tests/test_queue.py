@@ -251,9 +251,9 @@ def test_recover_interrupted_moves_uploading_back_to_pending(q: Queue) -> None:
     ids = [f.id for f in q.files(ds)]
     q.mark(ids[:2], State.UPLOADING, expect=State.PENDING)
     q.mark(ids[1:2], State.UPLOADED, expect=State.UPLOADING)
-    assert q.recover_interrupted() == 1
+    assert q.recover_interrupted(ds) == 1
     assert [f.state for f in q.files(ds)] == ["pending", "uploaded", "pending"]
-    assert q.recover_interrupted() == 0
+    assert q.recover_interrupted(ds) == 0
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -321,7 +321,7 @@ def test_second_instance_sees_committed_state(tmp_path: Path) -> None:
         one.mark([one.files(ds)[0].id], State.UPLOADING, expect=State.PENDING)
         assert two.find_dataset(URL, "p1/d1").id == ds  # type: ignore[union-attr]
         assert [f.state for f in two.files(ds)] == ["uploading", "pending"]
-        assert two.recover_interrupted() == 1
+        assert two.recover_interrupted(ds) == 1
         assert one.counts(ds)["pending"] == 2
     finally:
         one.close()

@@ -111,3 +111,24 @@ def test_status_lists_datasets(ta: Trayagent, tmp_path: Path) -> None:
     status = json.loads(ta.run("status", "--json", check=True).stdout)
     [d] = status["datasets"]
     assert d["name"] == "s1" and d["state"] == "complete" and d["files"]["registered"] == 1
+
+
+def test_rclone_killed_mid_upload_is_restarted(ta: Trayagent, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from datagen import make_many
+    from waiting import wait_until
+
+    content = make_many(tmp_path / "d", 20, size=200_000, per_dir=5)
+    ta.write_config({"transfer": {"bwlimit": "1M", "batch_files": 4}})
+    proc = ta.popen("upload", str(tmp_path / "d"), "--dataset", "rc", "--json")
+    pidfile = ta.home / "run" / "rclone-rcd.pid"
+    wait_until(lambda: ta.queue_states().get("registered", 0) >= 4 and pidfile.exists(), 60, what="mid-upload")
+    first = int(pidfile.read_text())
+    os.kill(first, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["files_ok"] == 20
+    assert "rclone rcd died" in ta.log_text
+    assert tree_of(ta.storage_dir / "no-proposal" / "rc") == content

@@ -14,6 +14,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
@@ -59,17 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser = add_parser  # type: ignore[method-assign]
 
     up = sub.add_parser("upload", help="upload folders/files as one dataset (batch mode)")
-    up.add_argument("paths", nargs="+", metavar="PATH")
-    up.add_argument("--dataset", required=True, metavar="NAME")
-    up.add_argument("--proposal", metavar="ID")
-    up.add_argument("--description", metavar="TEXT")
-    up.add_argument("--investigation-description", metavar="TEXT")
-    up.add_argument("--include", action="append", default=[], metavar="GLOB")
-    up.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    up.add_argument("paths", nargs="+", metavar="PATH", help="folders and files (one folder: its contents "
+                    "form the dataset; several: each keeps its name)")
+    up.add_argument("--dataset", required=True, metavar="NAME", help="dataset name")
+    up.add_argument("--proposal", metavar="ID", help="proposal / investigation the data belongs to")
+    up.add_argument("--description", metavar="TEXT", help="dataset description")
+    up.add_argument("--investigation-description", metavar="TEXT", help="investigation description")
+    up.add_argument("--include", action="append", default=[], metavar="GLOB",
+                    help="upload only matching files (repeatable)")
+    up.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                    help="never upload matching files or folders (repeatable)")
     up.add_argument("--dry-run", action="store_true", help="show what would go where; change nothing")
     up.add_argument("--json", action="store_true", help="machine-readable result on stdout")
 
-    st = sub.add_parser("status", help="datasets, queue counts and recent errors")
+    sy = sub.add_parser("sync", help="watch folders and upload each file as soon as it is complete")
+    sy.add_argument("paths", nargs="*", metavar="PATH", help="folders (and files) to watch")
+    sy.add_argument("--dataset", metavar="NAME", help="dataset name")
+    sy.add_argument("--finalize", metavar="NAME", help="finish the sync dataset NAME: drain the queue "
+                    "and mark it complete (also when its session runs in another process)")
+    for flag, meta, text in (("--proposal", "ID", "proposal / investigation"),
+                             ("--description", "TEXT", "dataset description"),
+                             ("--investigation-description", "TEXT", "investigation description")):
+        sy.add_argument(flag, metavar=meta, help=text)
+    sy.add_argument("--include", action="append", default=[], metavar="GLOB")
+    sy.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+
+    st = sub.add_parser("status", help="datasets, sync sessions, queue counts and recent errors")
     st.add_argument("--json", action="store_true")
 
     rs = sub.add_parser("resume", help="finish every interrupted upload")
@@ -135,6 +151,45 @@ def cmd_upload(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
         return EXIT_FAILED if outcome.files_failed else EXIT_OK
 
 
+def cmd_sync(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    if args.finalize:
+        return _finalize(args.finalize, cfg, paths, redactor)
+    if not args.paths or not args.dataset:
+        raise ConfigError("sync needs folders and --dataset NAME (or --finalize NAME)",
+                          "Example: trayagent sync /data/run42 --dataset run42")
+    _sigterm_as_interrupt()
+    with Uploader(cfg, paths, redactor) as up:
+        plan = up.plan(args.paths, dataset=args.dataset, proposal=args.proposal, description=args.description,
+                       investigation_description=args.investigation_description, include=args.include,
+                       exclude=args.exclude, mode="sync")
+        dataset = up.start_sync(plan)
+        print(f"syncing {', '.join(args.paths)} -> {dataset.storage_path} (Ctrl-C stops; "
+              f"`trayagent sync --finalize {args.dataset}` finishes the dataset)", file=sys.stderr)
+        try:
+            up.serve_syncs(on_complete=lambda o: _report(o.as_dict(), False))
+        except KeyboardInterrupt:
+            up.stop_syncs()
+            print("\ntrayagent: sync stopped; queued files stay queued. Run the same command to go on.",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _finalize(name: str, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    _sigterm_as_interrupt()
+    with Uploader(cfg, paths, redactor) as up:
+        dataset = up.request_finalize(name)
+        if up.sessions:  # nobody else held it: finish it here
+            up.serve_syncs()
+        else:
+            print(f"asked the running sync of {name!r} to finish; waiting", file=sys.stderr)
+            while up.queue.dataset(dataset.id).state != "complete":
+                time.sleep(0.5)
+        counts = up.queue.counts(dataset.id)
+    print(f"{name}: complete; {counts['registered']} files registered, {counts['failed']} failed")
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
 def _dry_run(up: Uploader, plan: Any, as_json: bool) -> int:
     errors: list[str] = []
     rows = list(up.preview(plan, errors))
@@ -195,6 +250,13 @@ def cmd_status(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
         counts = ", ".join(f"{n} {s}" for s, n in d["files"].items() if n)
         print(f"{d['name']} [{d['state']}, {d['mode']}] {counts or 'no files'}; "
               f"{d['bytes_registered'] / 1e6:.1f}/{d['bytes'] / 1e6:.1f} MB -> {d['storage']}")
+        if session := d.get("session"):
+            last = session["last_upload"]
+            print(f"  sync {session['state']}: {', '.join(session['folders'])}; watching {session['watch'] or '-'}; "
+                  f"{session['waiting']} waiting for completion; last upload "
+                  f"{time.strftime('%H:%M:%S', time.localtime(last)) if last else 'none yet'}")
+            if session["warning"]:
+                print(f"  warning: {session['warning']}")
     if status["recent_errors"]:
         print("recent errors:")
         for e in status["recent_errors"]:
@@ -244,7 +306,7 @@ def cmd_config(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
     return EXIT_OK
 
 
-_COMMANDS = {"upload": cmd_upload, "status": cmd_status, "resume": cmd_resume, "login": cmd_login,
+_COMMANDS = {"upload": cmd_upload, "sync": cmd_sync, "status": cmd_status, "resume": cmd_resume, "login": cmd_login,
              "logout": cmd_logout, "config": cmd_config}
 
 if __name__ == "__main__":

@@ -106,6 +106,7 @@ class Engine:
         self.tuning = tuning
         self.location = location  # storage path -> StorageLocation for the catalogue
         self.stop_event = threading.Event()
+        self.wake = threading.Event()  # set when work arrives (enqueue) or on stop
         self.waiting: str | None = None
         self._catalogue_paused_until = 0.0
         self._hashers = ThreadPoolExecutor(tuning.hash_threads, thread_name_prefix="hash")
@@ -136,6 +137,7 @@ class Engine:
         for chunk in batched(scan(sources, filters, errors), ENQUEUE_BATCH):
             queued += self.queue.enqueue(dataset.id, chunk)
         self.queue.set_dataset(dataset.id, scan_done=1)
+        self.wake.set()
         return queued
 
     # -- the main loop --------------------------------------------------------------------------
@@ -143,24 +145,53 @@ class Engine:
             finalize: bool = True) -> Outcome:
         """Work until every file of the dataset is registered or failed (or ``stop_event``)."""
         started = time.monotonic()
-        self.queue.recover_interrupted()
+        self.queue.recover_interrupted(dataset_id)
         dataset = self.queue.dataset(dataset_id)
         if not self._reach_storage(dataset):
             return self._outcome(dataset, time.monotonic() - started)
         tracker = _ProgressTracker(self, dataset, on_progress)
         while not self.stop_event.is_set():
-            dataset = self._ensure_catalogued(dataset)
-            worked = self._upload_next_batch(dataset, tracker)
-            worked |= self._register_verified(dataset)
-            tracker.emit()
-            if self._finished(dataset):
+            dataset = self.queue.dataset(dataset_id)
+            worked = self._step(dataset, tracker)
+            if self._finished(dataset) and (not finalize or self._finalize(dataset)):
                 break
             if not worked:
-                self._wait_for_due(dataset)
-        if finalize and self._finished(dataset) and not self.stop_event.is_set():
-            self._finalize(dataset)
+                self._wait_for_due([dataset_id])
         tracker.emit(force=True)
         return self._outcome(dataset, time.monotonic() - started)
+
+    def serve(self, dataset_ids: Callable[[], list[int]],
+              on_complete: Callable[[Outcome], None] | None = None,
+              on_progress: Callable[[Progress], None] | None = None) -> None:
+        """The long-running loop of sync sessions (and the agent): every active dataset gets a turn;
+        a dataset whose files are all done and whose scanning is over is finalized. Sleeps on
+        ``wake`` (set by whoever enqueues) when there is nothing to do."""
+        trackers: dict[int, _ProgressTracker] = {}
+        while not self.stop_event.is_set():
+            self.wake.clear()
+            worked = False
+            for dataset_id in dataset_ids():
+                dataset = self.queue.dataset(dataset_id)
+                if dataset.state != "active":
+                    continue
+                if dataset_id not in trackers:
+                    self.queue.recover_interrupted(dataset_id)
+                    if not self._reach_storage(dataset):
+                        return
+                    trackers[dataset_id] = _ProgressTracker(self, dataset, on_progress)
+                worked |= self._step(dataset, trackers[dataset_id])
+                if self._finished(dataset) and self._finalize(dataset) and on_complete:
+                    on_complete(self._outcome(dataset, time.monotonic() - trackers.pop(dataset_id).started))
+            if not worked:
+                self._wait_for_due(dataset_ids())
+
+    def _step(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
+        """One turn for one dataset: make sure it is catalogued, send a batch, register what's verified."""
+        dataset = self._ensure_catalogued(dataset)
+        worked = self._upload_next_batch(dataset, tracker)
+        worked |= self._register_verified(dataset)
+        tracker.emit()
+        return worked
 
     def _reach_storage(self, dataset: Dataset) -> bool:
         """Check access (auth errors raise at once); wait out an unreachable server. False: stopped."""
@@ -186,13 +217,16 @@ class Engine:
         busy = sum(counts[s.value] for s in (State.PENDING, State.UPLOADING, State.UPLOADED, State.VERIFIED))
         return busy == 0 and self.queue.dataset(dataset.id).scan_done
 
-    def _wait_for_due(self, dataset: Dataset) -> None:
-        """Sleep until a retry is due or registration may resume (at most 5 s, for stop requests)."""
+    def _wait_for_due(self, dataset_ids: list[int]) -> None:
+        """Sleep until a retry is due, registration may resume or ``wake`` is set (at most 5 s)."""
         now = time.time()
-        wake = self.queue.next_retry_time(dataset.id) or now + 5
-        if self.queue.counts(dataset.id)[State.VERIFIED.value]:
-            wake = min(wake, self._catalogue_paused_until)
-        self.stop_event.wait(min(max(wake - now, 0.05), 5.0))
+        wake = now + 5
+        for dataset_id in dataset_ids:
+            due = self.queue.next_retry_time(dataset_id)
+            wake = min(wake, due) if due is not None else wake
+            if self.queue.counts(dataset_id)[State.VERIFIED.value]:
+                wake = min(wake, self._catalogue_paused_until)
+        self.wake.wait(min(max(wake - now, 0.05), 5.0))
 
     # -- catalogue dataset ----------------------------------------------------------------------
     def _ensure_catalogued(self, dataset: Dataset) -> Dataset:
@@ -387,19 +421,31 @@ class Engine:
         return worked
 
     # -- the end --------------------------------------------------------------------------------
-    def _finalize(self, dataset: Dataset) -> None:
-        """Manifest next to the data, then the catalogue's completion mark."""
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake.set()
+
+    def _finalize(self, dataset: Dataset) -> bool:
+        """Manifest next to the data, then the catalogue's completion mark. False: not yet possible."""
         dataset = self.queue.dataset(dataset.id)
         if dataset.catalogue_id is None:
-            return
-        files = (record(f) for f in self.queue.iter_files(dataset.id, State.REGISTERED))
-        info = self.catalogue.dataset_info(dataset.catalogue_id)
-        doc = build_ro_crate(info, files, generator="trayagent")
-        self.transfer.put_bytes(dataset.storage_path, MANIFEST_NAME,
-                                json.dumps(doc, indent=1, ensure_ascii=False).encode())
-        self.catalogue.finish_dataset(dataset.catalogue_id)
+            return False
+        try:
+            files = (record(f) for f in self.queue.iter_files(dataset.id, State.REGISTERED))
+            info = self.catalogue.dataset_info(dataset.catalogue_id)
+            doc = build_ro_crate(info, files, generator="trayagent")
+            self.transfer.put_bytes(dataset.storage_path, MANIFEST_NAME,
+                                    json.dumps(doc, indent=1, ensure_ascii=False).encode())
+            self.catalogue.finish_dataset(dataset.catalogue_id)
+        except (StorageError, CatalogueError) as exc:
+            if not exc.transient:
+                raise
+            self.waiting = f"finishing {dataset.name}: {exc.message}"
+            log.warning("cannot finish dataset %r yet: %s", dataset.name, exc.message)
+            return False
         self.queue.set_dataset(dataset.id, manifest_done=1, state="complete", finished=time.time())
         log.info("dataset %r complete", dataset.name)
+        return True
 
     def _outcome(self, dataset: Dataset, seconds: float) -> Outcome:
         dataset = self.queue.dataset(dataset.id)

@@ -6,6 +6,7 @@ TRAYAGENT_HOME exists so that several isolated agents (tests, two facilities) ca
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def resolve_paths(env: dict[str, str] | None = None) -> Paths:
     if home:
         base = Path(home).expanduser().resolve()
         return Paths(base / "config", base / "data", base / "logs", base / "run")
-    runtime = platformdirs.user_runtime_dir(APP, appauthor=False)
+    with warnings.catch_warnings():  # no XDG_RUNTIME_DIR (ssh, cron): platformdirs' /tmp fallback is fine
+        warnings.simplefilter("ignore")
+        runtime = platformdirs.user_runtime_dir(APP, appauthor=False)
     return Paths(
         Path(platformdirs.user_config_dir(APP, appauthor=False)),
         Path(platformdirs.user_data_dir(APP, appauthor=False)),

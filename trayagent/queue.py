@@ -75,6 +75,17 @@ CREATE TABLE IF NOT EXISTS files (
     UNIQUE (dataset_id, relpath)
 );
 CREATE INDEX IF NOT EXISTS files_work ON files (dataset_id, state, next_retry);
+CREATE TABLE IF NOT EXISTS sessions (
+    dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id),
+    sources TEXT NOT NULL,           -- JSON [{root, prefix, only}]
+    filters TEXT NOT NULL,           -- JSON {include, exclude}
+    state TEXT NOT NULL DEFAULT 'running',  -- running | stopped | finalize (requested) | finalized
+    waiting INTEGER NOT NULL DEFAULT 0,     -- files seen but not yet complete
+    watch TEXT NOT NULL DEFAULT '',  -- events | polling | none, per folder
+    warning TEXT,
+    pid INTEGER,
+    updated REAL NOT NULL
+);
 """
 
 
@@ -238,12 +249,47 @@ class Queue:
                 [(dataset_id, f.src_root, f.src_rel, f.relpath, now, f.size, f.mtime_ns) for f in files])
             return db.total_changes - before
 
-    def recover_interrupted(self) -> int:
-        """After a crash: uploads that were in flight are simply done again."""
+    def recover_interrupted(self, dataset_id: int) -> int:
+        """After a crash: uploads that were in flight are simply done again. Per dataset, because
+        another process may own another dataset's uploads right now."""
         with self._tx() as db:
-            cur = db.execute("UPDATE files SET state='pending', updated=? WHERE state='uploading'",
-                             (time.time(),))
+            cur = db.execute("UPDATE files SET state='pending', updated=? WHERE state='uploading' "
+                             "AND dataset_id=?", (time.time(), dataset_id))
             return cur.rowcount
+
+    # -- sync sessions --------------------------------------------------------------------------
+    def save_session(self, dataset_id: int, sources: list[dict[str, Any]], filters: dict[str, Any],
+                     state: str = "running") -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO sessions (dataset_id, sources, filters, state, updated) VALUES (?,?,?,?,?)"
+                       " ON CONFLICT (dataset_id) DO UPDATE SET sources=excluded.sources,"
+                       " filters=excluded.filters, state=excluded.state, updated=excluded.updated",
+                       (dataset_id, json.dumps(sources), json.dumps(filters), state, time.time()))
+
+    def update_session(self, dataset_id: int, **fields: Any) -> None:
+        allowed = {"state", "waiting", "watch", "warning", "pid"}
+        if not fields or set(fields) - allowed:
+            raise ValueError(f"cannot set {sorted(set(fields) - allowed)}")
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE sessions SET {cols}, updated=? WHERE dataset_id=?",
+                       (*fields.values(), time.time(), dataset_id))
+
+    def sessions(self, state: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM sessions", ()
+        if state:
+            sql, args = sql + " WHERE state=?", (state,)
+        out = []
+        for r in self._rows(sql + " ORDER BY dataset_id", args):
+            row = dict(r)
+            row["sources"], row["filters"] = json.loads(row["sources"]), json.loads(row["filters"])
+            out.append(row)
+        return out
+
+    def last_registered(self, dataset_id: int) -> float | None:
+        rows = self._rows("SELECT MAX(updated) AS t FROM files WHERE dataset_id=? AND state='registered'",
+                          (dataset_id,))
+        return rows[0]["t"]
 
     # -- fetching work --------------------------------------------------------------------------
     def due(self, dataset_id: int, state: State, limit: int, now: float | None = None) -> list[QueuedFile]:

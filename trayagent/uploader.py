@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import logging
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -19,13 +20,14 @@ from .catalogue.local import LocalCatalogue
 from .config import Config
 from .engine import Engine, Outcome, Progress, Tuning, source_paths
 from .errors import ConfigError
-from .lock import ProcessLock
+from .lock import Busy, ProcessLock
 from .naming import render_root
 from .paths import Paths
 from .queue import Dataset, Queue, State
 from .rclone import RcError, RcloneDaemon, Redactor, find_rclone
 from .scan import Filters, Source, plan_sources, scan
 from .storage import StorageTarget, storage_target
+from .sync import SyncSession, sources_from_json, sources_to_json
 from .transfer import Transfer
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,8 @@ class Uploader:
         self.catalogue = make_catalogue(cfg, paths)
         self._daemon: RcloneDaemon | None = None
         self._engine: Engine | None = None
-        self._lock = ProcessLock(paths.engine_lock)
+        self._locks: dict[int, ProcessLock] = {}
+        self.sessions: dict[int, SyncSession] = {}
 
     def __enter__(self) -> Uploader:
         return self
@@ -69,11 +72,14 @@ class Uploader:
         self.close()
 
     def close(self) -> None:
+        for session in self.sessions.values():
+            session.stop()
         if self._engine:
             self._engine.close()
         if self._daemon:
             self._daemon.stop()
-        self._lock.release()
+        for lock in self._locks.values():
+            lock.release()
         self.catalogue.close()
         self.queue.close()
 
@@ -112,7 +118,6 @@ class Uploader:
     def engine(self) -> Engine:
         """Built on first use: takes the queue lock and starts rclone."""
         if self._engine is None:
-            self._lock.acquire()
             target = self.target()
             self._daemon = RcloneDaemon(find_rclone(self.cfg.storage.rclone), self.paths.runtime_dir,
                                         self.cfg.storage.rclone_config, self.redactor)
@@ -141,42 +146,151 @@ class Uploader:
                               "Define it with `rclone config`, set [storage] rclone_config, or use a "
                               "connection string such as :webdav,url='https://host/dav':") from None
 
-    def submit(self, plan: Plan, errors: list[str] | None = None) -> Dataset:
-        """Record the dataset and enqueue its files (bounded batches); returns the queue's dataset."""
-        engine = self.engine
+    def claim(self, dataset_id: int) -> None:
+        """One process works on a dataset at a time (another dataset may run elsewhere)."""
+        if dataset_id not in self._locks:
+            lock = ProcessLock(self.paths.runtime_dir / f"dataset-{dataset_id}.lock")
+            lock.acquire()
+            self._locks[dataset_id] = lock
+
+    def _record(self, plan: Plan) -> Dataset:
         dataset = self.queue.ensure_dataset(
             name=plan.spec.name, spec=_spec_dict(plan.spec), mode=plan.mode,
-            storage_url=engine.transfer.target.display, storage_path=plan.storage_path,
+            storage_url=self.target(need_secret=False).display, storage_path=plan.storage_path,
             catalogue_kind=self.catalogue.kind)
-        engine.enqueue(dataset, plan.sources, plan.filters, errors)
+        self.claim(dataset.id)
+        return dataset
+
+    def submit(self, plan: Plan, errors: list[str] | None = None) -> Dataset:
+        """Record the dataset and enqueue its files (bounded batches); returns the queue's dataset."""
+        dataset = self._record(plan)
+        self.engine.enqueue(dataset, plan.sources, plan.filters, errors)
         return self.queue.dataset(dataset.id)
 
     def run(self, dataset: Dataset, on_progress: Callable[[Progress], None] | None = None) -> Outcome:
         return self.engine.run(dataset.id, on_progress)
 
     def resume(self, on_progress: Callable[[Progress], None] | None = None) -> list[Outcome]:
-        """Finish every dataset left active by an earlier, interrupted run."""
-        return [self.engine.run(d.id, on_progress) for d in self.queue.datasets("active")
-                if d.mode == "batch"]
+        """Finish every batch dataset left active by an earlier, interrupted run (unless another
+        process is working on it)."""
+        outcomes = []
+        for d in self.queue.datasets("active"):
+            if d.mode != "batch" or not self._try_claim(d.id):
+                continue
+            outcomes.append(self.engine.run(d.id, on_progress))
+        return outcomes
+
+    def _try_claim(self, dataset_id: int) -> bool:
+        try:
+            self.claim(dataset_id)
+        except Busy:
+            return False
+        return True
+
+    # -- sync sessions --------------------------------------------------------------------------
+    def start_sync(self, plan: Plan) -> Dataset:
+        """Record a sync session (restored after restarts) and start watching."""
+        dataset = self._record(plan)
+        self.queue.save_session(dataset.id, sources_to_json(plan.sources),
+                                {"include": list(plan.filters.include), "exclude": list(plan.filters.exclude)})
+        self._start_session(dataset, list(plan.sources), plan.filters)
+        return dataset
+
+    def restore_syncs(self) -> list[Dataset]:
+        """Start again every sync session that was running when the agent stopped or died."""
+        restored = []
+        for row in self.queue.sessions("running") + self.queue.sessions("finalize"):
+            if row["dataset_id"] in self.sessions or not self._try_claim(row["dataset_id"]):
+                continue
+            dataset = self.queue.dataset(row["dataset_id"])
+            filters = Filters(tuple(row["filters"]["include"]), tuple(row["filters"]["exclude"]))
+            self._start_session(dataset, sources_from_json(row["sources"]), filters)
+            restored.append(dataset)
+        return restored
+
+    def _start_session(self, dataset: Dataset, sources: list[Source], filters: Filters) -> None:
+        engine = self.engine
+        self.queue.set_dataset(dataset.id, state="active", scan_done=0)
+        s = self.cfg.sync
+        session = SyncSession(self.queue, dataset, sources, filters, quiet_seconds=float(s.quiet_seconds),
+                              polling=bool(s.polling), rescan_seconds=float(s.rescan_minutes) * 60,
+                              wake=engine.wake.set)
+        self.sessions[dataset.id] = session
+        session.start()
+
+    def request_finalize(self, name: str) -> Dataset:
+        """Ask for a sync dataset to be finished: done here if no process holds it, else by its owner."""
+        rows = [r for r in self.queue.sessions() if self.queue.dataset(r["dataset_id"]).name == name
+                and r["state"] in ("running", "stopped", "finalize")]
+        if not rows:
+            raise ConfigError(f"no sync session for a dataset named {name!r}",
+                              "See `trayagent status` for the sessions there are.")
+        dataset = self.queue.dataset(rows[-1]["dataset_id"])
+        self.queue.update_session(dataset.id, state="finalize")
+        if self._try_claim(dataset.id):
+            self.restore_syncs()
+        return dataset
+
+    def serve_syncs(self, on_complete: Callable[[Outcome], None] | None = None) -> None:
+        """Run the sessions until stopped; finalize requests are honoured; returns when every
+        session of this process is finalized."""
+        def complete(outcome: Outcome) -> None:
+            for dataset_id in [i for i in self.sessions if self.queue.dataset(i).state == "complete"]:
+                self.sessions.pop(dataset_id)
+                self.queue.update_session(dataset_id, state="finalized")
+            if on_complete:
+                on_complete(outcome)
+            if not self.sessions:
+                self.stop()
+        watcher = threading.Thread(target=self._watch_finalize_requests, daemon=True, name="finalize-requests")
+        watcher.start()
+        self.engine.serve(lambda: list(self.sessions), on_complete=complete)
+
+    def _watch_finalize_requests(self) -> None:
+        engine = self.engine
+        while not engine.stop_event.wait(1.0):
+            for row in self.queue.sessions("finalize"):
+                session = self.sessions.get(row["dataset_id"])
+                if session is not None and not session.finalizing:
+                    log.info("finalizing sync dataset %r", session.dataset.name)
+                    session.finalize()
+
+    def stop_syncs(self) -> None:
+        """Clean stop: watching ends, queued files stay queued; sessions resume on next start."""
+        for dataset_id, session in list(self.sessions.items()):
+            session.stop()
+            if self.queue.dataset(dataset_id).state == "active" and not session.finalizing:
+                self.queue.update_session(dataset_id, state="running", waiting=session.settler.waiting)
+        self.stop()
 
     def stop(self) -> None:
         if self._engine:
-            self._engine.stop_event.set()
+            self._engine.stop()
 
     # -- reporting ------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         datasets = []
+        sessions = {row["dataset_id"]: row for row in self.queue.sessions()}
         for d in self.queue.datasets():
             bytes_by_state = self.queue.byte_counts(d.id)
             datasets.append({
                 "id": d.id, "name": d.name, "state": d.state, "mode": d.mode,
                 "storage": f"{d.storage_url.rstrip('/')}/{d.storage_path}", "catalogue_id": d.catalogue_id,
                 "files": self.queue.counts(d.id), "bytes": sum(bytes_by_state.values()),
-                "bytes_registered": bytes_by_state.get(State.REGISTERED.value, 0)})
+                "bytes_registered": bytes_by_state.get(State.REGISTERED.value, 0),
+                "session": _session_status(sessions[d.id], self.queue.last_registered(d.id))
+                if d.id in sessions else None})
         errors = [{"dataset": self.queue.dataset(f.dataset_id).name, "path": f.relpath,
                    "state": f.state, "error": f.last_error} for f in self.queue.recent_errors(10)]
         return {"datasets": datasets, "recent_errors": errors,
                 "config": str(self.cfg.source) if self.cfg.source else "embedded default"}
+
+
+def _session_status(row: dict[str, Any], last_upload: float | None) -> dict[str, Any]:
+    return {"state": row["state"], "folders": [s["root"] + (f"/{s['only']}" if s["only"] else "")
+                                               for s in row["sources"]],
+            "waiting": row["waiting"], "watch": row["watch"], "warning": row["warning"],
+            "last_upload": last_upload, "pid": row["pid"]}
 
 
 def _spec_dict(spec: DatasetSpec) -> dict[str, Any]:

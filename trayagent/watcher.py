@@ -1,0 +1,128 @@
+"""Watching folders: watchdog events turned into settler reports, with the failure modes handled.
+
+inotify is preferred (close events, no polling). Its two silent failure modes are made loud: a
+queue overflow (watchdog rebuilds its watches and logs a warning, but the events are gone) asks
+for a rescan; the per-user watch limit (ENOSPC) falls back to polling for that tree. The polling
+observer serves SMB/NFS mounts, where inotify does not see other machines' writes.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from watchdog.events import (DirCreatedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent,
+                             FileDeletedEvent, FileModifiedEvent, FileMovedEvent, FileSystemEvent,
+                             FileSystemEventHandler)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from .settle import Settler
+
+log = logging.getLogger(__name__)
+
+Accept = Callable[[Path], bool]  # is this file part of the dataset (filters, ignores)?
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, settler: Settler, accept: Accept, on_folder: Callable[[Path], None]) -> None:
+        self.settler = settler
+        self.accept = accept
+        self.on_folder = on_folder
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        src = Path(os.fsdecode(event.src_path))
+        if isinstance(event, FileClosedEvent):
+            self._file(src, closed=True)
+        elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
+            self._file(src, closed=False)
+        elif isinstance(event, FileMovedEvent):
+            self.settler.forget(src)
+            self._file(Path(os.fsdecode(event.dest_path)), closed=True)  # renamed into place: complete
+        elif isinstance(event, FileDeletedEvent):
+            self.settler.forget(src)
+            if self.accept(src):
+                log.info("%s was deleted locally; its copy in storage is kept", src)
+        elif isinstance(event, (DirCreatedEvent, DirMovedEvent)):
+            dest = Path(os.fsdecode(getattr(event, "dest_path", "") or event.src_path))
+            self.on_folder(dest)  # a tree moved in arrives as one event: look inside
+
+    def _file(self, path: Path, closed: bool) -> None:
+        if self.accept(path):
+            (self.settler.closed if closed else self.settler.touch)(path)
+
+
+class _OverflowAlarm(logging.Handler):
+    """watchdog reports an inotify overflow only as a log line: turn it into a rescan request."""
+
+    def __init__(self, on_overflow: Callable[[str], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.on_overflow = on_overflow
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.on_overflow(record.getMessage())
+
+
+class FolderWatcher:
+    """Watches one folder tree. ``mode`` says what is in use: inotify/native, polling, or none."""
+
+    def __init__(self, root: Path, settler: Settler, accept: Accept, *, polling: bool,
+                 on_folder: Callable[[Path], None], on_trouble: Callable[[str], None]) -> None:
+        self.root = root
+        self.polling = polling
+        self.on_trouble = on_trouble
+        self.handler = _Handler(settler, accept, on_folder)
+        self.observer: BaseObserver | None = None
+        self.mode = "none"
+        self._alarm = _OverflowAlarm(lambda msg: on_trouble(f"event queue overflow under {root}: {msg}"))
+        self._lock = threading.Lock()
+
+    def start(self) -> bool:
+        """Start watching; False if the folder is not there (the caller retries later)."""
+        with self._lock:
+            if self.observer is not None:
+                return True
+            if not self.root.is_dir():
+                return False
+            observer = self._start(PollingObserver() if self.polling else Observer())
+            if observer is None and not self.polling:
+                observer = self._start(PollingObserver())
+                if observer is not None:
+                    self.on_trouble(f"inotify watch limit reached under {self.root}: polling this tree "
+                                    "instead (raise fs.inotify.max_user_watches to use events)")
+            self.observer = observer
+            self.mode = "none" if observer is None else ("polling" if isinstance(observer, PollingObserver)
+                                                         else "events")
+            logging.getLogger("watchdog.observers.inotify").addHandler(self._alarm)
+            return observer is not None
+
+    def _start(self, observer: BaseObserver) -> BaseObserver | None:
+        try:
+            observer.schedule(self.handler, str(self.root), recursive=True)
+            observer.start()
+            return observer
+        except OSError as exc:
+            observer.stop()
+            if exc.errno in (errno.ENOSPC, errno.EMFILE):
+                log.warning("cannot watch %s with events: %s", self.root, exc)
+                return None
+            raise
+
+    def alive(self) -> bool:
+        return self.observer is not None and self.observer.is_alive() and self.root.is_dir()
+
+    def stop(self) -> None:
+        with self._lock:
+            observer, self.observer = self.observer, None
+            self.mode = "none"
+        logging.getLogger("watchdog.observers.inotify").removeHandler(self._alarm)
+        if observer is not None:
+            observer.stop()
+            if observer.is_alive() and threading.current_thread() is not observer:
+                observer.join(5)
