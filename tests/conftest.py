@@ -91,3 +91,35 @@ from agentctl import Trayagent  # noqa: E402
 def ta(ta_home: Path) -> Trayagent:
     """A private trayagent installation driven through its real CLI."""
     return Trayagent(ta_home)
+
+
+# ------------------------------------------------------------------------------------------------------
+# SciCat: the contract fake (tests/scicat_server.py), in-process on 127.0.0.1
+# ------------------------------------------------------------------------------------------------------
+
+from scicat_server import ScicatServer  # noqa: E402
+
+
+@pytest.fixture
+def scicat() -> Iterator[ScicatServer]:
+    """A fresh fake SciCat backend: user `alice` (local account, groups p1234 and staff, random password)."""
+    with ScicatServer() as server:
+        server.add_user("alice", random_secret(), ["p1234", "staff"], display_name="Alice Liddell")
+        yield server
+        from trayagent.secrets import catalogue_service, delete_secret  # ports get reused: forget this one's
+        service = catalogue_service(server.url)
+        for account in ["#current", *server.users, *(f"{u}#token" for u in server.users)]:
+            delete_secret(service, account)
+        assert not server.bugs, f"the SciCat fake hit a bug: {server.bugs}"
+
+
+@pytest.fixture
+def scicat_config(scicat: ScicatServer):  # type: ignore[no-untyped-def]
+    """Factory: a validated Config with [catalogue] kind = "scicat" on the fake; keyword args override keys."""
+    from trayagent.config import Config, validate
+
+    def make(**catalogue: object) -> Config:
+        raw = {"catalogue": {"kind": "scicat", "url": scicat.url, **catalogue}}
+        return Config(**validate(raw, "test"), source=None)
+
+    return make

@@ -62,21 +62,26 @@ def catalogue_url(cfg: Config) -> str:
     return url
 
 
-def token_expiry(token: str) -> float | None:
-    """The ``exp`` claim of a JWT (not verified: only the server can do that), if readable."""
+def token_lifetime(token: str) -> tuple[float, float] | None:
+    """``(iat, exp)`` of a JWT (not verified: only the server can do that), if readable."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return float(claims["exp"])
-    except (IndexError, ValueError, KeyError, TypeError):
+        exp = float(claims["exp"])
+        return float(claims.get("iat", exp - 3600)), exp
+    except (IndexError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
 def _fresh(token: str | None) -> bool:
+    """Not about to expire: renewing a little early spares a 401 in the middle of a large request."""
     if not token:
         return False
-    exp = token_expiry(token)
-    return exp is None or exp - EXPIRY_MARGIN > time.time()
+    span = token_lifetime(token)
+    if span is None:
+        return True
+    iat, exp = span
+    return exp - min(EXPIRY_MARGIN, (exp - iat) / 10) > time.time()
 
 
 # -- talking to the auth routes ---------------------------------------------------------------------

@@ -14,7 +14,9 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
+from pathlib import Path
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
@@ -24,6 +26,8 @@ from .config import Config, load_config, reference_markdown
 from .errors import ConfigError, TrayagentError
 from .logs import setup_logging
 from .paths import Paths, resolve_paths
+from .client import AgentClient
+from .engine import Progress
 from .progressbar import ProgressBar
 from .rclone import Redactor
 from .secrets import delete_secret, set_secret, storage_service
@@ -98,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "login":
             lp.add_argument("--password-stdin", action="store_true", help="read the secret from stdin")
 
+    ag = sub.add_parser("agent", help="run the agent (tray icon, queue, sync sessions, control API)")
+    ag.add_argument("--headless", action="store_true", help="no tray icon: for servers and scripts")
+    op = sub.add_parser("open", help="open the Dataset dialog of the running agent with these paths "
+                        "(what dropping folders on the launcher does)")
+    op.add_argument("paths", nargs="*", metavar="PATH")
+    dg = sub.add_parser("dialog", help=argparse.SUPPRESS)
+    dg.add_argument("name", choices=["dataset", "activity", "login", "settings"])
+    dg.add_argument("--request", default="")
+    sub.add_parser("install-desktop", help="install the desktop launcher (drop folders on it) and icon")
+
     cp = sub.add_parser("config", help="configuration: path, check, reference")
     cp.add_argument("action", choices=["path", "check", "reference"])
     return p
@@ -105,9 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command is None:
-        build_parser().print_help()
-        return EXIT_USAGE
+    if args.command is None:  # `trayagent` alone starts the agent with its tray icon
+        args.command, args.headless = "agent", False
     paths = resolve_paths()
     redactor = Redactor()
     setup_logging(paths.log_file, redactor, verbose=getattr(args, "verbose", False))
@@ -130,7 +143,21 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _agent(paths: Paths) -> AgentClient | None:
+    return AgentClient.find(paths.runtime_dir)
+
+
+def _request_body(args: argparse.Namespace) -> dict[str, Any]:
+    return {"paths": [str(Path(p).expanduser().resolve()) for p in args.paths], "dataset": args.dataset,
+            "proposal": args.proposal, "description": args.description,
+            "investigation_description": args.investigation_description, "include": args.include,
+            "exclude": args.exclude}
+
+
 def cmd_upload(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    client = None if args.dry_run else _agent(paths)
+    if client is not None:
+        return _upload_via_agent(client, args)
     with Uploader(cfg, paths, redactor) as up:
         plan = up.plan(args.paths, dataset=args.dataset, proposal=args.proposal,
                        description=args.description, investigation_description=args.investigation_description,
@@ -151,12 +178,35 @@ def cmd_upload(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
         return EXIT_FAILED if outcome.files_failed else EXIT_OK
 
 
+def _upload_via_agent(client: AgentClient, args: argparse.Namespace) -> int:
+    """The agent owns the queue: hand it the dataset and follow it to the end."""
+    started = time.monotonic()
+    answer = client.post("/api/upload", _request_body(args))
+    bar = ProgressBar.for_stream(sys.stderr, enabled=not args.json)
+    while True:
+        time.sleep(0.3)
+        d = client.get(f"/api/datasets/{answer['dataset_id']}")
+        if bar:
+            bar.update(Progress(d["name"], d["files"], d["bytes_total"], d["bytes_done"], d["rate"], d["eta"]))
+        if d["state"] == "complete":
+            break
+    if bar:
+        bar.close()
+    result = {"dataset": d["name"], "files_ok": d["files"]["registered"], "files_failed": d["files"]["failed"],
+              "bytes": d["bytes_done"], "seconds": round(time.monotonic() - started, 3),
+              "failures": d["errors"], "catalogue_id": None, "storage_path": d["storage_path"]}
+    _report(result, args.json)
+    return EXIT_FAILED if result["files_failed"] else EXIT_OK
+
+
 def cmd_sync(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    if args.finalize:
-        return _finalize(args.finalize, cfg, paths, redactor)
-    if not args.paths or not args.dataset:
+    if not args.finalize and (not args.paths or not args.dataset):
         raise ConfigError("sync needs folders and --dataset NAME (or --finalize NAME)",
                           "Example: trayagent sync /data/run42 --dataset run42")
+    if (client := _agent(paths)) is not None:
+        return _sync_via_agent(client, args)
+    if args.finalize:
+        return _finalize(args.finalize, cfg, paths, redactor)
     _sigterm_as_interrupt()
     with Uploader(cfg, paths, redactor) as up:
         plan = up.plan(args.paths, dataset=args.dataset, proposal=args.proposal, description=args.description,
@@ -172,6 +222,65 @@ def cmd_sync(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Reda
             print("\ntrayagent: sync stopped; queued files stay queued. Run the same command to go on.",
                   file=sys.stderr)
             return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _sync_via_agent(client: AgentClient, args: argparse.Namespace) -> int:
+    if args.finalize:
+        status = client.get("/api/status")
+        ids = [d["id"] for d in status["activity"] if d["name"] == args.finalize and d["syncing"]]
+        if not ids:
+            raise ConfigError(f"the agent has no running sync of {args.finalize!r}", "See `trayagent status`.")
+        client.post(f"/api/datasets/{ids[0]}/finalize")
+        print(f"the agent is finishing {args.finalize}; `trayagent status` shows when it is complete")
+        return EXIT_OK
+    answer = client.post("/api/sync", _request_body(args))
+    print(f"the running agent now syncs {', '.join(args.paths)} -> {answer['storage_path']}")
+    return EXIT_OK
+
+
+def cmd_agent(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    """Start the agent; if one already runs, forward to it (open Activity, or the dropped paths)."""
+    if (client := _agent(paths)) is not None:
+        client.post("/api/open", {"paths": args.paths}) if getattr(args, "paths", None) else \
+            client.post("/api/show/activity")
+        print("trayagent is already running; asked it to open its window", file=sys.stderr)
+        return EXIT_OK
+    from .agent import Agent
+    from .dialogs import DialogLauncher
+
+    agent = Agent(cfg, paths, redactor, open_dialog=DialogLauncher(paths))
+    agent.start()
+    if getattr(args, "paths", None):
+        agent.server.dispatch("POST", "/api/open", {"paths": args.paths})
+    if args.headless:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: threading.Thread(target=agent.stop, daemon=True).start())
+        agent.wait()
+        return EXIT_OK
+    from .tray import run_tray
+
+    return run_tray(agent)
+
+
+def cmd_open(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    paths_given = [str(Path(p).expanduser().resolve()) for p in args.paths]
+    args.paths = paths_given
+    args.headless = False
+    return cmd_agent(args, cfg, paths, redactor)
+
+
+def cmd_dialog(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    from .dialogs import show_dialog
+
+    return show_dialog(paths, args.name, args.request)
+
+
+def cmd_install_desktop(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    from .desktop import install_desktop
+
+    for installed in install_desktop():
+        print(f"installed {installed}")
     return EXIT_OK
 
 
@@ -239,8 +348,11 @@ def cmd_resume(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
 
 
 def cmd_status(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    with Uploader(cfg, paths, redactor) as up:
-        status = up.status()
+    if (client := _agent(paths)) is not None:
+        status = client.get("/api/status")
+    else:
+        with Uploader(cfg, paths, redactor) as up:
+            status = up.status()
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
         return EXIT_OK
@@ -306,7 +418,8 @@ def cmd_config(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
     return EXIT_OK
 
 
-_COMMANDS = {"upload": cmd_upload, "sync": cmd_sync, "status": cmd_status, "resume": cmd_resume, "login": cmd_login,
+_COMMANDS = {"upload": cmd_upload, "sync": cmd_sync, "agent": cmd_agent, "open": cmd_open,
+             "dialog": cmd_dialog, "install-desktop": cmd_install_desktop, "status": cmd_status, "resume": cmd_resume, "login": cmd_login,
              "logout": cmd_logout, "config": cmd_config}
 
 if __name__ == "__main__":

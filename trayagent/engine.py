@@ -107,6 +107,8 @@ class Engine:
         self.location = location  # storage path -> StorageLocation for the catalogue
         self.stop_event = threading.Event()
         self.wake = threading.Event()  # set when work arrives (enqueue) or on stop
+        self.paused = threading.Event()  # Pause all: no new batches (the one in flight finishes)
+        self.on_failure: Callable[[Dataset, QueuedFile, str], None] = lambda d, f, reason: None
         self.waiting: str | None = None
         self._catalogue_paused_until = 0.0
         self._hashers = ThreadPoolExecutor(tuning.hash_threads, thread_name_prefix="hash")
@@ -169,6 +171,9 @@ class Engine:
         trackers: dict[int, _ProgressTracker] = {}
         while not self.stop_event.is_set():
             self.wake.clear()
+            if self.paused.is_set():
+                self.wake.wait(1.0)
+                continue
             worked = False
             for dataset_id in dataset_ids():
                 dataset = self.queue.dataset(dataset_id)
@@ -382,17 +387,24 @@ class Engine:
             self.queue.retry_later(f.id, error, delay)
             return error, delay
         log.error("%s: %s", f.relpath, error)
-        self.queue.fail(f.id, error)
+        self._fail(f, error)
         return None
 
     def _mismatch(self, f: QueuedFile, error: str) -> None:
         """Uploaded but not verifiable: retried a few times, then reported, never registered."""
         if f.attempts + 1 >= MAX_VERIFY_ATTEMPTS:
             log.error("%s: %s (after %d attempts)", f.relpath, error, f.attempts + 1)
-            self.queue.fail(f.id, f"{error} (after {f.attempts + 1} attempts)")
+            self._fail(f, f"{error} (after {f.attempts + 1} attempts)")
         else:
             self.queue.retry_later(f.id, error, backoff(f.attempts, self.tuning.retry_base_seconds,
                                                         self.tuning.retry_max_seconds), rehash=True)
+
+    def _fail(self, f: QueuedFile, reason: str) -> None:
+        self.queue.fail(f.id, reason)
+        try:
+            self.on_failure(self.queue.dataset(f.dataset_id), f, reason)
+        except Exception:  # noqa: BLE001 - a UI hook must never stop the pipeline
+            log.exception("failure hook failed")
 
     def _local_problem(self, f: QueuedFile, exc: LocalFileError) -> None:
         if exc.transient:
@@ -401,7 +413,7 @@ class Engine:
             self.queue.retry_later(f.id, exc.message, delay, rehash=True)
         else:
             log.error("%s", exc.message)
-            self.queue.fail(f.id, exc.message)
+            self._fail(f, exc.message)
 
     # -- registration ---------------------------------------------------------------------------
     def _register_verified(self, dataset: Dataset) -> bool:

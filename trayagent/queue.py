@@ -286,6 +286,11 @@ class Queue:
             out.append(row)
         return out
 
+    def recent_files(self, dataset_id: int, limit: int = 10) -> list[QueuedFile]:
+        rows = self._rows("SELECT * FROM files WHERE dataset_id=? AND state='registered' "
+                          "ORDER BY updated DESC LIMIT ?", (dataset_id, limit))
+        return [_file(r) for r in rows]
+
     def last_registered(self, dataset_id: int) -> float | None:
         rows = self._rows("SELECT MAX(updated) AS t FROM files WHERE dataset_id=? AND state='registered'",
                           (dataset_id,))

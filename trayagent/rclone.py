@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import queue
 import logging
 import os
 import re
@@ -24,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import requests
@@ -119,9 +121,10 @@ class RcloneDaemon:
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
         self._reap_orphan()
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, text=True, errors="replace",
-                                      env=env, creationflags=flags, preexec_fn=_die_with_parent if os.name == "posix" else None)
+        self._proc = _LAUNCHER.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, errors="replace", env=env,
+                                     creationflags=flags,
+                                     preexec_fn=_die_with_parent if os.name == "posix" else None)
         self._pidfile.write_text(str(self._proc.pid))
         self._url = self._await_listen(self._proc)
         threading.Thread(target=self._pump_log, args=(self._proc,), daemon=True,
@@ -252,11 +255,44 @@ class RcloneDaemon:
         return obscured
 
 
+class _Launcher:
+    """Starts child processes from one thread that lives as long as the process.
+
+    Linux ties PR_SET_PDEATHSIG to the *thread* that forked: rclone started from a short-lived
+    thread (an API request, a worker) would be killed when that thread ends. Starting every rclone
+    from this one thread makes "dies with the agent" mean exactly that.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[list[str], dict[str, Any], Future[subprocess.Popen[str]]]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, cmd: list[str], **kwargs: Any) -> subprocess.Popen[str]:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="process-launcher", daemon=True)
+                self._thread.start()
+        done: Future[subprocess.Popen[str]] = Future()
+        self._jobs.put((cmd, kwargs, done))
+        return done.result()
+
+    def _run(self) -> None:
+        while True:
+            cmd, kwargs, done = self._jobs.get()
+            try:
+                done.set_result(subprocess.Popen(cmd, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                done.set_exception(exc)
+
+
+_LAUNCHER = _Launcher()
+
+
 def _die_with_parent() -> None:
     """Linux: the kernel kills rclone when the agent dies, even by SIGKILL (no orphan uploads).
 
-    The signal fires when the *thread* that started rclone ends, so the daemon must be started from
-    a thread that lives as long as the agent (the main thread, or the engine's own thread)."""
+    The signal fires when the *thread* that started rclone ends: see ``_Launcher``."""
     if sys.platform.startswith("linux"):
         import ctypes
 

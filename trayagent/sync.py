@@ -57,7 +57,7 @@ class SyncSession:
         self._threads: list[threading.Thread] = []
         self.warning: str | None = None
         self.finalizing = False
-        self._gone: set[Path] = set()
+        self.gone: set[Path] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -153,7 +153,7 @@ class SyncSession:
     # -- keeping watch --------------------------------------------------------------------------
     def _housekeeping_loop(self) -> None:
         next_rescan = time.monotonic() + self.rescan_seconds
-        while not self._stop.wait(FOLDER_CHECK if self._gone else 1.0):
+        while not self._stop.wait(FOLDER_CHECK if self.gone else 1.0):
             self._check_folders()
             if self._rescan_requested.is_set() or time.monotonic() >= next_rescan:
                 self._rescan_requested.clear()
@@ -162,16 +162,16 @@ class SyncSession:
 
     def _check_folders(self) -> None:
         for w in self.watchers:
-            if w.root in self._gone:
+            if w.root in self.gone:
                 if w.start():
-                    self._gone.discard(w.root)
+                    self.gone.discard(w.root)
                     self._trouble(f"watched folder {w.root} is back; catching up", rescan=True)
             elif not w.alive():
                 self._folder_gone(w)
 
     def _folder_gone(self, w: FolderWatcher) -> None:
         w.stop()
-        self._gone.add(w.root)
+        self.gone.add(w.root)
         self._trouble(f"watched folder {w.root} is gone (unplugged disk or unmounted share?); "
                       "watching for it to come back", rescan=False)
 

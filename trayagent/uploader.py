@@ -153,7 +153,7 @@ class Uploader:
             lock.acquire()
             self._locks[dataset_id] = lock
 
-    def _record(self, plan: Plan) -> Dataset:
+    def record(self, plan: Plan) -> Dataset:
         dataset = self.queue.ensure_dataset(
             name=plan.spec.name, spec=_spec_dict(plan.spec), mode=plan.mode,
             storage_url=self.target(need_secret=False).display, storage_path=plan.storage_path,
@@ -163,7 +163,7 @@ class Uploader:
 
     def submit(self, plan: Plan, errors: list[str] | None = None) -> Dataset:
         """Record the dataset and enqueue its files (bounded batches); returns the queue's dataset."""
-        dataset = self._record(plan)
+        dataset = self.record(plan)
         self.engine.enqueue(dataset, plan.sources, plan.filters, errors)
         return self.queue.dataset(dataset.id)
 
@@ -175,12 +175,15 @@ class Uploader:
         process is working on it)."""
         outcomes = []
         for d in self.queue.datasets("active"):
-            if d.mode != "batch" or not self._try_claim(d.id):
+            if d.mode != "batch" or not self.try_claim(d.id):
                 continue
             outcomes.append(self.engine.run(d.id, on_progress))
         return outcomes
 
-    def _try_claim(self, dataset_id: int) -> bool:
+    def claimed_ids(self) -> list[int]:
+        return list(self._locks)
+
+    def try_claim(self, dataset_id: int) -> bool:
         try:
             self.claim(dataset_id)
         except Busy:
@@ -190,7 +193,7 @@ class Uploader:
     # -- sync sessions --------------------------------------------------------------------------
     def start_sync(self, plan: Plan) -> Dataset:
         """Record a sync session (restored after restarts) and start watching."""
-        dataset = self._record(plan)
+        dataset = self.record(plan)
         self.queue.save_session(dataset.id, sources_to_json(plan.sources),
                                 {"include": list(plan.filters.include), "exclude": list(plan.filters.exclude)})
         self._start_session(dataset, list(plan.sources), plan.filters)
@@ -200,7 +203,7 @@ class Uploader:
         """Start again every sync session that was running when the agent stopped or died."""
         restored = []
         for row in self.queue.sessions("running") + self.queue.sessions("finalize"):
-            if row["dataset_id"] in self.sessions or not self._try_claim(row["dataset_id"]):
+            if row["dataset_id"] in self.sessions or not self.try_claim(row["dataset_id"]):
                 continue
             dataset = self.queue.dataset(row["dataset_id"])
             filters = Filters(tuple(row["filters"]["include"]), tuple(row["filters"]["exclude"]))
@@ -227,7 +230,7 @@ class Uploader:
                               "See `trayagent status` for the sessions there are.")
         dataset = self.queue.dataset(rows[-1]["dataset_id"])
         self.queue.update_session(dataset.id, state="finalize")
-        if self._try_claim(dataset.id):
+        if self.try_claim(dataset.id):
             self.restore_syncs()
         return dataset
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..auth import Identity, client_for, parse_identity, parse_whoami
+from ..auth import Identity, catalogue_url, client_for, parse_identity, parse_whoami
 from ..config import Config
 from ..errors import CatalogueError
 from .base import Catalogue, DatasetSpec, FileRecord, StorageLocation
@@ -72,7 +72,7 @@ class ScicatCatalogue(Catalogue):
     def from_config(cls, cfg: Config, index_path: Path) -> ScicatCatalogue:
         """Logging in is deferred to the first call, so uploads start even before ``trayagent login``."""
         c = cfg.catalogue
-        return cls(lambda: client_for(cfg)[0], c.url, index_path, owner_group=c.owner_group,
+        return cls(lambda: client_for(cfg)[0], catalogue_url(cfg), index_path, owner_group=c.owner_group,
                    access_groups=c.access_groups, create_proposals=c.create_proposals)
 
     @property
