@@ -95,6 +95,11 @@ class Trayagent:
         with sqlite3.connect(self.home / "data" / "queue.sqlite") as db:
             return dict(db.execute("SELECT state, COUNT(*) FROM files GROUP BY state").fetchall())
 
+    def files_sent(self) -> int:
+        """Files already in storage (uploaded, verified or registered), for acting mid-upload."""
+        states = self.queue_states()
+        return sum(states.get(s, 0) for s in ("uploaded", "verified", "registered"))
+
     # -- storage profiles ---------------------------------------------------------------------
     def use_webdav(self, server: WebDAVServer, **extra: Any) -> None:
         self.write_config({"storage": {"remote": f":webdav,url='{server.url}',vendor=other:",

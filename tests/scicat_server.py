@@ -26,13 +26,18 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from pydantic import BaseModel, ValidationError
-from scicat_sdk_py.models import (CreateOrigDatablockDto, CreateProposalDto, CreateRawDatasetObsoleteDto,
-                                  CredentialsDto, PartialUpdateOrigDatablockDto,
-                                  PartialUpdateRawDatasetObsoleteDto)
+from scicat_sdk_py.models import (
+    CreateOrigDatablockDto,
+    CreateProposalDto,
+    CreateRawDatasetObsoleteDto,
+    CredentialsDto,
+    PartialUpdateOrigDatablockDto,
+    PartialUpdateRawDatasetObsoleteDto,
+)
 
 BACKEND_VERSION = "v4.x (scicat-sdk-py 5.3.x)"
 PID_PREFIX = "20.500.12269"
@@ -150,7 +155,7 @@ class ScicatServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> ScicatServer:
+    def __enter__(self) -> Self:
         self.up()
         return self
 
@@ -185,7 +190,8 @@ class ScicatServer:
         now = time.time()
         claims = {"_id": user.id, "username": user.username, "email": user.email,
                   "currentGroups": user.groups, "iat": int(now),
-                  "exp": now + (self.token_lifetime if lifetime is None else lifetime), "jti": uuid.uuid4().hex}
+                  "exp": now + (self.token_lifetime if lifetime is None else lifetime),
+                  "jti": uuid.uuid4().hex}
         head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
         body = _b64(json.dumps(claims).encode())
         sig = hmac.new(self.key, f"{head}.{body}".encode(), hashlib.sha256).digest()
@@ -258,7 +264,7 @@ class _Handler(BaseHTTPRequestHandler):
                 reply.body = json.dumps(reply.body).encode()[:20]
         except Reply as r:
             reply = r
-        except Exception as exc:  # a bug in the fake: answer, and let the test see it
+        except Exception as exc:  # noqa: BLE001 (a bug in the fake: answer, and let the test see it)
             self.app.bugs.append(repr(exc))
             reply = Reply(500, {"statusCode": 500, "message": f"fake server bug: {exc!r}"})
         self._send(reply.status, reply.body, reply.headers)
@@ -280,13 +286,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._serve("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve("POST")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._serve("PATCH")
 
 
@@ -334,13 +340,15 @@ def _oidc(s: ScicatServer, parts: list[str], q: dict[str, str], body: Any, h: An
     if success is None:
         raise _error(400, f"unknown OIDC client {q.get('client')!r}")
     user = s.users[s.oidc_user]
-    params = {"access-token": s.issue_token(user.username), "user-id": user.id, "returnUrl": q.get("returnUrl", "")}
+    params = {"access-token": s.issue_token(user.username), "user-id": user.id,
+              "returnUrl": q.get("returnUrl", "")}
     sep = "&" if "?" in success else "?"
     return Reply(302, None, {"Location": f"{success}{sep}{urlencode(params)}"})
 
 
 def _can_read(u: User, item: dict[str, Any]) -> bool:
-    return u.admin or item["ownerGroup"] in u.groups or bool(set(item.get("accessGroups") or []) & set(u.groups))
+    shared = set(item.get("accessGroups") or []) & set(u.groups)
+    return u.admin or item["ownerGroup"] in u.groups or bool(shared)
 
 
 def _proposal_get(s: ScicatServer, parts: list[str], q: dict[str, str], body: Any, h: Any) -> Reply:
@@ -369,7 +377,8 @@ def _dataset_find(s: ScicatServer, parts: list[str], q: dict[str, str], body: An
     u = s.user_of(h)
     flt = json.loads(q.get("filter") or "{}")
     where, fields = flt.get("where") or {}, flt.get("fields")
-    found = [d for d in s.datasets.values() if _can_read(u, d) and all(d.get(k) == v for k, v in where.items())]
+    found = [d for d in s.datasets.values()
+             if _can_read(u, d) and all(d.get(k) == v for k, v in where.items())]
     if fields:
         keep = [k for k, on in fields.items() if on] if isinstance(fields, dict) else list(fields)
         found = [{k: d[k] for k in keep if k in d} for d in found]

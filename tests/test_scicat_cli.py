@@ -29,7 +29,7 @@ def _wired() -> bool:
 
 
 pytestmark = pytest.mark.skipif(not _wired(), reason="cli.py `login [--token-stdin|--browser]` and "
-                                "uploader.make_catalogue do not know SciCat yet (wiring from the SciCat report)")
+                                "uploader.make_catalogue do not know SciCat yet (the SciCat wiring)")
 
 
 def _source(root: Path) -> dict[str, bytes]:

@@ -124,7 +124,7 @@ def test_rclone_killed_mid_upload_is_restarted(ta: Trayagent, tmp_path: Path) ->
     ta.write_config({"transfer": {"bwlimit": "1M", "batch_files": 4}})
     proc = ta.popen("upload", str(tmp_path / "d"), "--dataset", "rc", "--json")
     pidfile = ta.home / "run" / "rclone-rcd.pid"
-    wait_until(lambda: ta.queue_states().get("registered", 0) >= 4 and pidfile.exists(), 60, what="mid-upload")
+    wait_until(lambda: ta.files_sent() >= 4 and pidfile.exists(), 60, what="mid-upload")
     first = int(pidfile.read_text())
     os.kill(first, signal.SIGKILL)
     out, err = proc.communicate(timeout=300)

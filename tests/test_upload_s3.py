@@ -70,7 +70,7 @@ def test_server_killed_mid_upload_and_agent_killed_then_rerun(ta: Trayagent, s3_
     ta.use_s3(s3_server, s3_bucket, transfer={"bwlimit": "1M", "batch_files": 4})
     args = ("upload", str(tmp_path / "d"), "--dataset", "crash", "--proposal", "p")
     proc = ta.popen(*args)
-    wait_until(lambda: ta.queue_states().get("registered", 0) >= 4, 60, what="first files registered")
+    wait_until(lambda: ta.files_sent() >= 4, 60, what="first files registered")
     s3_server.kill()
     wait_until(lambda: "retry in" in ta.log_text or "unreachable" in ta.log_text, 120, what="outage noticed")
     proc.send_signal(signal.SIGKILL)

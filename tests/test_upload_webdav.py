@@ -81,7 +81,7 @@ def test_server_stopped_mid_upload_finishes_by_itself(ta: Trayagent, webdav_serv
     content = make_many(tmp_path / "d", 30, size=150_000, per_dir=10)
     ta.use_webdav(webdav_server, **SLOW)
     proc = ta.popen("upload", str(tmp_path / "d"), "--dataset", "outage", "--json")
-    wait_until(lambda: ta.queue_states().get("registered", 0) >= 5, 60, what="first files registered")
+    wait_until(lambda: ta.files_sent() >= 5, 60, what="first files registered")
     webdav_server.kill()  # a crash: connections drop at once
     wait_until(lambda: "retry in" in ta.log_text, 120, what="the engine to notice the outage")
     webdav_server.start()
@@ -112,7 +112,7 @@ def test_kill_9_mid_upload_then_rerun(ta: Trayagent, webdav_server: WebDAVServer
     ta.use_webdav(webdav_server, **SLOW)
     args = ("upload", str(tmp_path / "d"), "--dataset", "killed", "--proposal", "p")
     proc = ta.popen(*args)
-    wait_until(lambda: 5 <= ta.queue_states().get("registered", 0) < 30, 60, what="mid-upload")
+    wait_until(lambda: 5 <= ta.files_sent() < 30, 60, what="mid-upload")
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     states = ta.queue_states()

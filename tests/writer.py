@@ -42,10 +42,11 @@ def chunks(path: Path, count: int, pause: float, size: int) -> None:
 
 def append(path: Path, first: int, second: int, gap: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        fh.write(os.urandom(first))
-    _say("closed once")
-    time.sleep(gap)
+    if first:  # --first 0: only reopen an existing file and append
+        with open(path, "wb") as fh:
+            fh.write(os.urandom(first))
+        _say("closed once")
+        time.sleep(gap)
     with open(path, "ab") as fh:
         fh.write(os.urandom(second))
     _say("closed again")

@@ -149,7 +149,7 @@ class _Callback(BaseHTTPRequestHandler):
 
     server: _CallbackServer
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         ours = parts.path == self.server.secret_path or \

@@ -96,11 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--json", action="store_true")
 
     for verb in ("login", "logout"):
-        lp = sub.add_parser(verb, help=f"{verb} (storage: the storage account's secret in the keyring)")
-        lp.add_argument("what", choices=["storage"], help="what to log in to")
-        lp.add_argument("--user", metavar="U", help="account name (default: [storage] user)")
+        lp = sub.add_parser(verb, help=f"{verb}: the SciCat catalogue (default) or `storage`; secrets live "
+                            "only in the OS keyring")
+        lp.add_argument("what", nargs="?", choices=["catalogue", "storage"], default="catalogue",
+                        help="what to log in to (default: the catalogue)")
+        lp.add_argument("--user", metavar="U", help="account name (default: [storage] user; for the "
+                        "catalogue, the user logged in last)")
         if verb == "login":
-            lp.add_argument("--password-stdin", action="store_true", help="read the secret from stdin")
+            how = lp.add_mutually_exclusive_group()
+            how.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+            how.add_argument("--token-stdin", action="store_true",
+                             help="read a SciCat token (copied from the SciCat web page) from stdin")
+            how.add_argument("--browser", action="store_true",
+                             help="log in to SciCat in the browser (needs [catalogue] oidc_client)")
 
     ag = sub.add_parser("agent", help="run the agent (tray icon, queue, sync sessions, control API)")
     ag.add_argument("--headless", action="store_true", help="no tray icon: for servers and scripts")
@@ -386,7 +394,47 @@ def _storage_account(args: argparse.Namespace, cfg: Config) -> tuple[str, str]:
     return storage_service(cfg.storage.remote), user
 
 
+def _stdin_secret(what: str) -> str:
+    secret = sys.stdin.readline().strip()
+    if not secret:
+        raise ConfigError(f"empty {what} on stdin", f"Pipe the {what} into the command: `... | trayagent login`.")
+    return secret
+
+
+def _login_catalogue(args: argparse.Namespace, cfg: Config, redactor: Redactor) -> int:
+    from .auth import login_catalogue
+
+    password = token = None
+    if args.token_stdin:
+        token = _stdin_secret("token")
+    elif args.password_stdin:
+        password = _stdin_secret("password")
+    elif not args.browser:
+        if not sys.stdin.isatty():
+            raise ConfigError("no terminal to ask for the password",
+                              "Use --password-stdin, --token-stdin or --browser.")
+        args.user = args.user or input(f"SciCat user at {cfg.catalogue.url}: ").strip()
+        password = getpass.getpass(f"Password for {args.user}: ")
+    if password is not None and not args.user:
+        raise ConfigError("no SciCat user name", "Give --user NAME.")
+    for secret in (password, token):
+        if secret:
+            redactor.add(secret)
+    ident = login_catalogue(cfg, args.user, password=password, token=token, oidc=args.browser)
+    print(f"logged in to {cfg.catalogue.url} as {ident.username} <{ident.email}>; "
+          f"groups: {', '.join(ident.groups) or 'none'}")
+    if password is not None:
+        print("your password and token are kept in the OS keyring; the token is renewed automatically")
+    else:
+        print("your token is kept in the OS keyring; it lasts about an hour, then run `trayagent login` again")
+    return EXIT_OK
+
+
 def cmd_login(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    if args.what == "catalogue":
+        return _login_catalogue(args, cfg, redactor)
+    if args.token_stdin or args.browser:
+        raise ConfigError("--token-stdin and --browser are for the catalogue", "Use --password-stdin for storage.")
     service, user = _storage_account(args, cfg)
     if args.password_stdin:
         secret = sys.stdin.readline().rstrip("\r\n")
@@ -402,6 +450,13 @@ def cmd_login(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Red
 
 
 def cmd_logout(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    if args.what == "catalogue":
+        from .auth import logout_catalogue
+
+        removed = logout_catalogue(cfg, args.user)
+        print("logged out of SciCat; the stored password and token are gone" if removed
+              else "not logged in to SciCat: nothing to remove")
+        return EXIT_OK
     service, user = _storage_account(args, cfg)
     removed = delete_secret(service, user)
     print(f"removed the storage password of {user}" if removed else f"no stored password for {user}")

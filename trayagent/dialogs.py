@@ -48,6 +48,51 @@ def dialog_url(client: AgentClient, token: str, name: str, request: str) -> str:
     return f"{client.base_url}/ui/{name}.html#token={token}&request={request}"
 
 
+class _Bridge:
+    """What the page may ask of its native window (pywebview's ``js_api``): close it, pick paths.
+
+    Attributes start with ``_`` so pywebview does not expose them to the page.
+    """
+
+    def __init__(self) -> None:
+        self._window: Any = None
+
+    def close(self) -> None:
+        if self._window is not None:
+            self._window.destroy()
+
+    def pick(self, folders: bool = True) -> list[str]:
+        """The native chooser: folders (or files) to add to a dataset; [] when cancelled."""
+        import webview
+
+        kind = webview.FileDialog.FOLDER if folders else webview.FileDialog.OPEN
+        chosen = self._window.create_file_dialog(kind, allow_multiple=True) if self._window else None
+        return [str(p) for p in chosen or []]
+
+
+def _watch_drops(window: Any) -> None:
+    """Dropped folders: only pywebview's Python-side DOM handler learns their full paths; pass them on."""
+    import json
+
+    from webview.dom import DOMEventHandler
+
+    def on_drop(event: dict[str, Any]) -> None:
+        files = (event.get("dataTransfer") or {}).get("files") or []
+        paths = [f["pywebviewFullPath"] for f in files if f.get("pywebviewFullPath")]
+        if paths:
+            window.evaluate_js(f"window.trayagentDropped && window.trayagentDropped({json.dumps(paths)})")
+
+    def on_loaded(*_: Any) -> None:
+        try:
+            zone = window.dom.get_element("#dropzone")
+            if zone is not None:
+                zone.events.drop += DOMEventHandler(on_drop, prevent_default=True)
+        except Exception:  # noqa: BLE001 - a backend without DOM events: typing paths still works
+            log.debug("no drop support in this pywebview backend", exc_info=True)
+
+    window.events.loaded += on_loaded
+
+
 def show_dialog(paths: Paths, name: str, request: str) -> int:
     """Run one dialog window until it is closed (blocks; needs the main thread)."""
     client = AgentClient.find(paths.runtime_dir)
@@ -57,8 +102,13 @@ def show_dialog(paths: Paths, name: str, request: str) -> int:
     import webview
 
     width, height = SIZES[name]
-    webview.create_window(TITLES[name], dialog_url(client, token, name, request), width=width, height=height,
-                          min_size=(360, 300))
+    bridge = _Bridge()
+    window = webview.create_window(TITLES[name], dialog_url(client, token, name, request), width=width,
+                                   height=height, min_size=(360, 300), js_api=bridge,
+                                   background_color="#F6F7F9")
+    bridge._window = window
+    if name == "dataset":
+        _watch_drops(window)
     webview.start(gui=os.environ.get("TRAYAGENT_WEBVIEW_GUI") or None, private_mode=True)
     return 0
 

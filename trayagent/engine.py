@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "ro-crate-metadata.json"
 ENQUEUE_BATCH = 1000
-REGISTER_BATCH = 1000
 MAX_VERIFY_ATTEMPTS = 5
 
 
@@ -49,6 +48,7 @@ class Tuning:
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 600.0
     hash_threads: int = 2
+    verify_files: int = 2000  # uploaded files read back in one go (fewer listings of big folders)
 
 
 @dataclass
@@ -113,6 +113,7 @@ class Engine:
         self._catalogue_paused_until = 0.0
         self._hashers = ThreadPoolExecutor(tuning.hash_threads, thread_name_prefix="hash")
         self._algorithm: str | None = None
+        self._job_errors: dict[int, list[str]] = {}
         self._verify_hash: str | None = None
 
     def close(self) -> None:
@@ -266,14 +267,20 @@ class Engine:
         return batch
 
     def _upload_next_batch(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
+        """Send one batch; while rclone works, verify and register what earlier batches sent."""
         batch = self._next_batch(dataset)
         if not batch:
-            return False
+            return self._verify_uploaded(dataset, force=True)
         ids = [f.id for f in batch]
         self.queue.mark(ids, State.UPLOADING, expect=State.PENDING)
         digests = {f.id: self._hashers.submit(self._digest, f) for f in batch}
+
+        def meanwhile() -> None:
+            self._verify_uploaded(dataset, force=False)
+            self._register_verified(dataset)
         try:
-            errors = self.transfer.copy_batch(dataset.storage_path, batch, on_job=tracker.on_job)
+            errors = self.transfer.copy_batch(dataset.storage_path, batch, on_job=tracker.on_job,
+                                              meanwhile=meanwhile)
         except (RcError, StorageError) as exc:
             errors = [getattr(exc, "error", None) or str(exc)]
         finally:
@@ -282,7 +289,17 @@ class Engine:
         if auth is not None:
             self.queue.mark(ids, State.PENDING, expect=State.UPLOADING)
             raise auth
-        self._verify(dataset, batch, digests, errors)
+        self._job_errors[dataset.id] = errors
+        uploaded = []
+        for f in batch:
+            digest = digests[f.id].result()
+            if isinstance(digest, LocalFileError):
+                self._local_problem(f, digest)
+            else:
+                uploaded.append(f.id)
+        self.queue.mark(uploaded, State.UPLOADED, expect=State.UPLOADING)
+        if not self.queue.due(dataset.id, State.PENDING, 1):
+            self._verify_uploaded(dataset, force=True)
         return True
 
     def _digest(self, f: QueuedFile) -> Digest | LocalFileError:
@@ -301,19 +318,19 @@ class Engine:
         self.queue.set_hash(f.id, digest.size, digest.mtime_ns, digest.value, digest.algorithm)
         return digest
 
-    def _verify(self, dataset: Dataset, batch: list[QueuedFile],
-                digests: dict[int, Future[Digest | LocalFileError]], errors: list[str]) -> None:
-        folders = {f.relpath.rpartition("/")[0] for f in batch}
-        stored = self._safe_listing(dataset, folders)
-        retry: list[QueuedFile] = []
-        for f in batch:
-            digest = digests[f.id].result()
-            if isinstance(digest, LocalFileError):
-                self._local_problem(f, digest)
-            elif not self._check_one(f, digest, stored.get(rclone_name(f.relpath))):
-                retry.append(f)
+    def _verify_uploaded(self, dataset: Dataset, force: bool) -> bool:
+        """Read back what storage holds for uploaded files and compare. Done in bulk (one listing
+        per folder for thousands of files) unless ``force``: listing a flat folder after every
+        batch would cost time quadratic in its size."""
+        limit = max(self.tuning.verify_files, 1)
+        files = self.queue.due(dataset.id, State.UPLOADED, limit, now=float("inf"))
+        if not files or (not force and len(files) < limit):
+            return False
+        stored = self._safe_listing(dataset, {f.relpath.rpartition("/")[0] for f in files})
+        retry = [f for f in files if not self._check_one(f, _stored_digest(f), stored.get(rclone_name(f.relpath)))]
         if retry:
-            self._retry_each(dataset, retry, digests, errors)
+            self._retry_each(dataset, retry, self._job_errors.get(dataset.id, []))
+        return True
 
     def _safe_listing(self, dataset: Dataset, folders: set[str]) -> dict[str, RemoteFile]:
         try:
@@ -336,7 +353,7 @@ class Engine:
             self.queue.retry_later(f.id, "the file changed during its upload; uploading the new version",
                                    0.5, rehash=True)
             return True
-        moved = self.queue.mark([f.id], State.VERIFIED, expect=State.UPLOADING, verification=level)
+        moved = self.queue.mark([f.id], State.VERIFIED, expect=State.UPLOADED, verification=level)
         if not moved:
             log.info("%s: requeued by a rescan while uploading; its new version follows", f.relpath)
         return True
@@ -349,14 +366,13 @@ class Engine:
             return True
         return (st.st_size, st.st_mtime_ns) != (digest.size, digest.mtime_ns)
 
-    def _retry_each(self, dataset: Dataset, files: list[QueuedFile],
-                    digests: dict[int, Future[Digest | LocalFileError]], errors: list[str]) -> None:
+    def _retry_each(self, dataset: Dataset, files: list[QueuedFile], errors: list[str]) -> None:
         """Files the batch did not land: one by one, to learn each file's own error. After a
         transient error (server down) the rest wait too, instead of each failing slowly alone."""
         outage: tuple[str, float] | None = None
         for f in files:
             if self.stop_event.is_set():
-                self.queue.mark([f.id], State.PENDING, expect=State.UPLOADING)
+                self.queue.mark([f.id], State.PENDING, expect=State.UPLOADED)
                 continue
             if outage is not None:
                 self.queue.retry_later(f.id, outage[0], outage[1])
@@ -366,11 +382,9 @@ class Engine:
             except (RcError, StorageError) as exc:
                 outage = self._storage_problem(f, getattr(exc, "error", None) or str(exc))
                 continue
-            digest = digests[f.id].result()
-            assert not isinstance(digest, LocalFileError)
             folder = f.relpath.rpartition("/")[0]
             stored = self._safe_listing(dataset, {folder}).get(rclone_name(f.relpath))
-            if not self._check_one(f, digest, stored):
+            if not self._check_one(f, _stored_digest(f), stored):
                 why = "the stored copy does not match (size or checksum)" if stored else "not found in storage"
                 self._mismatch(f, f"{why} after upload; {'; '.join(errors)[:300]}".rstrip("; "))
 
@@ -378,7 +392,7 @@ class Engine:
         """Retry later or fail the file; returns (error, delay) when the error was transient."""
         problem = self.transfer.explain(error)
         if isinstance(problem, AuthError):
-            self.queue.mark([f.id], State.PENDING, expect=State.UPLOADING)
+            self.queue.mark([f.id], State.PENDING, expect=State.UPLOADED)
             raise problem
         if problem.transient:
             delay = backoff(f.attempts, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
@@ -417,10 +431,17 @@ class Engine:
 
     # -- registration ---------------------------------------------------------------------------
     def _register_verified(self, dataset: Dataset) -> bool:
+        """Hand verified files to the catalogue in the catalogue's preferred batch size (SciCat:
+        one block of up to 20,000 files); a batch upload waits to fill a batch, sync does not."""
         if not dataset.catalogue_id or time.time() < self._catalogue_paused_until:
             return False
+        size = self.catalogue.register_batch
+        counts = self.queue.counts(dataset.id)
+        in_flight = sum(counts[s.value] for s in (State.PENDING, State.UPLOADING, State.UPLOADED))
+        if dataset.mode == "batch" and in_flight and counts[State.VERIFIED.value] < size:
+            return False
         worked = False
-        while batch := self.queue.due(dataset.id, State.VERIFIED, REGISTER_BATCH, now=float("inf")):
+        while batch := self.queue.due(dataset.id, State.VERIFIED, size, now=float("inf")):
             records = [record(f) for f in batch]
             try:
                 self.catalogue.register_files(dataset.catalogue_id, records)
@@ -449,6 +470,9 @@ class Engine:
             self.transfer.put_bytes(dataset.storage_path, MANIFEST_NAME,
                                     json.dumps(doc, indent=1, ensure_ascii=False).encode())
             self.catalogue.finish_dataset(dataset.catalogue_id)
+        except LoginRequired as exc:
+            self._catalogue_trouble(exc)
+            return False
         except (StorageError, CatalogueError) as exc:
             if not exc.transient:
                 raise
@@ -467,6 +491,11 @@ class Engine:
                        bytes=sum(f.size or 0 for f in ok), seconds=round(seconds, 3),
                        failures=[{"path": f.relpath, "reason": f.last_error or ""} for f in failed],
                        catalogue_id=dataset.catalogue_id, storage_path=dataset.storage_path)
+
+
+def _stored_digest(f: QueuedFile) -> Digest:
+    """The checksum and stat the queue recorded when the file was hashed."""
+    return Digest(f.size or 0, f.mtime_ns or 0, f.checksum or "", f.algorithm or "")
 
 
 def record(f: QueuedFile) -> FileRecord:
@@ -490,7 +519,7 @@ class _ProgressTracker:
 
     def _done_bytes(self) -> int:
         b = self.engine.queue.byte_counts(self.dataset.id)
-        return b.get("registered", 0) + b.get("verified", 0)
+        return b.get("registered", 0) + b.get("verified", 0) + b.get("uploaded", 0)
 
     def on_job(self, jobid: int) -> None:
         if self.sink and time.monotonic() - self._last > 0.25:

@@ -227,14 +227,21 @@ class RcloneDaemon:
     def run_job(self, method: str, params: dict[str, Any], poll: float = 0.1,
                 on_job: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Start an async job and wait for it; returns the final job/status."""
+        return self.wait_job(self.start_job(method, params), poll, on_job)
+
+    def start_job(self, method: str, params: dict[str, Any]) -> tuple[int, int | None]:
+        """Start an async job; returns (jobid, daemon pid) for ``wait_job``."""
         job = self.call(method, {**params, "_async": True})
-        jobid = job["jobid"]
-        pid = self.pid
+        return int(job["jobid"]), self.pid
+
+    def wait_job(self, job: tuple[int, int | None], poll: float = 0.1,
+                 on_job: Callable[[int], None] | None = None) -> dict[str, Any]:
+        jobid, pid = job
         delay = 0.02
         while True:
             time.sleep(delay)
             delay = min(poll, delay * 2)
-            if self.pid != pid:
+            if self.pid != pid or not self.alive():
                 raise StorageError("rclone restarted during a transfer", "The batch is retried.",
                                    transient=True)
             status = self.call("job/status", {"jobid": jobid})

@@ -115,27 +115,41 @@ class Transfer:
 
     # -- copying --------------------------------------------------------------------------------
     def copy_batch(self, storage_path: str, files: Sequence[QueuedFile],
-                   on_job: Callable[[int], None] | None = None) -> list[str]:
-        """Copy the files; returns the error texts of jobs that failed (files are verified anyway)."""
+                   on_job: Callable[[int], None] | None = None,
+                   meanwhile: Callable[[], None] | None = None) -> list[str]:
+        """Copy the files; returns the error texts of jobs that failed (files are verified anyway).
+
+        ``meanwhile`` runs once the jobs are started, while rclone works: the engine verifies and
+        registers earlier batches there, so storage never waits for the catalogue."""
         groups: dict[tuple[str, str], list[QueuedFile]] = defaultdict(list)
         for f in files:
             groups[(f.src_root, _prefix(f))].append(f)
-        return [e for (root, prefix), group in groups.items()
-                if (e := self._copy_group(storage_path, root, prefix, group, on_job))]
-
-    def _copy_group(self, storage_path: str, root: str, prefix: str, group: Sequence[QueuedFile],
-                    on_job: Callable[[int], None] | None) -> str | None:
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
-        listing = self.scratch_dir / f"batch-{os.getpid()}-{secrets.token_hex(4)}.lst"
-        listing.write_bytes(b"".join(rclone_name(f.src_rel).encode() + b"\0" for f in group))
+        started = []
         try:
-            dst = "/".join(p for p in (storage_path, prefix) if p)
-            status = self.daemon.run_job("sync/copy", {
-                "srcFs": root, "dstFs": self.fs(dst), "createEmptySrcDirs": False,
-                "_config": self._config(), "_filter": {"FilesFrom0": [str(listing)]}}, on_job=on_job)
+            for (root, prefix), group in groups.items():
+                listing = self.scratch_dir / f"batch-{os.getpid()}-{secrets.token_hex(4)}.lst"
+                listing.write_bytes(b"".join(rclone_name(f.src_rel).encode() + b"\0" for f in group))
+                dst = "/".join(p for p in (storage_path, prefix) if p)
+                try:
+                    job = self.daemon.start_job("sync/copy", {
+                        "srcFs": root, "dstFs": self.fs(dst), "createEmptySrcDirs": False,
+                        "_config": self._config(), "_filter": {"FilesFrom0": [str(listing)]}})
+                except BaseException:
+                    listing.unlink(missing_ok=True)
+                    raise
+                started.append((listing, job))
+            if meanwhile is not None:
+                meanwhile()
+            errors = []
+            for _, job in started:
+                status = self.daemon.wait_job(job, on_job=on_job)
+                if not status.get("success"):
+                    errors.append(self.daemon.redact(str(status.get("error") or "failed")))
+            return errors
         finally:
-            listing.unlink(missing_ok=True)
-        return None if status.get("success") else self.daemon.redact(str(status.get("error") or "failed"))
+            for listing, _ in started:
+                listing.unlink(missing_ok=True)
 
     def copy_one(self, storage_path: str, f: QueuedFile) -> None:
         """One file on its own: used for odd names and to learn each file's own error."""

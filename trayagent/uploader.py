@@ -45,10 +45,11 @@ class Plan:
 
 
 def make_catalogue(cfg: Config, paths: Paths) -> Catalogue:
-    if cfg.catalogue.kind == "local":
-        return LocalCatalogue(paths.catalogue_db)
-    raise ConfigError(f"[catalogue] kind = {cfg.catalogue.kind!r} is not available in this version",
-                      'Use kind = "local" (the default) for now.')
+    if cfg.catalogue.kind == "scicat":
+        from .catalogue.scicat import ScicatCatalogue  # network code only where it is chosen
+
+        return ScicatCatalogue.from_config(cfg, paths.data_dir / "scicat-index.sqlite")
+    return LocalCatalogue(paths.catalogue_db)
 
 
 class Uploader:
@@ -128,7 +129,7 @@ class Uploader:
                                 scratch_dir=self.paths.runtime_dir, backend_type=self._backend_type(target))
             t = self.cfg.transfer
             tuning = Tuning(batch_files=t.batch_files, batch_bytes=t.batch_bytes, checksum=t.checksum,
-                            retry_max_seconds=float(t.retry_max_seconds))
+                            retry_max_seconds=float(t.retry_max_seconds), verify_files=4 * t.batch_files)
             self._engine = Engine(self.queue, transfer, self.catalogue, tuning,
                                   lambda path: StorageLocation(target.display, target.host, path))
         return self._engine

@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,8 @@ class SyncProcess:
         with open(self.out_path, "wb") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "trayagent.cli", "sync", str(self.folder),
                                           "--dataset", self.dataset], stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, env=self.ta.env(), preexec_fn=_die_with_parent)
+                                         stderr=subprocess.STDOUT, env=self.ta.env(),
+                                         preexec_fn=_die_with_parent)  # noqa: PLW1509 (dies with the bench)
 
     @property
     def pid(self) -> int | None:
@@ -150,7 +151,8 @@ class SyncProcess:
     def check_alive(self) -> None:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise RuntimeError(f"trayagent sync exited early ({self.proc.returncode}):\n{self.output()[-2000:]}\n"
+            raise RuntimeError(f"trayagent sync exited early ({self.proc.returncode}):\n"
+                               f"{self.output()[-2000:]}\n"
                                f"log:\n{self.ta.log_text[-3000:]}")
 
     def output(self) -> str:
@@ -277,7 +279,7 @@ class QueuePoller(threading.Thread):
                         self._note(relpath, state, updated, now)
                 self.stop_event.wait(POLL_SECONDS)
             db.close()
-        except BaseException as exc:  # reported by the main thread
+        except Exception as exc:  # noqa: BLE001 (reported by the main thread)
             self.error = exc
 
     def _note(self, relpath: str, state: str, updated: float, now: float) -> None:
@@ -337,7 +339,7 @@ def run_latency(mode: str, server: WebDAVServer, base: Path, args: argparse.Name
         sync_cfg["polling"] = True
     ta.use_webdav(server, storage={"root": f"{mode}/{{dataset}}"}, sync=sync_cfg)
     payload = os.urandom(args.file_kib * KiB)
-    n_files = int(round(args.seconds * args.rate))
+    n_files = round(args.seconds * args.rate)
     names = [f"f_{i:05d}.bin" for i in range(n_files)]
     sync = SyncProcess(ta, folder, "lat")
     poller = QueuePoller(queue_db(home))
@@ -350,11 +352,13 @@ def run_latency(mode: str, server: WebDAVServer, base: Path, args: argparse.Name
         # warm-up: rclone rcd up, storage reached, dataset catalogued, first batch done
         write_file(folder / "warmup.bin", payload, 0)
         if not wait_verified(poller, ["warmup.bin"], sync, 120):
-            raise RuntimeError(f"{mode}: the warm-up file was not verified within 120 s\n{ta.log_text[-3000:]}")
+            raise RuntimeError(f"{mode}: the warm-up file was not verified within 120 s\n"
+                               f"{ta.log_text[-3000:]}")
         result["startup_to_first_verified_s"] = round(time.time() - t_start, 3)
         sync.find_rclone(10)
         cpu0 = (proc_cpu(sync.pid) or 0.0, proc_cpu(sync.rclone_pid) or 0.0)
-        print(f"  {mode}: session up, warm-up file verified {result['startup_to_first_verified_s']:.1f} s after "
+        up_s = result["startup_to_first_verified_s"]
+        print(f"  {mode}: session up, warm-up file verified {up_s:.1f} s after "
               f"start; writing {n_files} x {len(payload) // KiB} KiB at {args.rate:g} files/s", flush=True)
 
         closes: dict[str, float] = {}
@@ -365,7 +369,7 @@ def run_latency(mode: str, server: WebDAVServer, base: Path, args: argparse.Name
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            else:
+            elif -delay > 0.005:  # started more than 5 ms late (the writer could not keep the rate)
                 behind.append(-delay)
             closes[name] = write_file(folder / name, payload, i + 1)
         write_seconds = time.monotonic() - t0
@@ -378,7 +382,8 @@ def run_latency(mode: str, server: WebDAVServer, base: Path, args: argparse.Name
         seen = poller.snapshot()
         result["drain_after_last_close_s"] = round(drain, 3)
         result["all_verified"] = done
-        result["cpu_seconds"] = {"trayagent": round(cpu1[0] - cpu0[0], 2), "rclone": round(cpu1[1] - cpu0[1], 2),
+        result["cpu_seconds"] = {"trayagent": round(cpu1[0] - cpu0[0], 2),
+                                 "rclone": round(cpu1[1] - cpu0[1], 2),
                                  "window_s": round(write_seconds + drain, 2)}
         result["rss_mb"] = round(proc_status(sync.pid).get("VmRSS", 0) / 1024, 1)
     finally:
@@ -387,10 +392,51 @@ def run_latency(mode: str, server: WebDAVServer, base: Path, args: argparse.Name
         poller.join(5)
         result["exit_code"] = rc
     result.update(analyse(names, closes, seen, poller, t0_epoch=min(closes.values())))
+    copied = copied_times(ta.log_text)
+    result["close_to_rclone_copied"] = summary([copied[n] - closes[n] for n in names if n in copied])
+    result["rclone_copied_to_verified"] = summary(
+        [v - copied[n] for n in names
+         if n in copied and (v := seen[n].verified if n in seen else None) is not None])
+    t_first = min(closes.values())
+    split: dict[int, tuple[list[float], list[float]]] = {}
+    for n in names:
+        v = seen[n].verified if n in seen else None
+        if n in copied and v is not None:
+            a, b = split.setdefault(int((closes[n] - t_first) // 10), ([], []))
+            a.append(copied[n] - closes[n])
+            b.append(v - copied[n])
+    result["split_p50_by_10s_of_writing"] = {
+        f"{k * 10}-{k * 10 + 10}s": {"close_to_copied": round(pct(a, 50) or 0, 3),
+                                     "copied_to_verified": round(pct(b, 50) or 0, 3)}
+        for k, (a, b) in sorted(split.items())}
+    # per file, seconds after the first close: close, queued, uploading, copied, verified, registered
+    def rel(t: float | None) -> float | None:
+        return round(t - t_first, 4) if t is not None else None
+    result["per_file"] = {"columns": ["close", "queued", "uploading", "copied", "verified", "registered",
+                                      "verified_exact"],
+                          "t0_epoch": t_first,
+                          "rows": {n: [rel(closes[n]), rel(seen[n].queued if n in seen else None),
+                                       rel(seen[n].uploading if n in seen else None), rel(copied.get(n)),
+                                       rel(seen[n].verified if n in seen else None),
+                                       rel(seen[n].registered if n in seen else None),
+                                       seen[n].verified_exact if n in seen else None] for n in names}}
     result["log_tail"] = [ln for ln in ta.log_text.splitlines() if " WARNING " in ln or " ERROR " in ln][-10:]
-    result["rclone_copied_lines"] = sum(1 for ln in ta.log_text.splitlines() if re.search(r"f_\d+\.bin: Copied", ln))
+    result["rclone_copied_lines"] = len(copied)
     keep_log(ta, f"latency-{mode}", args)
     return result
+
+
+_COPIED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \S+\s+"
+                     r"trayagent\.rclone\.process: (\S+): Copied")
+
+
+def copied_times(log_text: str) -> dict[str, float]:
+    """File name -> when rclone logged it copied (log timestamps: local time, millisecond resolution)."""
+    out: dict[str, float] = {}
+    for line in log_text.splitlines():
+        if m := _COPIED.match(line):
+            out.setdefault(m.group(2), datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp())
+    return out
 
 
 def analyse(names: list[str], closes: dict[str, float], seen: dict[str, Seen], poller: QueuePoller,
@@ -431,7 +477,8 @@ def analyse(names: list[str], closes: dict[str, float], seen: dict[str, Seen], p
                                   for k, v in sorted(per_bucket.items())},
         "p99_by_10s_of_writing": {f"{k * 10}-{k * 10 + 10}s": round(pct(v, 99) or 0, 3)
                                   for k, v in sorted(per_bucket.items())},
-        "batches_seen_uploading": {"count": len(sizes), "mean_files": round(statistics.fmean(sizes), 2) if sizes else None,
+        "batches_seen_uploading": {"count": len(sizes),
+                                   "mean_files": round(statistics.fmean(sizes), 2) if sizes else None,
                                    "max_files": max(sizes) if sizes else None},
         "poller": {"polls": poller.polls, "median_gap_s": round(pct(poller.poll_gaps, 50) or 0, 4),
                    "p99_gap_s": round(pct(poller.poll_gaps, 99) or 0, 4)},
@@ -459,14 +506,16 @@ def make_tree(root: Path, n_files: int, n_dirs: int) -> float:
 
 def run_idle(base: Path, args: argparse.Namespace) -> dict[str, Any]:
     tree = base / "tree"
-    print(f"  idle: creating {args.tree_files:,} one-byte files in {args.tree_dirs:,} folders ...", flush=True)
+    print(f"  idle: creating {args.tree_files:,} one-byte files in {args.tree_dirs:,} folders ...",
+          flush=True)
     made_s = make_tree(tree, args.tree_files, args.tree_dirs)
-    print(f"  idle: tree created in {made_s:.1f} s; starting trayagent sync (embedded default storage)", flush=True)
+    print(f"  idle: tree created in {made_s:.1f} s; starting trayagent sync (embedded default storage)",
+          flush=True)
     home = base / "home-idle"
     ta = Trayagent(home)  # no config file: [storage] defaults, local catalogue
     sync = SyncProcess(ta, tree, "idle")
-    result: dict[str, Any] = {"files": args.tree_files, "folders": args.tree_dirs, "tree_create_s": round(made_s, 1),
-                              "idle_window_s": args.idle_seconds}
+    result: dict[str, Any] = {"files": args.tree_files, "folders": args.tree_dirs,
+                              "tree_create_s": round(made_s, 1), "idle_window_s": args.idle_seconds}
     db: sqlite3.Connection | None = None
     try:
         t0 = time.monotonic()
@@ -495,7 +544,8 @@ def run_idle(base: Path, args: argparse.Namespace) -> dict[str, Any]:
         result["initial_upload"] = {"seconds": round(upload_s, 1), "states": c,
                                     "files_per_s": round(c.get("registered", 0) / upload_s, 1),
                                     "first_registered_after_s": round(first_registered_at or 0, 1),
-                                    "rss_peak_mb_so_far": round(proc_status(sync.pid).get("VmHWM", 0) / 1024, 1)}
+                                    "rss_peak_mb_so_far": round(proc_status(sync.pid).get("VmHWM", 0) / 1024,
+                                                                1)}
         print(f"  idle: initial upload done in {upload_s:.1f} s ({c}); settling {args.settle_seconds:g} s, "
               f"then {args.idle_seconds:g} s idle window", flush=True)
         try:
@@ -507,51 +557,93 @@ def run_idle(base: Path, args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(args.settle_seconds)
         sync.check_alive()
         log_path = home / "logs" / "trayagent.log"
-        log_off = log_path.stat().st_size if log_path.exists() else 0
-        w0 = time.monotonic()
-        ta0, rc0 = proc_cpu(sync.pid), proc_cpu(rclone)
-        rss, threads, rclone_rss = [], [], []
-        while time.monotonic() - w0 < args.idle_seconds:
-            st = proc_status(sync.pid)
-            rss.append(st.get("VmRSS", 0) / 1024)
-            threads.append(st.get("Threads", 0))
-            rclone_rss.append(proc_status(rclone).get("VmRSS", 0) / 1024)
-            time.sleep(min(1.0, max(0.0, args.idle_seconds - (time.monotonic() - w0))))
-        ta1, rc1 = proc_cpu(sync.pid), proc_cpu(rclone)
-        window = time.monotonic() - w0
-        sync.check_alive()
-        final = proc_status(sync.pid)
-        ta_cpu = (ta1 or 0) - (ta0 or 0)
-        rc_cpu = (rc1 or 0) - (rc0 or 0) if rclone else None
-        with contextlib.suppress(OSError), open(log_path, "rb") as fh:
-            fh.seek(log_off)
-            window_log = fh.read().decode(errors="replace").splitlines()
-        result.update({
-            "window_s": round(window, 2),
-            "trayagent_cpu_s": round(ta_cpu, 3),
-            "rclone_cpu_s": round(rc_cpu, 3) if rc_cpu is not None else None,
-            "trayagent_cpu_pct": round(100 * ta_cpu / window, 3),
-            "rclone_cpu_pct": round(100 * rc_cpu / window, 3) if rc_cpu is not None else None,
-            "total_cpu_pct": round(100 * (ta_cpu + (rc_cpu or 0)) / window, 3),
-            "rss_mb": round(final.get("VmRSS", 0) / 1024, 1),
-            "rss_mb_max_in_window": round(max(rss), 1) if rss else None,
-            "rss_peak_mb_whole_run": round(final.get("VmHWM", 0) / 1024, 1),
-            "rclone_rss_mb": round(max(rclone_rss), 1) if rclone_rss else None,
-            "threads": max(threads) if threads else None,
-            "rclone_pid_found": bool(rclone),
-            "log_lines_in_window": len(window_log),
-            "log_in_window": window_log[-10:],
-            "rescans_in_window": [ln for ln in window_log if "rescan" in ln],
-        })
-        rescans = re.findall(r"rescan \((\w[\w ]*)\) queued (\d+) new or changed files in ([\d.]+) s", ta.log_text)
-        result["rescans_whole_run"] = [{"reason": r, "queued": int(q), "seconds": float(s)} for r, q, s in rescans]
+        result.update(idle_window(sync, rclone, log_path, args.idle_seconds))
+        if args.restart:
+            result["after_restart"] = idle_after_restart(sync, log_path, db, args)
+        rescans = re.findall(r"rescan \((\w[\w ]*)\) queued (\d+) new or changed files in ([\d.]+) s",
+                             ta.log_text)
+        result["rescans_whole_run"] = [{"reason": r, "queued": int(q), "seconds": float(s)}
+                                       for r, q, s in rescans]
     finally:
         if db is not None:
             db.close()
         result["exit_code"] = sync.stop()
+        if "after_restart" in result:
+            result["after_restart"]["first_exit_code"] = result["exit_code"]
         keep_log(ta, "idle", args)
         shutil.rmtree(tree, ignore_errors=True)
     return result
+
+
+def idle_window(sync: SyncProcess, rclone: int | None, log_path: Path, seconds: float) -> dict[str, Any]:
+    """CPU of trayagent and its rclone child over ``seconds`` of idleness; RSS sampled every second."""
+    log_off = log_path.stat().st_size if log_path.exists() else 0
+    w0 = time.monotonic()
+    ta0, rc0 = proc_cpu(sync.pid), proc_cpu(rclone)
+    rss, threads, rclone_rss = [], [], []
+    while time.monotonic() - w0 < seconds:
+        st = proc_status(sync.pid)
+        rss.append(st.get("VmRSS", 0) / 1024)
+        threads.append(st.get("Threads", 0))
+        rclone_rss.append(proc_status(rclone).get("VmRSS", 0) / 1024)
+        time.sleep(min(1.0, max(0.0, seconds - (time.monotonic() - w0))))
+    ta1, rc1 = proc_cpu(sync.pid), proc_cpu(rclone)
+    window = time.monotonic() - w0
+    sync.check_alive()
+    final = proc_status(sync.pid)
+    ta_cpu = (ta1 or 0) - (ta0 or 0)
+    rc_cpu = (rc1 or 0) - (rc0 or 0) if rclone else None
+    window_log: list[str] = []
+    with contextlib.suppress(OSError), open(log_path, "rb") as fh:
+        fh.seek(log_off)
+        window_log = fh.read().decode(errors="replace").splitlines()
+    return {
+        "window_s": round(window, 2),
+        "trayagent_cpu_s": round(ta_cpu, 3),
+        "rclone_cpu_s": round(rc_cpu, 3) if rc_cpu is not None else None,
+        "trayagent_cpu_pct": round(100 * ta_cpu / window, 3),
+        "rclone_cpu_pct": round(100 * rc_cpu / window, 3) if rc_cpu is not None else None,
+        "total_cpu_pct": round(100 * (ta_cpu + (rc_cpu or 0)) / window, 3),
+        "rss_mb": round(final.get("VmRSS", 0) / 1024, 1),
+        "rss_mb_max_in_window": round(max(rss), 1) if rss else None,
+        "rss_peak_mb_whole_run": round(final.get("VmHWM", 0) / 1024, 1),
+        "rclone_rss_mb": round(max(rclone_rss), 1) if rclone_rss else None,
+        "threads": max(threads) if threads else None,
+        "rclone_pid_found": bool(rclone),
+        "log_lines_in_window": len(window_log),
+        "log_in_window": window_log[-10:],
+        "rescans_in_window": [ln for ln in window_log if "rescan" in ln],
+    }
+
+
+def idle_after_restart(sync: SyncProcess, log_path: Path, db: sqlite3.Connection,
+                       args: argparse.Namespace) -> dict[str, Any]:
+    """Same command again on the uploaded tree: the RSS of a session that never held the upload's work."""
+    sync.stop()
+    log_off = log_path.stat().st_size if log_path.exists() else 0
+    t0 = time.monotonic()
+    sync.proc, sync.rclone_pid = None, None
+    sync.start()
+    while True:  # the start rescan (nothing new to queue) marks the session as caught up
+        sync.check_alive()
+        with open(log_path, "rb") as fh:
+            fh.seek(log_off)
+            text = fh.read().decode(errors="replace")
+        c = counts(db)
+        if "rescan (start)" in text and not any(c.get(x, 0) for x in ("pending", "uploading", "verified")):
+            break
+        if time.monotonic() - t0 > 600:
+            raise RuntimeError(f"restarted sync did not catch up in 600 s: {c}")
+        time.sleep(0.5)
+    caught_up = time.monotonic() - t0
+    rclone = sync.find_rclone(10)
+    print(f"  idle: restarted session caught up in {caught_up:.1f} s; {args.idle_seconds:g} s idle window",
+          flush=True)
+    time.sleep(args.settle_seconds)
+    out = idle_window(sync, rclone, log_path, args.idle_seconds)
+    out["caught_up_after_s"] = round(caught_up, 1)
+    out["states"] = counts(db)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -591,12 +683,14 @@ def print_latency(runs: list[dict[str, Any]]) -> None:
                   and not r["not_verified_count"])
         else:
             target, ok = "(none; for reference)", None
-        print(f"{name:<28} {s.get('n', 0):>5} {_f(s.get('p50')):>7} {_f(s.get('p90')):>7} {_f(s.get('p99')):>7} "
+        print(f"{name:<28} {s.get('n', 0):>5} {_f(s.get('p50')):>7} {_f(s.get('p90')):>7} "
+              f"{_f(s.get('p99')):>7} "
               f"{_f(s.get('max')):>7}   {_f(r['close_to_queued'].get('p50')):>10} "
-              f"{_f(r['queued_to_verified'].get('p50')):>10} {_f(r['verified_to_registered'].get('p50')):>8}  "
+              f"{_f(r['queued_to_verified'].get('p50')):>10} "
+              f"{_f(r['verified_to_registered'].get('p50')):>8}  "
               f"{target:<22} {verdict(ok)}")
-    print("(detect = close -> first seen in the queue; upload = queued -> verified; reg = verified -> registered, "
-          "over files caught in state verified)")
+    print("(detect = close -> first seen in the queue; upload = queued -> verified; "
+          "reg = verified -> registered, over files caught in state verified)")
     for r in runs:
         b = r["batches_seen_uploading"]
         print(f"  {r['mode']}: {r['not_verified_count']} not verified; verified time exact for "
@@ -606,14 +700,24 @@ def print_latency(runs: list[dict[str, Any]]) -> None:
               f"{r['cpu_seconds']['trayagent']:.1f} s, rclone {r['cpu_seconds']['rclone']:.1f} s over "
               f"{r['cpu_seconds']['window_s']:.0f} s; writer late starts {r['writer']['late_starts']} "
               f"(max {r['writer']['max_late_s']:.3f} s)")
-        print(f"    p50 by 10 s of writing: " + ", ".join(f"{k} {v:.2f}" for k, v in r["p50_by_10s_of_writing"].items()))
-        print(f"    p99 by 10 s of writing: " + ", ".join(f"{k} {v:.2f}" for k, v in r["p99_by_10s_of_writing"].items()))
+        a, b = r["close_to_rclone_copied"], r["rclone_copied_to_verified"]
+        print(f"    split of close -> verified: close -> rclone logged 'Copied' p50 {_f(a.get('p50'))} s "
+              f"(p99 {_f(a.get('p99'))}); 'Copied' -> verified p50 {_f(b.get('p50'))} s "
+              f"(p99 {_f(b.get('p99'))}; job-status polling + listing + queue update)")
+        sp = r.get("split_p50_by_10s_of_writing", {})
+        print("    p50 split by 10 s of writing (close->Copied / Copied->verified): "
+              + ", ".join(f"{k} {v['close_to_copied']:.2f}/{v['copied_to_verified']:.2f}"
+                          for k, v in sp.items()))
+        for q in ("p50", "p99"):
+            by = r[f"{q}_by_10s_of_writing"]
+            print(f"    {q} by 10 s of writing: " + ", ".join(f"{k} {v:.2f}" for k, v in by.items()))
         if r["log_tail"]:
             print("    warnings/errors in the log: " + " | ".join(x[-160:] for x in r["log_tail"][-3:]))
 
 
 def print_idle(r: dict[str, Any]) -> None:
-    print(f"\nIdle session watching {r['files']:,} files in {r['folders']:,} folders (embedded default storage), "
+    print(f"\nIdle session watching {r['files']:,} files in {r['folders']:,} folders "
+          f"(embedded default storage), "
           f"{r['window_s']:.1f} s window after the initial upload:")
     head = f"{'measure':<36} {'value':>10}  {'target':<14} verdict"
     print(head)
@@ -623,8 +727,11 @@ def print_idle(r: dict[str, Any]) -> None:
     rows = [
         ("CPU trayagent (% of one core)", _f(r["trayagent_cpu_pct"], ".2f"), "", None),
         ("CPU rclone rcd (% of one core)", _f(r["rclone_cpu_pct"], ".2f"), "", None),
-        ("CPU total (% of one core)", _f(r["total_cpu_pct"], ".2f"), f"~0 (<= {TARGET_IDLE_CPU_PCT:g} %)", cpu_ok),
-        ("CPU seconds trayagent / rclone", f"{_f(r['trayagent_cpu_s'], '.2f')}/{_f(r['rclone_cpu_s'], '.2f')}", "", None),
+        ("CPU total (% of one core)", _f(r["total_cpu_pct"], ".2f"), f"~0 (<= {TARGET_IDLE_CPU_PCT:g} %)",
+         cpu_ok),
+        ("CPU seconds trayagent / rclone",
+         f"{_f(r['trayagent_cpu_s'], '.2f')}/{_f(r['rclone_cpu_s'], '.2f')}",
+         "", None),
         ("RSS trayagent (MB, end of window)", _f(r["rss_mb"], ".1f"), f"<= {TARGET_RSS_MB:g} MB", rss_ok),
         ("RSS trayagent max in window (MB)", _f(r["rss_mb_max_in_window"], ".1f"), "", None),
         ("RSS trayagent peak, whole run (MB)", _f(r["rss_peak_mb_whole_run"], ".1f"), "", None),
@@ -633,9 +740,18 @@ def print_idle(r: dict[str, Any]) -> None:
     ]
     for name, value, target, ok in rows:
         print(f"{name:<36} {value:>10}  {target:<14} {verdict(ok) if target else ''}")
+    if ar := r.get("after_restart"):
+        print(f"  after a restart (same command, tree already uploaded; caught up in "
+              f"{ar['caught_up_after_s']:.1f} s), {ar['window_s']:.1f} s idle: CPU total "
+              f"{_f(ar['total_cpu_pct'], '.2f')} % (trayagent {_f(ar['trayagent_cpu_pct'], '.2f')}, "
+              f"rclone {_f(ar['rclone_cpu_pct'], '.2f')}); RSS trayagent {_f(ar['rss_mb'], '.1f')} MB "
+              f"({verdict(ar['rss_mb'] <= TARGET_RSS_MB)} vs <= {TARGET_RSS_MB:g} MB), peak "
+              f"{_f(ar['rss_peak_mb_whole_run'], '.1f')} MB; rclone {_f(ar['rclone_rss_mb'], '.1f')} MB")
     iu = r["initial_upload"]
-    print(f"  initial upload: {iu['seconds']:.1f} s ({iu['files_per_s']:.0f} files/s; first registration after "
-          f"{iu['first_registered_after_s']:.1f} s); states {iu['states']}; tree created in {r['tree_create_s']:.1f} s")
+    print(f"  initial upload: {iu['seconds']:.1f} s ({iu['files_per_s']:.0f} files/s; "
+          f"first registration after "
+          f"{iu['first_registered_after_s']:.1f} s); states {iu['states']}; "
+          f"tree created in {r['tree_create_s']:.1f} s")
     print(f"  watch: {r.get('session')}; log lines in window: {r['log_lines_in_window']}; "
           f"rescans in window: {len(r['rescans_in_window'])}")
     for x in r.get("rescans_whole_run", []):
@@ -662,7 +778,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--modes", default="events,polling", help="latency modes: events, polling (default both)")
     p.add_argument("--seconds", type=float, help="writing time per latency run (default 60; quick 15)")
     p.add_argument("--rate", type=float, default=10.0, help="files per second written (default 10)")
-    p.add_argument("--file-kib", type=int, default=1024, help="size of each written file in KiB (default 1024)")
+    p.add_argument("--file-kib", type=int, default=1024,
+                   help="size of each written file in KiB (default 1024)")
     p.add_argument("--quiet-seconds", type=float, default=2.0, help="[sync] quiet_seconds (default 2)")
     p.add_argument("--drain-timeout", type=float, default=120.0,
                    help="how long to wait after the last close for every file to be verified")
@@ -671,7 +788,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--idle-seconds", type=float, default=30.0, help="idle measurement window (default 30)")
     p.add_argument("--settle-seconds", type=float, default=5.0,
                    help="wait between the end of the initial upload and the idle window (default 5)")
-    p.add_argument("--upload-timeout", type=float, default=7200.0, help="limit for the initial upload of the tree")
+    p.add_argument("--no-restart", dest="restart", action="store_false",
+                   help="skip the second idle window after restarting the session on the uploaded tree")
+    p.add_argument("--upload-timeout", type=float, default=7200.0,
+                   help="limit in seconds for the initial upload of the tree")
     p.add_argument("--tmp", help="parent folder for temp data (default: system temp)")
     args = p.parse_args(argv)
     args.seconds = args.seconds or (15.0 if args.quick else 60.0)
@@ -679,7 +799,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.tree_dirs = args.tree_dirs or (200 if args.quick else 1_000)
     args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     args.modes = [x.strip() for x in args.modes.split(",") if x.strip()]
-    bad = [x for x in args.parts if x not in ("latency", "idle")] + [x for x in args.modes if x not in ("events", "polling")]
+    bad = [x for x in args.parts if x not in ("latency", "idle")]
+    bad += [x for x in args.modes if x not in ("events", "polling")]
     if bad:
         p.error(f"unknown part/mode: {', '.join(bad)}")
     return args
@@ -715,13 +836,14 @@ def main(argv: list[str] | None = None) -> int:
         if "latency" in args.parts:
             stack.enter_context(SessionKeyring(base / "keyring"))
             t0 = time.monotonic()
-            server = stack.enter_context(WebDAVServer(base / "webdav-root", user="bench", password=random_secret()))
+            server = stack.enter_context(WebDAVServer(base / "webdav-root", user="bench",
+                                                      password=random_secret()))
             print(f"webdav server up in {time.monotonic() - t0:.1f} s", flush=True)
             for mode in args.modes:
                 doc["latency"].append(run_latency(mode, server, base, args))
                 r = doc["latency"][-1]["close_to_verified"]
-                print(f"  {mode}: p50 {_f(r.get('p50'))} s, p99 {_f(r.get('p99'))} s, max {_f(r.get('max'))} s",
-                      flush=True)
+                print(f"  {mode}: p50 {_f(r.get('p50'))} s, p99 {_f(r.get('p99'))} s, "
+                      f"max {_f(r.get('max'))} s", flush=True)
         if "idle" in args.parts:
             doc["idle"] = run_idle(base, args)
 

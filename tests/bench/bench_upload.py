@@ -555,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop(key)
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    commit = git_commit()  # at the start: others may commit while the benchmark runs
+    dirty = bool(subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "trayagent"],
+                                capture_output=True, text=True, check=False).stdout.strip())
     probe = startup_probe()
     results: list[Result] = []
     started = time.monotonic()
@@ -634,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nstartup cost (best of 3): " + ", ".join(f"{k}: {v:.2f} s" for k, v in probe.items()))
     total = time.monotonic() - started
     doc = {
-        "timestamp": stamp, "mode": "quick" if args.quick else "full", "git_commit": git_commit(),
+        "timestamp": stamp, "mode": "quick" if args.quick else "full", "git_commit": commit, "trayagent_dirty": dirty,
         "cpus": os.cpu_count(), "rclone": rclone_version[0] if rclone_version else "",
         "transfers": TRANSFERS, "naive_limit": args.naive_limit, "repeat": args.repeat or "3 for one file, else 1",
         "datasets": [{"name": d.name, "files": len(d.files), "bytes": d.bytes} for d in datasets],

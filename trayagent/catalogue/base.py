@@ -59,6 +59,7 @@ class Catalogue(ABC):
     """A data catalogue the engine registers datasets and files in."""
 
     kind: str = "abstract"
+    register_batch: int = 1000  # files per register_files call the catalogue handles best
 
     @abstractmethod
     def ensure_dataset(self, spec: DatasetSpec, location: StorageLocation) -> str:

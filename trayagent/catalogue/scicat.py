@@ -26,8 +26,15 @@ from ..auth import Identity, catalogue_url, client_for, parse_identity, parse_wh
 from ..config import Config
 from ..errors import CatalogueError
 from .base import Catalogue, DatasetSpec, FileRecord, StorageLocation
-from .scicat_blocks import (MAX_BLOCK_BYTES, MAX_FILES_PER_BLOCK, BlockIndex, cut_blocks, data_file, epoch,
-                            index_from_blocks)
+from .scicat_blocks import (
+    MAX_BLOCK_BYTES,
+    MAX_FILES_PER_BLOCK,
+    BlockIndex,
+    cut_blocks,
+    data_file,
+    epoch,
+    index_from_blocks,
+)
 from .scicat_http import ScicatError, ScicatHttp, quote_id
 from .scicat_proposals import proposal_facts
 
@@ -37,7 +44,7 @@ AGENT_KEY = "trayagent"  # our part of scientificMetadata
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _plain_json(value: Any) -> Any:
@@ -51,6 +58,8 @@ def source_folder(location: StorageLocation) -> str:
 
 class ScicatCatalogue(Catalogue):
     """The ``Catalogue`` contract on a SciCat backend."""
+
+    register_batch = 20_000  # one origdatablock per call, at PSI's per-block cap
 
     kind = "scicat"
 
@@ -90,7 +99,8 @@ class ScicatCatalogue(Catalogue):
         if self._identity is None:
             ident = self.http.call("GET", "/users/my/identity", "reading your identity", accept=(403, 404))
             found = None if isinstance(ident, ScicatError) else parse_identity(ident)
-            self._identity = found or parse_whoami(self.http.call("GET", "/auth/whoami", "reading who you are"))
+            who = None if found else self.http.call("GET", "/auth/whoami", "reading who you are")
+            self._identity = found or parse_whoami(who)
         return self._identity
 
     # -- datasets -------------------------------------------------------------------------------
@@ -189,7 +199,8 @@ class ScicatCatalogue(Catalogue):
 
     # -- files ----------------------------------------------------------------------------------
     def _blocks(self, pid: str) -> list[dict[str, Any]]:
-        got = self.http.call("GET", f"/datasets/{quote_id(pid)}/origdatablocks", f"reading the files of {pid}")
+        path = f"/datasets/{quote_id(pid)}/origdatablocks"
+        got = self.http.call("GET", path, f"reading the files of {pid}")
         if not isinstance(got, list):
             raise ScicatError(f"SciCat's file list of {pid} is not a list", "Check [catalogue] url.")
         return [b for b in got if isinstance(b, dict)]
@@ -254,7 +265,8 @@ class ScicatCatalogue(Catalogue):
         what = f"updating modified files of {pid}"
         current = self.http.call("GET", f"/origdatablocks/{quote_id(block)}", what)
         if not isinstance(current, dict):
-            raise ScicatError(f"SciCat's answer for file block {block} is not an object", "Check [catalogue] url.")
+            raise ScicatError(f"SciCat's answer for file block {block} is not an object",
+                              "Check [catalogue] url.")
         alg = str(current.get("chkAlg") or "")
         listed = [e for e in current.get("dataFileList") or [] if isinstance(e, dict) and "path" in e]
         present = {e["path"] for e in listed}

@@ -50,13 +50,13 @@ class Entry:
 
 
 def rfc3339(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat(timespec="milliseconds") \
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds") \
         .replace("+00:00", "Z")
 
 
 def epoch(text: str) -> float:
     try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return dt.datetime.fromisoformat(text).timestamp()
     except (ValueError, AttributeError):
         return 0.0
 
@@ -114,8 +114,9 @@ class BlockIndex:
             self._conn.execute("COMMIT")
 
     def _synced_row(self, pid: str, synced: int) -> tuple[str, Sequence[Any]]:
-        return ("INSERT INTO datasets VALUES (?, ?, ?) ON CONFLICT (catalogue, pid) DO UPDATE SET "
-                "synced = excluded.synced", (self.catalogue, pid, synced))
+        sql = ("INSERT INTO datasets VALUES (?, ?, ?) ON CONFLICT (catalogue, pid) DO UPDATE "
+               "SET synced = excluded.synced")
+        return sql, (self.catalogue, pid, synced)
 
     def synced(self, pid: str) -> bool:
         with self._lock:
@@ -135,9 +136,10 @@ class BlockIndex:
 
     def record(self, pid: str, block: str, files: Iterable[dict[str, Any]]) -> None:
         """``files`` now live in ``block``, as the server holds them; the index is synced again."""
-        rows = [("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (catalogue, pid, path) DO UPDATE "
-                 "SET block = excluded.block, chk = excluded.chk, size = excluded.size",
-                 (self.catalogue, pid, f["path"], block, f.get("chk") or "", int(f["size"]))) for f in files]
+        sql = ("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (catalogue, pid, path) DO UPDATE "
+               "SET block = excluded.block, chk = excluded.chk, size = excluded.size")
+        rows = [(sql, (self.catalogue, pid, f["path"], block, f.get("chk") or "", int(f["size"])))
+                for f in files]
         self._write([*rows, self._synced_row(pid, 1)])
 
     def lookup(self, pid: str, paths: Sequence[str]) -> dict[str, Entry]:

@@ -85,7 +85,8 @@ def error_for(resp: requests.Response, what: str) -> ScicatError:
                            "them), or ask the catalogue team for the right.", status=code, server_message=msg)
     if code == 413:
         return ScicatError(f"SciCat refused {what}: the request is larger than the server accepts",
-                           "Ask the catalogue team about MAX_FILE_UPLOAD_SIZE.", status=code, server_message=msg)
+                           "Ask the catalogue team about MAX_FILE_UPLOAD_SIZE.", status=code,
+                           server_message=msg)
     if 300 <= code < 400:
         return ScicatError(f"SciCat redirected {what} to {resp.headers.get('Location', '?')}",
                            "Check [catalogue] url: it must be the SciCat backend, not a login or web page.",
@@ -134,7 +135,8 @@ class ScicatHttp:
                                         allow_redirects=False, **kw)
         except requests.exceptions.SSLError as exc:
             raise ScicatError(f"the TLS certificate of {self.url} could not be verified ({exc})",
-                              "Set [catalogue] ca_bundle to your facility's CA file; keep verify_tls on.") from None
+                              "Set [catalogue] ca_bundle to your facility's CA file; keep verify_tls on.",
+                              ) from None
         except requests.RequestException as exc:
             raise ScicatError(f"SciCat at {self.url} is unreachable ({type(exc).__name__})",
                               "Uploads go on; registration resumes when SciCat answers again.",

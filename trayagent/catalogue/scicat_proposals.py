@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 def _pi(p: dict[str, Any]) -> str:
-    for first, last, email in (("pi_firstname", "pi_lastname", "pi_email"), ("firstname", "lastname", "email")):
+    for first, last, email in (("pi_firstname", "pi_lastname", "pi_email"),
+                               ("firstname", "lastname", "email")):
         name = f"{p.get(first) or ''} {p.get(last) or ''}".strip()
         if name or p.get(email):
             return name or str(p[email])
@@ -27,8 +28,9 @@ def _pi(p: dict[str, Any]) -> str:
 
 
 def facts_of(p: dict[str, Any]) -> dict[str, str]:
-    return {k: v for k, v in {"pi": _pi(p), "ownerGroup": str(p.get("ownerGroup") or ""),
-                              "title": str(p.get("title") or ""), "email": str(p.get("email") or "")}.items() if v}
+    facts = {"pi": _pi(p), "ownerGroup": str(p.get("ownerGroup") or ""), "title": str(p.get("title") or ""),
+             "email": str(p.get("email") or "")}
+    return {k: v for k, v in facts.items() if v}
 
 
 def proposal_facts(http: ScicatHttp, spec: DatasetSpec, ident: Identity, owner_group: str,

@@ -1,0 +1,265 @@
+"""The real agent with its tray icon on a private X display with a real system tray (trayer).
+
+What a user does: sees the icon in the tray, right-clicks it, picks Pause all, sees the icon change,
+quits from the menu (also with uploads in flight), drops folders on the launcher while the agent runs.
+Everything is observed from outside: the X window tree, screenshots, the control API, the agent log.
+Screenshots go to tests/artifacts/ (tray-menu*.png).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from desktop_session import (  # noqa: E402
+    AgentProcess,
+    DesktopSession,
+    descendants,
+    desktop,  # noqa: F401 - fixture
+    top_windows,
+    xdotool,
+)
+from waiting import wait_until  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+# the menu as the agent shows it with no sync session and the local catalogue (order matters: keyboard)
+MENU = ["Start sync...", "Upload folder...", "Pause all", "Activity...", "Log in...", "Settings...",
+        "Open log folder", "Quit"]
+IDLE_BLUE, PAUSED_ORANGE = (0, 114, 178), (230, 159, 0)
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def start_tray_agent(desktop: DesktopSession, home: Path, **env: str) -> AgentProcess:
+    agent = AgentProcess(home, {**desktop.env(), **env})
+    agent.start()
+    return agent
+
+
+@pytest.fixture
+def tray_agent(desktop: DesktopSession, tmp_path: Path) -> Iterator[AgentProcess]:
+    agent = start_tray_agent(desktop, tmp_path / "home")
+    try:
+        yield agent
+    finally:
+        agent.stop()
+
+
+def panel(desktop: DesktopSession) -> dict[str, Any]:
+    panels = [w for w in top_windows(desktop.display) if w["class"] == ("panel", "trayer") and w["mapped"]]
+    assert panels, f"trayer's panel is not on screen: {top_windows(desktop.display)}"
+    return panels[0]
+
+
+def icon_window(desktop: DesktopSession, timeout: float = 30) -> dict[str, Any]:
+    """The tray icon: a mapped trayagent window docked (reparented) inside trayer's panel."""
+    found: list[dict[str, Any]] = []
+
+    def docked() -> bool:
+        found[:] = [w for w in descendants(desktop.display, panel(desktop)["id"])
+                    if w["class"] and w["class"][0] == "trayagent" and w["mapped"] and w["width"] >= 16]
+        return bool(found)
+
+    wait_until(docked, timeout, 0.2, "the trayagent icon docked in trayer's panel")
+    return found[0]
+
+
+def dominant(desktop: DesktopSession, win: dict[str, Any], name: str) -> tuple[int, int, int]:
+    """The most frequent saturated colour of the icon (its disc), from a screenshot."""
+    from PIL import Image
+
+    path = desktop.screenshot(name, (win["x"], win["y"], win["x"] + win["width"], win["y"] + win["height"]))
+    with Image.open(path) as img:
+        colours = img.convert("RGB").getcolors(1 << 16) or []
+    saturated = [(n, c) for n, c in colours if max(c) - min(c) > 60]
+    return max(saturated)[1]
+
+
+def near(colour: tuple[int, int, int], target: tuple[int, int, int]) -> bool:
+    return sum(abs(a - b) for a, b in zip(colour, target)) < 60
+
+
+def menu_window(desktop: DesktopSession) -> dict[str, Any] | None:
+    menus = [w for w in top_windows(desktop.display) if w["class"] and w["class"][0] == "trayagent"
+             and w["override_redirect"] and w["mapped"] and w["height"] > 100]
+    return menus[0] if menus else None
+
+
+def open_menu(desktop: DesktopSession, icon: dict[str, Any]) -> dict[str, Any]:
+    """Right-click the icon (as a user does) and wait for the popup menu."""
+    xdotool(desktop.display, "mousemove", "--sync", str(icon["x"] + icon["width"] // 2),
+            str(icon["y"] + icon["height"] // 2), "click", "3")
+    wait_until(lambda: menu_window(desktop) is not None, 10, 0.1, "the tray menu to pop up")
+    time.sleep(0.3)  # let it draw before a screenshot
+    menu = menu_window(desktop)
+    assert menu is not None
+    return menu
+
+
+def shoot_menu(desktop: DesktopSession, menu: dict[str, Any], name: str) -> Path:
+    pan = panel(desktop)
+    left = max(0, min(menu["x"], pan["x"]) - 20)
+    right = max(menu["x"] + menu["width"], pan["x"] + pan["width"])
+    bottom = max(menu["y"] + menu["height"], pan["y"] + pan["height"]) + 20
+    return desktop.screenshot(name, (left, 0, right, bottom))
+
+
+def choose(desktop: DesktopSession, label: str, menu: list[str] = MENU) -> None:
+    """Pick an item of the open menu with the keyboard (the menu grabs it): Down n times, Return."""
+    downs = ["Down"] * (menu.index(label) + 1)
+    xdotool(desktop.display, "key", "--delay", "60", *downs, "Return")
+    wait_until(lambda: menu_window(desktop) is None, 10, 0.1, "the tray menu to close")
+
+
+def make_tree(root: Path, files: int) -> Path:
+    root.mkdir(parents=True)
+    for i in range(files):
+        (root / f"frame_{i:03d}.dat").write_bytes(bytes([i % 256]) * (1000 + i))
+    return root
+
+
+# -- tests ------------------------------------------------------------------------------------------
+def test_icon_docks_in_the_tray_and_its_menu_pauses_resumes_and_quits(desktop: DesktopSession,
+                                                                        tray_agent: AgentProcess) -> None:
+    icon = icon_window(desktop)
+    pan = panel(desktop)
+    assert pan["x"] <= icon["x"] < pan["x"] + pan["width"] and icon["y"] < pan["y"] + pan["height"]
+    tray_agent.wait_log("tray: using the pystray 'gtk' backend")
+    tray_agent.wait_log("tray: icon embedded in the system tray")
+    assert near(dominant(desktop, icon, "tray-icon-idle.png"), IDLE_BLUE)
+    assert tray_agent.api("GET", "/api/status")["agent"]["paused"] is False
+
+    menu = open_menu(desktop, icon)
+    shoot_menu(desktop, menu, "tray-menu.png")
+    choose(desktop, "Pause all")
+    wait_until(lambda: tray_agent.api("GET", "/api/status")["agent"]["paused"], 10, 0.2, "the agent to pause")
+    tray_agent.wait_log("tray: state idle -> paused")
+    wait_until(lambda: near(dominant(desktop, icon_window(desktop), "tray-icon-paused.png"), PAUSED_ORANGE),
+               10, 0.3, "the paused (orange) icon")
+
+    time.sleep(1.5)  # the menu is rebuilt within a second of a change
+    menu = open_menu(desktop, icon_window(desktop))
+    shoot_menu(desktop, menu, "tray-menu-paused.png")
+    choose(desktop, "Resume", [m.replace("Pause all", "Resume") for m in MENU])
+    wait_until(lambda: not tray_agent.api("GET", "/api/status")["agent"]["paused"], 10, 0.2, "the agent to resume")
+
+    time.sleep(1.5)
+    open_menu(desktop, icon_window(desktop))
+    choose(desktop, "Quit")
+    assert tray_agent.wait_exit(30) == 0
+    assert not (tray_agent.home / "run" / "agent.json").exists(), "the control API files outlive the agent"
+    wait_until(lambda: not any(w["class"] and w["class"][0] == "trayagent"
+                               for w in descendants(desktop.display, panel(desktop)["id"])),
+               10, 0.2, "the icon to leave the tray")
+    assert "Traceback" not in tray_agent.log_text + tray_agent.output
+
+
+def test_quit_with_files_in_flight_asks_and_quit_now_keeps_them_queued(desktop: DesktopSession,
+                                                                      tray_agent: AgentProcess,
+                                                                      tmp_path: Path) -> None:
+    icon = icon_window(desktop)
+    tray_agent.api("POST", "/api/pause")
+    data = make_tree(tmp_path / "run7", 5)
+    tray_agent.api("POST", "/api/upload", {"paths": [str(data)], "dataset": "run7"})
+    wait_until(lambda: sum(d["files"].get("pending", 0) for d in tray_agent.api("GET", "/api/status")["activity"])
+               == 5, 30, 0.2, "5 files queued")
+    time.sleep(1.5)  # menu refresh
+
+    labels = [m.replace("Pause all", "Resume").replace("Quit", "Quit (5 files in flight)") for m in MENU]
+    menu = open_menu(desktop, icon)
+    downs = ["Down"] * len(labels)
+    xdotool(desktop.display, "key", "--delay", "60", *downs, "Right")   # open the Quit submenu
+    time.sleep(0.5)
+    shots = [w for w in top_windows(desktop.display) if w["class"] and w["class"][0] == "trayagent"
+             and w["override_redirect"] and w["mapped"] and w["height"] > 20]
+    assert len(shots) >= 2, f"the Quit submenu did not open: {shots}"
+    sub = min(shots, key=lambda w: w["height"])
+    box = {"x": min(menu["x"], sub["x"]), "y": 0, "width": max(menu["x"] + menu["width"], sub["x"] + sub["width"])
+           - min(menu["x"], sub["x"]), "height": max(menu["y"] + menu["height"], sub["y"] + sub["height"])}
+    shoot_menu(desktop, box, "tray-menu-quit-in-flight.png")
+    xdotool(desktop.display, "key", "--delay", "60", "Down", "Return")  # "Quit now" (the 2nd entry)
+    assert tray_agent.wait_exit(30) == 0
+    tray_agent.wait_log("tray: quit (5 files in flight)")
+    with sqlite3.connect(tray_agent.home / "data" / "queue.sqlite") as db:
+        states = dict(db.execute("SELECT state, COUNT(*) FROM files GROUP BY state").fetchall())
+    assert states.get("pending") == 5, f"queued files should wait for the next start: {states}"
+
+
+def test_open_from_the_launcher_reaches_the_running_agent(desktop: DesktopSession, tray_agent: AgentProcess,
+                                                          tmp_path: Path) -> None:
+    icon_window(desktop)
+    dropped = make_tree(tmp_path / "dropped run", 2)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "trayagent.cli", "open", str(dropped)], env=tray_agent.env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 15
+    assert "already running" in proc.stderr
+    tray_agent.wait_log("opened the dataset dialog")
+
+    def dialog_request() -> str:
+        for cmd in tray_agent.children_cmdlines():
+            if "dialog" in cmd and "dataset" in cmd and "--request" in cmd:
+                return cmd[cmd.index("--request") + 1]
+        return ""
+
+    wait_until(dialog_request, 10, 0.2, "a dataset dialog process")
+    request = tray_agent.api("GET", f"/api/requests/{dialog_request()}")
+    assert request == {"dialog": "dataset", "paths": [str(dropped.resolve())]}
+
+
+def test_control_api_refuses_missing_or_wrong_token_and_foreign_origin(tray_agent: AgentProcess) -> None:
+    assert tray_agent.request("GET", "/api/status")[0] == 200
+    assert tray_agent.request("GET", "/api/status", token=None)[0] == 401
+    assert tray_agent.request("GET", "/api/status", token="not-the-token")[0] == 401
+    assert tray_agent.request("POST", "/api/pause", {}, token=None)[0] == 401
+    status, _ = tray_agent.request("POST", "/api/pause", {}, headers={"Origin": "http://evil.example"})
+    assert status == 403
+    assert tray_agent.request("GET", "/api/status", headers={"Host": "evil.example"})[0] == 403
+    assert tray_agent.api("GET", "/api/status")["agent"]["paused"] is False  # nothing got through
+
+
+def test_without_gtk_the_degraded_xorg_backend_warns(desktop: DesktopSession, tmp_path: Path) -> None:
+    agent = start_tray_agent(desktop, tmp_path / "home", PYSTRAY_BACKEND="xorg")
+    try:
+        agent.wait_log("degraded 'xorg' backend")
+        assert "WARNING" in [line for line in agent.log_text.splitlines() if "degraded 'xorg' backend" in line][0]
+        icon_window(desktop)   # it still docks (XEmbed), only without a menu
+    finally:
+        agent.stop()
+
+
+def test_install_desktop_writes_the_launcher_and_icon(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from trayagent.desktop import desktop_entry
+
+    env = {**os.environ, "TRAYAGENT_HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "share")}
+    proc = subprocess.run([sys.executable, "-m", "trayagent.cli", "install-desktop"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    entry = tmp_path / "share" / "applications" / "trayagent.desktop"
+    icon = tmp_path / "share" / "icons" / "hicolor" / "64x64" / "apps" / "trayagent.png"
+    assert proc.stdout.split() == ["installed", str(entry), "installed", str(icon)]
+    text = entry.read_text()
+    assert f"Exec={sys.executable} -m trayagent.cli open %F\n" in text
+    assert "MimeType=inode/directory;\n" in text and "Icon=trayagent\n" in text
+    with Image.open(icon) as img:
+        assert img.size == (64, 64)
+    # the packagers' template is the same entry with the plain command
+    assert (ROOT / "build" / "trayagent.desktop").read_text() == desktop_entry(["trayagent"])
+    validate = shutil.which("desktop-file-validate")
+    assert validate, "desktop-file-validate (Debian desktop-file-utils) is missing; run build/dev-setup.sh"
+    for path in (entry, ROOT / "build" / "trayagent.desktop"):
+        check = subprocess.run([validate, str(path)], capture_output=True, text=True)
+        assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr

@@ -1,0 +1,207 @@
+/* Activity dialog: every dataset's progress, refreshed each second from GET /api/status. Cards are built
+ * once per dataset and then only updated, so keyboard focus and screen readers are not disturbed. */
+"use strict";
+
+(() => {
+  const { api, $, el, say, sayError, formatBytes, formatDuration, plural } = TA;
+  const list = $("#datasets");
+  const notice = $("#notice");
+  const cards = new Map(); // dataset id -> {root, refs..., last}
+  let paused = false;
+
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function meter(label) {
+    const value = el("span", {});
+    const bar = el("progress", { max: 1, value: 0, "aria-label": label });
+    return { root: el("div", { className: "meter" }, el("div", { className: "meter-label" }, el("span", {}, label), value), bar),
+             value, bar };
+  }
+
+  async function action(d, verb, button) {
+    await TA.busy(button, async () => {
+      try {
+        const answer = await api("POST", `/api/datasets/${d.id}/${verb}`, {});
+        const done = {
+          retry: () => "Retrying " + plural(answer.retried || 0, "failed file") + " of " + d.name + ".",
+          stop: () => "Stopped watching " + d.name + "; queued files stay queued.",
+          finalize: () => "Finishing " + d.name + ": the last files are sent, then the dataset is complete.",
+        }[verb]();
+        say(notice, "ok", done);
+      } catch (exc) {
+        sayError(notice, exc);
+      }
+    });
+    refresh();
+  }
+
+  function buildCard(d) {
+    const title = el("h2", { id: "ds-" + d.id });
+    const mode = el("span", { className: "badge" });
+    const state = el("span", { className: "badge" });
+    const where = el("p", { className: "where muted mono" });
+    const files = meter("Files");
+    const bytes = meter("Data");
+    const rate = el("span", {});
+    const eta = el("span", {});
+    const counts = el("span", {});
+    const retry = el("button", { type: "button", className: "small", hidden: true }, "Retry failed");
+    const finalize = el("button", { type: "button", className: "small", hidden: true }, "Finalize");
+    const stop = el("button", { type: "button", className: "small danger", hidden: true }, "Stop");
+    const recent = el("ul", { className: "recent" });
+    const recentBox = el("details", {}, el("summary", {}, "Recent files"), recent);
+    const errors = el("ul", { className: "errors" });
+    const errorsTitle = el("summary", {});
+    const errorsBox = el("details", { open: true, hidden: true }, errorsTitle, errors);
+    const root = el("section", { className: "panel dataset", "aria-labelledby": "ds-" + d.id, dataset: { id: d.id } },
+      el("div", { className: "dataset-head" }, title, mode, state),
+      where, files.root, bytes.root,
+      el("div", { className: "stats" }, rate, eta, counts),
+      errorsBox, recentBox,
+      el("div", { className: "buttons" }, stop, finalize, retry));
+    const card = { root, title, mode, state, where, files, bytes, rate, eta, counts, retry, finalize, stop, recent,
+                   recentBox, errors, errorsBox, errorsTitle, d, last: null };
+    retry.addEventListener("click", () => action(card.d, "retry", retry));
+    finalize.addEventListener("click", () => action(card.d, "finalize", finalize));
+    stop.addEventListener("click", () => action(card.d, "stop", stop));
+    return card;
+  }
+
+  function stateText(d) {
+    const failed = d.files.failed || 0;
+    if (d.syncing) return ["syncing", "active"];
+    if (d.state === "complete") return failed ? ["complete, " + failed + " failed", "failed"] : ["complete", "complete"];
+    if (d.state === "active") return d.files_total ? ["uploading", "active"] : ["scanning", "active"];
+    return [d.state, d.state];
+  }
+
+  function updateCard(card, d) {
+    card.d = d;
+    const f = d.files;
+    const [label, kind] = stateText(d);
+    setText(card.title, d.name);
+    setText(card.mode, d.mode === "sync" ? "sync" : "batch");
+    setText(card.state, label);
+    card.state.className = "badge " + kind;
+    card.root.dataset.state = label;
+    setText(card.where, "→ " + d.storage_path);
+
+    const done = f.registered || 0;
+    card.files.bar.max = Math.max(d.files_total, 1);
+    card.files.bar.value = done;
+    card.files.bar.classList.toggle("done", d.files_total > 0 && done === d.files_total);
+    setText(card.files.value, done + " of " + d.files_total + " registered");
+    card.bytes.bar.max = Math.max(d.bytes_total, 1);
+    card.bytes.bar.value = d.bytes_done;
+    card.bytes.bar.classList.toggle("done", d.bytes_total > 0 && d.bytes_done >= d.bytes_total);
+    setText(card.bytes.value, formatBytes(d.bytes_done) + " of " + formatBytes(d.bytes_total));
+
+    const running = d.state === "active";
+    setText(card.rate, running ? "Rate: " + (d.rate > 0 ? formatBytes(d.rate) + "/s" : "–") : "");
+    setText(card.eta, running ? "Time left: " + formatDuration(d.eta) : "");
+    const busy = ["pending", "uploading", "uploaded", "verified"].map((s) => f[s] || 0).reduce((a, b) => a + b, 0);
+    const parts = [];
+    if (busy) parts.push(busy + " in progress");
+    if (f.failed) parts.push(f.failed + " failed");
+    setText(card.counts, parts.join(" · "));
+
+    card.retry.hidden = !f.failed;
+    card.finalize.hidden = !d.syncing;
+    card.stop.hidden = !d.syncing;
+
+    const recentKey = JSON.stringify(d.recent);
+    if (card.recentKey !== recentKey) {
+      card.recentKey = recentKey;
+      card.recent.replaceChildren(...d.recent.map((p) => el("li", { className: "mono" }, p)));
+      card.recentBox.hidden = !d.recent.length;
+    }
+    const errorsKey = JSON.stringify(d.errors);
+    if (card.errorsKey !== errorsKey) {
+      card.errorsKey = errorsKey;
+      card.errors.replaceChildren(...d.errors.map((e) => el("li", {},
+        el("span", { className: "mono" }, e.path), ": ", el("span", { className: "reason" }, e.reason || "failed"))));
+      setText(card.errorsTitle, "Failed files (" + (f.failed || d.errors.length) + ")");
+      card.errorsBox.hidden = !d.errors.length;
+    }
+
+    if (card.last !== null && card.last !== label) {
+      setText($("#announce"), d.name + ": " + label + (d.state === "complete" ?
+        ", " + plural(done, "file") + " registered" : ""));
+    }
+    card.last = label;
+  }
+
+  function render(status) {
+    const agent = status.agent || {};
+    paused = !!agent.paused;
+    const badge = $("#agent-state");
+    setText(badge, agent.state || "unknown");
+    badge.className = "badge " + (agent.state || "");
+    const pause = $("#pause");
+    pause.hidden = false;
+    setText(pause, paused ? "Resume" : "Pause all");
+    if (agent.problem) say($("#problem"), "error", agent.problem, "Fix it (Settings, or log in again); uploads go on by themselves.");
+    else if ($("#problem").textContent) say($("#problem"), "", "");
+    const waiting = agent.waiting ? "Waiting: " + agent.waiting : (paused ? "Paused: no new transfers start until you resume." : "");
+    if ($("#waiting").textContent !== waiting) say($("#waiting"), waiting ? "warn" : "", waiting);
+
+    const seen = new Set();
+    const activity = status.activity || [];
+    activity.forEach((d, index) => {
+      seen.add(d.id);
+      let card = cards.get(d.id);
+      if (!card) {
+        card = buildCard(d);
+        cards.set(d.id, card);
+      }
+      updateCard(card, d);
+      if (list.children[index] !== card.root) list.insertBefore(card.root, list.children[index] || null);
+    });
+    for (const [id, card] of cards) {
+      if (!seen.has(id)) {
+        card.root.remove();
+        cards.delete(id);
+      }
+    }
+    $("#empty").hidden = activity.length > 0;
+    setText($("#updated"), "Updated " + new Date().toLocaleTimeString());
+  }
+
+  let inFlight = false;
+  async function refresh() {
+    if (inFlight) return;
+    inFlight = true;
+    try {
+      render(await api("GET", "/api/status"));
+    } catch (exc) {
+      sayError($("#problem"), exc);
+    } finally {
+      inFlight = false;
+    }
+  }
+
+  $("#pause").addEventListener("click", async (event) => {
+    await TA.busy(event.currentTarget, async () => {
+      try {
+        await api("POST", paused ? "/api/resume" : "/api/pause", {});
+        say(notice, "ok", paused ? "Resumed." : "Paused: transfers in flight finish, no new ones start.");
+      } catch (exc) {
+        sayError(notice, exc);
+      }
+    });
+    refresh();
+  });
+
+  $("#new-dataset").addEventListener("click", async () => {
+    try {
+      await api("POST", "/api/show/dataset", {});
+    } catch (exc) {
+      sayError(notice, exc);
+    }
+  });
+
+  refresh();
+  setInterval(refresh, 1000);
+})();

@@ -1,0 +1,154 @@
+/* Shared by every dialog page: the control-API token, fetch with it, messages, formatting, closing.
+ *
+ * The page is opened as /ui/NAME.html#token=TOKEN&request=ID. The fragment never travels to a server;
+ * the token goes back to the agent only in the Authorization header of our own requests.
+ */
+"use strict";
+
+const TA = (() => {
+  const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+  const token = params.get("token") || "";
+  const request = params.get("request") || "";
+
+  /** An error answered by the agent ({error, hint}) or met on the way (no agent, bad JSON). */
+  class ApiError extends Error {
+    constructor(status, message, hint) {
+      super(message);
+      this.status = status;
+      this.hint = hint || "";
+    }
+    /** The agent has no such route (an older agent, or a feature not wired up yet). */
+    get noSuchApi() {
+      return this.status === 404 && /^no such API/.test(this.message);
+    }
+  }
+
+  /** Call the agent: api("GET", "/api/status") or api("POST", "/api/upload", {...}). */
+  async function api(method, path, body) {
+    const init = { method, headers: { Authorization: "Bearer " + token }, cache: "no-store" };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(path, init);
+    } catch (exc) {
+      throw new ApiError(0, "The trayagent agent does not answer.", "Is it still running? Start it with `trayagent`.");
+    }
+    let data = null;
+    try {
+      data = await resp.json();
+    } catch (exc) {
+      data = null;
+    }
+    if (!resp.ok) {
+      const message = (data && data.error) || `The agent answered ${resp.status}.`;
+      throw new ApiError(resp.status, message, data && data.hint);
+    }
+    return data;
+  }
+
+  const $ = (selector, root) => (root || document).querySelector(selector);
+
+  /** Create an element: el("li", {className: "x"}, "text", child). */
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("aria-") || key === "role" || key === "for") node.setAttribute(key, value);
+      else node[key] = value;
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined) node.append(child);
+    }
+    return node;
+  }
+
+  /** Show a message in an aria-live region; kind is error | ok | info | warn; "" clears it. */
+  function say(region, kind, text, hint) {
+    region.className = "message " + (kind || "");
+    region.replaceChildren();
+    if (!text) return;
+    region.append(text);
+    if (hint) region.append(el("span", { className: "hint-text" }, hint));
+  }
+
+  function sayError(region, exc) {
+    if (exc instanceof ApiError) say(region, "error", exc.message, exc.hint);
+    else say(region, "error", String(exc && exc.message ? exc.message : exc));
+  }
+
+  function formatBytes(n) {
+    if (n === null || n === undefined || isNaN(n)) return "–";
+    const units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let i = 0;
+    let v = Number(n);
+    while (v >= 1000 && i < units.length - 1) {
+      v /= 1000;
+      i += 1;
+    }
+    return (i === 0 ? String(v) : v.toFixed(v >= 100 ? 0 : 1)) + " " + units[i];
+  }
+
+  function formatDuration(seconds) {
+    if (seconds === null || seconds === undefined || !isFinite(seconds)) return "–";
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return s + " s";
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + " min " + String(s % 60).padStart(2, "0") + " s";
+    const h = Math.floor(m / 60);
+    return h + " h " + String(m % 60).padStart(2, "0") + " min";
+  }
+
+  function plural(n, word) {
+    return n + " " + word + (n === 1 ? "" : "s");
+  }
+
+  /** The native window's helpers (dialogs.py passes them as pywebview's js_api), or null in a browser. */
+  function native() {
+    return window.pywebview && window.pywebview.api ? window.pywebview.api : null;
+  }
+
+  function closeWindow() {
+    const bridge = native();
+    if (bridge && bridge.close) {
+      bridge.close();
+    } else {
+      window.close();
+    }
+  }
+
+  /** Escape closes the dialog (unless a handler wants it first, e.g. a drop-down). */
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !event.defaultPrevented) {
+      event.preventDefault();
+      closeWindow();
+    }
+  });
+
+  /** Every element with data-close closes the window. */
+  document.addEventListener("click", (event) => {
+    if (event.target.closest("[data-close]")) closeWindow();
+  });
+
+  /** Split a pattern box: one glob per line (commas also separate). */
+  function patterns(text) {
+    return text.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
+  }
+
+  /** Disable a button while an async action runs; returns the action's result. */
+  async function busy(button, action) {
+    button.disabled = true;
+    document.body.setAttribute("aria-busy", "true");
+    try {
+      return await action();
+    } finally {
+      button.disabled = false;
+      document.body.removeAttribute("aria-busy");
+    }
+  }
+
+  return { token, request, api, ApiError, $, el, say, sayError, formatBytes, formatDuration, plural, native,
+           closeWindow, patterns, busy };
+})();

@@ -1,0 +1,103 @@
+/* Settings dialog: the profile form, loaded from GET /api/settings and saved with POST /api/settings. */
+"use strict";
+
+(() => {
+  const { api, $, say, sayError } = TA;
+  const form = $("#settings-form");
+  const result = $("#result");
+  let loaded = null; // the agent's full settings: keys without a field here are saved unchanged
+
+  function fields() {
+    return Array.from(form.querySelectorAll("[data-key]"));
+  }
+
+  function split(input) {
+    const [section, key] = input.dataset.key.split(".");
+    return { section, key };
+  }
+
+  function fill(settings) {
+    for (const input of fields()) {
+      const { section, key } = split(input);
+      const value = (settings[section] || {})[key];
+      if (input.type === "checkbox") input.checked = !!value;
+      else input.value = value === null || value === undefined ? "" : String(value);
+    }
+  }
+
+  /** The settings to save, or null after marking the first bad field. */
+  function collect() {
+    const out = JSON.parse(JSON.stringify(loaded));
+    for (const input of fields()) {
+      input.removeAttribute("aria-invalid");
+      const { section, key } = split(input);
+      let value;
+      if (input.type === "checkbox") {
+        value = input.checked;
+      } else if (input.dataset.type) {
+        const text = input.value.trim();
+        value = input.dataset.type === "int" ? Number.parseInt(text, 10) : Number.parseFloat(text);
+        if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0) || (input.dataset.type === "int" && String(value) !== text)) {
+          input.setAttribute("aria-invalid", "true");
+          const label = form.querySelector(`label[for="${input.id}"]`).textContent;
+          say(result, "error", label + ": give a number greater than 0" +
+              (input.dataset.type === "int" ? " without decimals." : "."));
+          input.focus();
+          return null;
+        }
+      } else {
+        value = input.value.trim();
+      }
+      out[section] = out[section] || {};
+      out[section][key] = value;
+    }
+    return out;
+  }
+
+  async function load() {
+    try {
+      const answer = await api("GET", "/api/settings");
+      loaded = answer.settings;
+      fill(loaded);
+      $("#autostart").checked = !!answer.autostart;
+      $("#config-file").textContent = answer.config_file || "config.toml";
+    } catch (exc) {
+      sayError(result, exc);
+    }
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    say(result, "", "");
+    if (!loaded) return;
+    const settings = collect();
+    if (!settings) return;
+    await TA.busy($("#save"), async () => {
+      try {
+        const answer = await api("POST", "/api/settings", { settings, autostart: $("#autostart").checked });
+        loaded = settings;
+        say(result, "ok", "Saved.", answer.restart_needed
+          ? "Storage and transfer changes apply when the agent restarts (Quit in the tray menu, then start trayagent)."
+          : "");
+      } catch (exc) {
+        sayError(result, exc);
+      }
+    });
+  });
+
+  $("#test").addEventListener("click", async (event) => {
+    const box = $("#test-result");
+    say(box, "info", "Testing the connection to the storage the agent uses now…");
+    await TA.busy(event.currentTarget, async () => {
+      try {
+        const answer = await api("POST", "/api/settings/test", {});
+        if (answer.ok) say(box, "ok", "Connection OK: " + answer.storage);
+        else say(box, "error", "Connection failed: " + answer.error);
+      } catch (exc) {
+        sayError(box, exc);
+      }
+    });
+  });
+
+  load().then(() => $("#storage-remote").focus());
+})();
