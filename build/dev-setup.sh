@@ -8,7 +8,7 @@ APT_PACKAGES=(
   xvfb xauth xdotool x11-utils dbus-x11 dbus dunst libnotify-bin trayer gnome-keyring
   gir1.2-webkit2-4.1 gir1.2-ayatanaappindicator3-0.1 gir1.2-gtk-3.0
   libgirepository1.0-dev libcairo2-dev pkg-config chromium fonts-dejavu-core
-  libsecret-tools procps
+  libsecret-tools procps desktop-file-utils
 )
 
 missing=()

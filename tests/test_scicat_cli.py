@@ -11,6 +11,7 @@ import hashlib
 import inspect
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agentctl import Trayagent
@@ -79,3 +80,28 @@ def test_cli_login_upload_rerun_logout(ta: Trayagent, scicat: ScicatServer, tmp_
     _secrets_absent(ta, password, token)
     ta.run("logout", check=True)
     assert token in scicat.revoked
+
+
+def test_webdav_storage_and_scicat_end_to_end(ta: Trayagent, scicat: ScicatServer, webdav_server: Any,
+                                              tmp_path: Path) -> None:
+    """The whole path at once: real WebDAV server for the bytes, SciCat (contract fake) for the
+    catalogue, the real CLI and keyring for both logins."""
+    src = tmp_path / "scan7"
+    local = _source(src)
+    scicat.add_proposal("20260123", "p1234", "Operando tomography of Li-ion cells")
+    ta.use_webdav(webdav_server, catalogue={"kind": "scicat", "url": scicat.url, "owner_group": "p1234"})
+    ta.run("login", "--user", "alice", "--password-stdin", input=scicat.users["alice"].password + "\n",
+           check=True)
+    code, result = ta.upload_json(str(src), "--dataset", "scan7", "--proposal", "20260123")
+    assert code == 0, result
+    stored = Path(webdav_server.root) / result["storage_path"]
+    for rel, data in local.items():
+        assert (stored / rel).read_bytes() == data
+    dataset = scicat.datasets[result["catalogue_id"]]
+    assert dataset["sourceFolder"].endswith(result["storage_path"])
+    assert dataset["sourceFolderHost"] == "127.0.0.1"
+    assert dataset["proposalId"] == "20260123" and dataset["ownerGroup"] == "p1234"
+    files = {f["path"]: f for f in scicat.files_of(result["catalogue_id"])}
+    assert {p: f["size"] for p, f in files.items()} == {p: len(d) for p, d in local.items()}
+    assert all(f["chk"] == hashlib.blake2b(local[p]).hexdigest() for p, f in files.items())
+    _secrets_absent(ta, scicat.users["alice"].password, webdav_server.password)

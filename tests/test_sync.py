@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from agentctl import Trayagent
 from datagen import blake2b, md5, tree_of
 from servers import WebDAVServer
@@ -55,8 +54,7 @@ class Proc:
 
     @staticmethod
     def _drain(stream: Any, sink: list[str]) -> None:
-        for line in stream:
-            sink.append(line)
+        sink.extend(stream)  # line by line, as it comes
 
     @property
     def pid(self) -> int:
@@ -94,7 +92,7 @@ def start_sync(ta: Trayagent, procs: list[Proc], name: str, *paths: Path | str, 
     p = Proc(ta.popen("sync", *map(str, paths), "--dataset", name, *extra), f"sync {name}")
     procs.append(p)
     if ready:
-        until(lambda: (s := session(ta, name)) and s["pid"] == p.pid and s["watch"], 60,
+        until(lambda: (s := session(ta, name))["pid"] == p.pid and s["watch"], 60,
               f"the sync session {name!r} to be watching", [p])
     return p
 
@@ -123,7 +121,7 @@ def until(predicate: Callable[[], object], timeout: float, what: str, watch: Seq
         try:
             if predicate():
                 return
-        except Exception:  # noqa: BLE001 - databases may be half-written while we poll
+        except Exception:  # noqa: BLE001, S110 - databases may be half-written while we poll
             pass
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}\n"
@@ -136,10 +134,11 @@ def _query(db: Path, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         return con.execute(sql, args).fetchall()
 
 
-def session(ta: Trayagent, name: str) -> dict[str, Any] | None:
-    rows = _query(ta.home / "data" / "queue.sqlite", "SELECT s.* FROM sessions s JOIN datasets d "
-                  "ON d.id = s.dataset_id WHERE d.name = ?", (name,))
-    return dict(rows[0]) if rows else None
+def session(ta: Trayagent, name: str) -> dict[str, Any]:
+    """The dataset's row in the queue's sessions table (raises while there is none yet)."""
+    [row] = _query(ta.home / "data" / "queue.sqlite", "SELECT s.* FROM sessions s JOIN datasets d "
+                   "ON d.id = s.dataset_id WHERE d.name = ?", (name,))
+    return dict(row)
 
 
 def queue_rows(ta: Trayagent, name: str, relpath: str | None = None) -> list[dict[str, Any]]:

@@ -43,6 +43,7 @@ class Agent:
         self.server = ControlServer(paths.runtime_dir)
         self.open_dialog: OpenDialog = open_dialog or (lambda name, params: None)
         self.problem: str | None = None     # shown by the tray as the error state
+        self.login_needed = False           # the catalogue session expired: tray shows logged-out
         self.on_change: Callable[[], None] = lambda: None  # the tray refreshes its icon and menu
         self._lock = ProcessLock(paths.runtime_dir / "agent.lock")
         self._stopped = threading.Event()
@@ -57,6 +58,7 @@ class Agent:
         self._lock.acquire()
         engine = self.uploader.engine
         engine.on_failure = lambda dataset, f, reason: self.notes.file_failed(dataset.name, reason)
+        engine.on_login_needed = self._login_needed
         self.uploader.restore_syncs()
         for dataset in self.uploader.queue.datasets("active"):
             if dataset.mode == "batch" and self.uploader.try_claim(dataset.id):
@@ -108,6 +110,19 @@ class Agent:
             self.on_change()
             self._retry_engine.wait(10)
             self._retry_engine.clear()
+
+    def _login_needed(self) -> None:
+        if not self.login_needed:
+            self.login_needed = True
+            self.notes.login_needed("catalogue")
+            self.on_change()
+
+    def logged_in(self) -> None:
+        """After a login: registration resumes at once."""
+        self.login_needed = False
+        self.notes.logged_in("catalogue")
+        self.uploader.engine.resume_catalogue()
+        self.on_change()
 
     def _completed(self, outcome: Outcome) -> None:
         for dataset_id, session in list(self.uploader.sessions.items()):
@@ -217,6 +232,8 @@ class Agent:
         """The tray's icon: error, paused, syncing, or idle."""
         if self.problem:
             return "error"
+        if self.login_needed:
+            return "logged-out"
         if self.uploader.engine.paused.is_set():
             return "paused"
         return "syncing" if self.uploader.sessions or self.in_flight() else "idle"
@@ -249,6 +266,7 @@ class Agent:
         status.update(agent={"pid": os.getpid(), "version": __version__,
                              "state": self.state(), "problem": self.problem,
                              "paused": self.uploader.engine.paused.is_set(),
+                             "login_needed": self.login_needed, "catalogue": self.cfg.catalogue.kind,
                              "waiting": self.uploader.engine.waiting},
                       activity=self.activity())
         return status

@@ -110,6 +110,41 @@ def register_routes(agent: Agent) -> None:
             return {"ok": False, "error": str(exc)}
         return {"ok": True, "storage": transfer.target.display, "hashes": transfer.hash_types()}
 
+    def scicat_only() -> None:
+        if agent.cfg.catalogue.kind != "scicat":
+            raise ApiError(404, "The local catalogue needs no login.")
+
+    @r("POST", "/api/login")
+    def login(body: dict[str, Any], m: re.Match[str]) -> Any:
+        """Catalogue login from the Login dialog: password or a token copied from SciCat."""
+        from .auth import login_catalogue
+        from .errors import AuthError
+
+        scicat_only()
+        try:
+            ident = login_catalogue(agent.cfg, body.get("user") or None, password=body.get("password") or None,
+                                    token=body.get("token") or None)
+        except AuthError as exc:
+            raise ApiError(401, exc.message, exc.hint) from None
+        agent.logged_in()
+        return {"user": ident.username, "email": ident.email, "name": ident.display_name,
+                "groups": list(ident.groups)}
+
+    @r("POST", "/api/logout")
+    def logout(body: dict[str, Any], m: re.Match[str]) -> Any:
+        from .auth import logout_catalogue
+
+        scicat_only()
+        return {"logged_out": logout_catalogue(agent.cfg, body.get("user") or None)}
+
+    @r("GET", r"/api/proposals/([^/]+)")
+    def proposal(body: dict[str, Any], m: re.Match[str]) -> Any:
+        from urllib.parse import unquote
+
+        if agent.cfg.catalogue.kind != "scicat":
+            raise ApiError(404, "proposal lookup needs the SciCat catalogue")
+        return agent.uploader.catalogue.lookup_proposal(unquote(m.group(1)))  # type: ignore[attr-defined]
+
     @r("POST", "/api/quit")
     def quit_agent(body: dict[str, Any], m: re.Match[str]) -> Any:
         busy = agent.in_flight()

@@ -44,6 +44,9 @@ def hash_file(path: Path, algorithm: str) -> Digest:
                 h.update(view[:n])
         after = path.stat()
     except FileNotFoundError as exc:
+        if path.is_symlink():
+            raise LocalFileError(f"{path}: broken symbolic link (its target is missing)",
+                                 "Restore the target, then press Retry.") from exc
         raise LocalFileError(f"{path}: the file vanished before it could be uploaded",
                              "Nothing to do if it was deleted on purpose.") from exc
     except PermissionError as exc:

@@ -109,6 +109,7 @@ class Engine:
         self.wake = threading.Event()  # set when work arrives (enqueue) or on stop
         self.paused = threading.Event()  # Pause all: no new batches (the one in flight finishes)
         self.on_failure: Callable[[Dataset, QueuedFile, str], None] = lambda d, f, reason: None
+        self.on_login_needed: Callable[[], None] = lambda: None
         self.waiting: str | None = None
         self._catalogue_paused_until = 0.0
         self._hashers = ThreadPoolExecutor(tuning.hash_threads, thread_name_prefix="hash")
@@ -255,6 +256,14 @@ class Engine:
         self.waiting = f"catalogue: {exc.message}"
         self._catalogue_paused_until = time.time() + (30 if isinstance(exc, LoginRequired) else 10)
         log.warning("registration paused: %s", exc)
+        if isinstance(exc, LoginRequired):
+            self.on_login_needed()
+
+    def resume_catalogue(self) -> None:
+        """A new login: try registering again now rather than at the end of the pause."""
+        self._catalogue_paused_until = 0.0
+        self.waiting = None
+        self.wake.set()
 
     # -- upload + verify ------------------------------------------------------------------------
     def _next_batch(self, dataset: Dataset) -> list[QueuedFile]:

@@ -128,11 +128,12 @@ def _walk(source: Source, filters: Filters, errors: list[str] | None) -> Iterato
                     continue
                 if not filters.wants(rel):
                     continue
-                if not entry.is_file():
-                    if entry.is_symlink() and not os.path.exists(entry.path):
-                        _report(errors, f"{entry.path}: broken symbolic link (its target is missing)")
+                if entry.is_symlink() and not os.path.exists(entry.path):
+                    st = entry.stat(follow_symlinks=False)  # queued: it fails with its reason, and a
+                elif not entry.is_file():                   # Retry succeeds once the target is back
                     continue
-                st = entry.stat()
+                else:
+                    st = entry.stat()
             except OSError as exc:
                 _report(errors, f"{entry.path}: {exc.strerror or exc}")
                 continue

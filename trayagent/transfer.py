@@ -35,6 +35,12 @@ class RemoteFile:
     hashes: dict[str, str]
 
 
+def source_fs(root: str) -> str:
+    """The local source as rclone sees it, following symlinked files like the scanner does
+    (rclone's local backend skips symlinks by default)."""
+    return f":local,copy_links=true:{root}"
+
+
 def _prefix(f: QueuedFile) -> str:
     """Folder under the dataset folder that the file's source folder maps to."""
     return f.relpath[: len(f.relpath) - len(f.src_rel)].rstrip("/")
@@ -133,7 +139,7 @@ class Transfer:
                 dst = "/".join(p for p in (storage_path, prefix) if p)
                 try:
                     job = self.daemon.start_job("sync/copy", {
-                        "srcFs": root, "dstFs": self.fs(dst), "createEmptySrcDirs": False,
+                        "srcFs": source_fs(root), "dstFs": self.fs(dst), "createEmptySrcDirs": False,
                         "_config": self._config(), "_filter": {"FilesFrom0": [str(listing)]}})
                 except BaseException:
                     listing.unlink(missing_ok=True)
@@ -154,7 +160,7 @@ class Transfer:
     def copy_one(self, storage_path: str, f: QueuedFile) -> None:
         """One file on its own: used for odd names and to learn each file's own error."""
         status = self.daemon.run_job("operations/copyfile", {
-            "srcFs": f.src_root, "srcRemote": rclone_name(f.src_rel), "dstFs": self.fs(storage_path),
+            "srcFs": source_fs(f.src_root), "srcRemote": rclone_name(f.src_rel), "dstFs": self.fs(storage_path),
             "dstRemote": rclone_name(f.relpath), "_config": self._config()})
         if not status.get("success"):
             raise RcError("operations/copyfile", 0, self.daemon.redact(str(status.get("error"))))

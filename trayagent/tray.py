@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,7 +57,7 @@ def icon_file(state: str, suffix: str = ".png") -> Path:
     return Path(__file__).resolve().parent.parent / "assets" / name
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_icon(state: str) -> Image:
     from PIL import Image, ImageDraw
 
@@ -67,9 +67,9 @@ def load_icon(state: str) -> Image:
     except OSError:  # an incomplete install: a plain disc still tells the states apart by colour
         log.warning("tray icon %s missing; drawing a plain one", icon_file(state))
         colours = {"idle": "#0072b2", "syncing": "#009e73", "paused": "#e69f00", "error": "#d55e00"}
-        img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
-        ImageDraw.Draw(img).ellipse([2, 2, 62, 62], fill=colours.get(state, "#787878"))
-        return img
+        disc = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+        ImageDraw.Draw(disc).ellipse([2, 2, 62, 62], fill=colours.get(state, "#787878"))
+        return disc
 
 
 # -- what the icon shows ----------------------------------------------------------------------------
@@ -134,10 +134,10 @@ class View:
 # -- backend choice ---------------------------------------------------------------------------------
 def _gtk_available() -> bool:
     try:
-        import gi
+        import gi  # type: ignore[import-untyped,unused-ignore]
 
         gi.require_version("Gtk", "3.0")
-        from gi.repository import Gtk
+        from gi.repository import Gtk  # type: ignore[import-untyped,unused-ignore]
 
         return bool(Gtk.init_check()[0])
     except (ImportError, ValueError):
@@ -146,7 +146,7 @@ def _gtk_available() -> bool:
 
 def _appindicator_available() -> bool:
     try:
-        import gi
+        import gi  # type: ignore[import-untyped,unused-ignore]
 
         for name in ("AyatanaAppIndicator3", "AppIndicator3"):
             try:
@@ -162,7 +162,7 @@ def _appindicator_available() -> bool:
 def _status_notifier_watcher() -> bool:
     """Whether a StatusNotifierItem host (what appindicator icons need) runs on the session bus."""
     try:
-        from gi.repository import Gio, GLib
+        from gi.repository import Gio, GLib  # type: ignore[import-untyped,unused-ignore]
 
         bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
         reply = bus.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
@@ -191,7 +191,7 @@ def backend_candidates(env: dict[str, str] | None = None) -> tuple[list[str], st
 def _name_the_program() -> None:
     """WM_CLASS "trayagent" for the icon and menus (else "cli.py"), and the name panels show."""
     try:
-        from gi.repository import GLib
+        from gi.repository import GLib  # type: ignore[import-untyped,unused-ignore]
 
         GLib.set_prgname("trayagent")
         GLib.set_application_name("trayagent")
@@ -202,7 +202,7 @@ def _name_the_program() -> None:
 def import_pystray() -> tuple[Any, str]:
     """Import pystray with the best working backend; returns (module, backend name)."""
     if sys.platform in ("win32", "darwin"):
-        import pystray
+        import pystray  # type: ignore[import-untyped,unused-ignore]
 
         return pystray, sys.platform
     candidates, why = backend_candidates()
@@ -213,8 +213,8 @@ def import_pystray() -> tuple[Any, str]:
         for mod in [m for m in sys.modules if m == "pystray" or m.startswith("pystray.")]:
             del sys.modules[mod]
         try:
-            import pystray
-        except Exception as exc:  # noqa: BLE001 - ImportError, or Xlib's errors from the xorg backend
+            import pystray  # type: ignore[import-untyped,unused-ignore]
+        except Exception as exc:  # noqa: BLE001 - ImportError, or Xlib's errors (xorg backend)
             errors.append(f"{name}: {exc}")
             continue
         if errors:
@@ -266,7 +266,7 @@ class Tray:
             last = time.monotonic()
             try:
                 self.apply(self.snapshot())
-            except Exception:  # noqa: BLE001 - a failed refresh must not end the tray
+            except Exception:  # a failed refresh must not end the tray
                 log.exception("tray refresh failed")
             if self._quit_pending and not self._stopping and self.view.in_flight == 0:
                 log.info("tray: uploads done; quitting as asked")
@@ -288,7 +288,7 @@ class Tray:
         """pystray's gtk backend sets only the accessible title; the hover text is the tooltip."""
         status_icon = getattr(self.icon, "_status_icon", None)
         if status_icon is not None:
-            from gi.repository import GLib
+            from gi.repository import GLib  # type: ignore[import-untyped,unused-ignore]
 
             GLib.idle_add(lambda: status_icon.set_tooltip_text(text) and False)
 
@@ -307,8 +307,8 @@ class Tray:
             yield sep
         for dataset_id, name in v.sessions:
             yield item(f"Syncing {name}", menu(
-                item("Stop watching", self._later(lambda i=dataset_id: self.agent.dataset_action(i, "stop"))),
-                item("Finalize dataset", self._later(lambda i=dataset_id: self.agent.dataset_action(i, "finalize")))))
+                item("Stop watching", self._later(partial(self.agent.dataset_action, dataset_id, "stop"))),
+                item("Finalize dataset", self._later(partial(self.agent.dataset_action, dataset_id, "finalize")))))
         yield sep
         yield item("Resume" if v.paused else "Pause all", self._later(lambda: self.agent.pause(not v.paused)))
         yield item("Activity...", self._later(lambda: self.show("activity", {})), default=True)
@@ -339,7 +339,7 @@ class Tray:
             def guarded() -> None:
                 try:
                     action()
-                except Exception:  # noqa: BLE001 - report, keep the tray alive
+                except Exception:  # report, keep the tray alive
                     log.exception("tray: menu action failed")
                 self.changed()
             threading.Thread(target=guarded, name="tray-action", daemon=True).start()
@@ -350,7 +350,7 @@ class Tray:
         """Open a dialog the way the control API does (the request id carries ``params`` to the page)."""
         try:
             self.agent.server.dispatch("POST", f"/api/show/{name}", dict(params))
-        except Exception:  # noqa: BLE001 - an agent without the route: open it plainly
+        except Exception:  # an agent without the route: open the dialog plainly
             log.debug("tray: /api/show/%s failed; opening directly", name, exc_info=True)
             self.agent.request_dialog(name, params)
         log.info("tray: asked for the %s dialog %s", name, params or "")
@@ -367,7 +367,7 @@ class Tray:
     def open_log_folder(self) -> None:
         folder = str(self.agent.paths.log_dir)
         if sys.platform == "win32":
-            os.startfile(folder)  # type: ignore[attr-defined]  # noqa: S606
+            os.startfile(folder)  # type: ignore[attr-defined,unused-ignore]
             return
         opener = "open" if sys.platform == "darwin" else "xdg-open"
         try:
@@ -405,7 +405,7 @@ class Tray:
         self.apply(self.snapshot())
         icon.visible = True
         if self.backend in ("gtk", "appindicator"):
-            from gi.repository import GLib
+            from gi.repository import GLib  # type: ignore[import-untyped,unused-ignore]
 
             def on_signal() -> bool:
                 threading.Thread(target=self.quit, daemon=True).start()

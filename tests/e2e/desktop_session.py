@@ -14,7 +14,9 @@ lives in a temp dir, so nothing reaches the developer's display, bus or keyring:
   reaches it through DBUS_SESSION_BUS_ADDRESS. Run this file as a script to start one by hand.
 
 ``AgentProcess`` runs the real ``trayagent`` command against a private TRAYAGENT_HOME and speaks its
-control API. Fixtures at the end; test modules import them (``from desktop_session import desktop``).
+control API. The test modules hold the fixtures (pytest fixtures imported from a helper module
+would
+shadow conftest ones and trip linters), built from these classes.
 """
 
 from __future__ import annotations
@@ -31,16 +33,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
+from typing import Any, Self
 
 TESTS = Path(__file__).resolve().parent.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from servers import _LIVE, START_TIMEOUT, ServerStartError, _DBusDaemon, _die_with_parent, _Process  # noqa: E402
-from waiting import wait_until  # noqa: E402
+from servers import _LIVE, START_TIMEOUT, ServerStartError, _DBusDaemon, _die_with_parent, _Process
+from waiting import wait_until
 
 ARTIFACTS = TESTS / "artifacts"
 SCREEN = (1280, 800)
@@ -64,7 +64,8 @@ class Xvfb(_Process):
                     ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{self.size[0]}x{self.size[1]}x24",
                      "-nolisten", "tcp", "-noreset"],
                     cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    pass_fds=(write_fd,), start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+                    pass_fds=(write_fd,), start_new_session=True,
+                    preexec_fn=_die_with_parent)  # noqa: PLW1509 - only calls prctl, takes no locks
             _LIVE.add(self)
             os.close(write_fd)
             write_fd = -1
@@ -334,8 +335,9 @@ class DesktopSession:
                 proc.stop()
         self._started.clear()
 
-    def __enter__(self) -> DesktopSession:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -361,7 +363,8 @@ class AgentProcess:
         with open(self.out_path, "ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "trayagent.cli", *self.args], env=self.env,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+                                         start_new_session=True,
+                                         preexec_fn=_die_with_parent)  # noqa: PLW1509 - only prctl
         wait_until(lambda: self._ping() or self.proc.poll() is not None, timeout, 0.2, "the agent's control API")
         if self.proc.poll() is not None:
             raise AssertionError(f"the agent exited with {self.proc.returncode}:\n{self.output}\n{self.log_text}")
@@ -455,21 +458,6 @@ class AgentProcess:
             except (OSError, ProcessLookupError):
                 continue
         return found
-
-
-# -- fixtures (import them into a test module) ------------------------------------------------------
-@pytest.fixture(scope="module")
-def desktop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DesktopSession]:
-    """Xvfb + private session bus + trayer + notification recorder, for one test module."""
-    with DesktopSession(tmp_path_factory.mktemp("desktop")) as session:
-        yield session
-
-
-@pytest.fixture(scope="module")
-def notification_bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DesktopSession]:
-    """No display: a private session bus with the notification recorder only."""
-    with DesktopSession(tmp_path_factory.mktemp("notify"), x=False) as session:
-        yield session
 
 
 if __name__ == "__main__":

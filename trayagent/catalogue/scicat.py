@@ -179,6 +179,10 @@ class ScicatCatalogue(Catalogue):
             raise ScicatError(f"SciCat's answer for dataset {pid} is not an object", "Check [catalogue] url.")
         return got
 
+    def lookup_proposal(self, proposal_id: str) -> dict[str, str]:
+        """PI, ownerGroup, title and email of a proposal, to prefill the Dataset dialog."""
+        return proposal_facts(self.http, DatasetSpec(name="", proposal=proposal_id), self.identity, "", False)
+
     def finish_dataset(self, dataset_id: str) -> None:
         meta = self._dataset(dataset_id).get("scientificMetadata") or {}
         mark = dict(meta.get(AGENT_KEY) or {}, complete=True, finished=_now())

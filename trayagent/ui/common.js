@@ -105,18 +105,45 @@ const TA = (() => {
     return n + " " + word + (n === 1 ? "" : "s");
   }
 
-  /** The native window's helpers (dialogs.py passes them as pywebview's js_api), or null in a browser. */
+  /** Inside the trayagent window (pywebview), not a plain browser. */
   function native() {
-    return window.pywebview && window.pywebview.api ? window.pywebview.api : null;
+    return !!(window.pywebview && window.pywebview.platform);
+  }
+
+  /** Call a helper of the native window (dialogs.py passes them to pywebview as js_api): close, pick.
+   *
+   * pywebview builds window.pywebview.api.NAME with `new Function`, which our CSP (no 'unsafe-eval')
+   * refuses; so when those functions are missing, talk to pywebview's bridge the way they would.
+   * Returns a promise, or null outside pywebview. */
+  function nativeCall(name, ...args) {
+    const pv = window.pywebview;
+    if (!pv) return null;
+    if (pv.api && typeof pv.api[name] === "function") return pv.api[name](...args);
+    if (typeof pv._jsApiCallback !== "function" || typeof pv._checkValue !== "function") return null;
+    pv._returnValuesCallbacks = pv._returnValuesCallbacks || {};
+    pv._returnValuesCallbacks[name] = pv._returnValuesCallbacks[name] || {};
+    const id = String(Math.random()).slice(2);
+    const answer = new Promise((resolve, reject) => pv._checkValue(name, resolve, reject, id));
+    pv._jsApiCallback(name, args, id);
+    return answer;
+  }
+
+  /** Run ``callback`` once the page knows it runs in pywebview (its object arrives after our scripts). */
+  function whenNative(callback) {
+    let tries = 0;
+    const timer = setInterval(() => {
+      tries += 1;
+      if (native()) {
+        clearInterval(timer);
+        callback();
+      } else if (tries > 50) {
+        clearInterval(timer);
+      }
+    }, 100);
   }
 
   function closeWindow() {
-    const bridge = native();
-    if (bridge && bridge.close) {
-      bridge.close();
-    } else {
-      window.close();
-    }
+    if (nativeCall("close") === null) window.close();
   }
 
   /** Escape closes the dialog (unless a handler wants it first, e.g. a drop-down). */
@@ -150,5 +177,5 @@ const TA = (() => {
   }
 
   return { token, request, api, ApiError, $, el, say, sayError, formatBytes, formatDuration, plural, native,
-           closeWindow, patterns, busy };
+           nativeCall, whenNative, closeWindow, patterns, busy };
 })();

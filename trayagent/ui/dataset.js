@@ -103,20 +103,20 @@
   });
 
   // Native pickers, when the page runs in the trayagent window.
-  function enableNative() {
-    const bridge = TA.native();
-    if (!bridge || !bridge.pick) return;
+  TA.whenNative(() => {
     for (const [id, folders] of [["#browse-folders", true], ["#browse-files", false]]) {
       const button = $(id);
       button.hidden = false;
       button.addEventListener("click", async () => {
-        const picked = await bridge.pick(folders);
-        if (picked && picked.length) addPaths(picked);
+        try {
+          const picked = await TA.nativeCall("pick", folders);
+          if (picked && picked.length) addPaths(picked);
+        } catch (exc) {
+          sayError(errorBox, exc);
+        }
       });
     }
-  }
-  window.addEventListener("pywebviewready", enableNative);
-  enableNative();
+  });
 
   // -- proposal lookup ----------------------------------------------------------------------------
   function pick(obj, ...keys) {

@@ -1,0 +1,126 @@
+"""The headless agent and its control API, driven over HTTP as the dialogs and the CLI do."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from agentctl import Trayagent
+from datagen import make_tree, tree_of
+from scicat_server import ScicatServer
+from waiting import wait_until
+
+
+class Api:
+    def __init__(self, home: Path) -> None:
+        info = json.loads((home / "run" / "agent.json").read_text())
+        self.base = f"http://127.0.0.1:{info['port']}"
+        self.token = (home / "run" / "agent.token").read_text().strip()
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None, **headers: str) -> requests.Response:
+        hdrs = {"Authorization": f"Bearer {self.token}", **headers}
+        return requests.request(method, self.base + path, json=body, headers=hdrs, timeout=30)
+
+
+@pytest.fixture
+def agent(ta: Trayagent) -> Iterator[tuple[subprocess.Popen[str], Api]]:
+    proc = subprocess.Popen([sys.executable, "-m", "trayagent.cli", "agent", "--headless"], env=ta.env(),
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: (ta.home / "run" / "agent.json").exists(), 30, what="the agent's API")
+        yield proc, Api(ta.home)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_token_host_and_origin_are_enforced(agent: tuple[subprocess.Popen[str], Api], ta: Trayagent) -> None:
+    _, api = agent
+    assert requests.get(api.base + "/api/status", timeout=10).status_code == 401
+    assert requests.get(api.base + "/api/status", headers={"Authorization": "Bearer nope"},
+                        timeout=10).status_code == 401
+    assert api.call("GET", "/api/status", Origin="http://evil.example").status_code == 403
+    assert api.call("GET", "/api/status", Host="evil.example").status_code == 403
+    assert api.call("GET", "/api/status").status_code == 200
+    assert (ta.home / "run" / "agent.token").stat().st_mode & 0o777 == 0o600
+
+
+def test_cli_talks_to_the_running_agent(agent: tuple[subprocess.Popen[str], Api], ta: Trayagent,
+                                        tmp_path: Path) -> None:
+    _, api = agent
+    content = make_tree(tmp_path / "d", ["a.dat", "sub/b.dat"])
+    rc, out = ta.upload_json(str(tmp_path / "d"), "--dataset", "via-agent")
+    assert rc == 0 and out["files_ok"] == 2
+    assert tree_of(ta.storage_dir / "no-proposal" / "via-agent") == content
+    status = api.call("GET", "/api/status").json()
+    assert [d["name"] for d in status["activity"]] == ["via-agent"]
+    second = ta.run("agent", "--headless", timeout=30)
+    assert second.returncode == 0 and "already running" in second.stderr
+
+
+def test_sync_stop_and_finalize_through_the_api(agent: tuple[subprocess.Popen[str], Api], ta: Trayagent,
+                                                tmp_path: Path) -> None:
+    _, api = agent
+    (tmp_path / "w").mkdir()
+    answer = api.call("POST", "/api/sync", {"paths": [str(tmp_path / "w")], "dataset": "live"}).json()
+    (tmp_path / "w" / "frame1.raw").write_bytes(b"x" * 1000)
+    wait_until(lambda: (ta.storage_dir / "no-proposal/live/frame1.raw").exists(), 30, what="sync upload")
+    assert api.call("POST", f"/api/datasets/{answer['dataset_id']}/finalize").status_code == 200
+    wait_until(lambda: api.call("GET", f"/api/datasets/{answer['dataset_id']}").json()["state"] == "complete",
+               30, what="finalized")
+    assert (ta.storage_dir / "no-proposal/live/ro-crate-metadata.json").exists()
+
+
+def test_pause_resume_and_retry(agent: tuple[subprocess.Popen[str], Api], ta: Trayagent, tmp_path: Path) -> None:
+    _, api = agent
+    make_tree(tmp_path / "d", ["ok.dat"])
+    (tmp_path / "d" / "later.dat").symlink_to(tmp_path / "missing.dat")
+    assert api.call("POST", "/api/pause").json() == {"paused": True}
+    ds = api.call("POST", "/api/upload", {"paths": [str(tmp_path / "d")], "dataset": "p"}).json()["dataset_id"]
+    time.sleep(2)
+    assert api.call("GET", f"/api/datasets/{ds}").json()["files"]["registered"] == 0
+    assert api.call("GET", "/api/status").json()["agent"]["state"] == "paused"
+    api.call("POST", "/api/resume")
+    wait_until(lambda: api.call("GET", f"/api/datasets/{ds}").json()["state"] == "complete", 30, what="done")
+    done = api.call("GET", f"/api/datasets/{ds}").json()
+    assert done["files"]["failed"] == 1 and "broken symbolic link" in done["errors"][0]["reason"]
+    (tmp_path / "missing.dat").write_bytes(b"now here")
+    assert api.call("POST", f"/api/datasets/{ds}/retry").json() == {"retried": 1}
+    wait_until(lambda: api.call("GET", f"/api/datasets/{ds}").json()["files"]["registered"] == 2, 30,
+               what="the retried file registered")
+    assert (ta.storage_dir / "no-proposal/p/later.dat").read_bytes() == b"now here"
+
+
+def test_login_route_with_scicat(ta: Trayagent, scicat: ScicatServer) -> None:
+    ta.write_config({"catalogue": {"kind": "scicat", "url": scicat.url}})
+    proc = subprocess.Popen([sys.executable, "-m", "trayagent.cli", "agent", "--headless"], env=ta.env(),
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: (ta.home / "run" / "agent.json").exists(), 30, what="the agent's API")
+        api = Api(ta.home)
+        bad = api.call("POST", "/api/login", {"user": "alice", "password": "wrong"})
+        assert bad.status_code == 401 and bad.json()["error"]
+        good = api.call("POST", "/api/login", {"user": "alice", "password": scicat.users["alice"].password})
+        assert good.status_code == 200 and "p1234" in good.json()["groups"]
+        scicat.add_proposal("20260123", "p1234", "Battery tomography", pi_firstname="Ada", pi_lastname="Byron")
+        facts = api.call("GET", "/api/proposals/20260123").json()
+        assert facts["title"] == "Battery tomography" and facts["pi"] == "Ada Byron"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_login_route_without_scicat_is_404(agent: tuple[subprocess.Popen[str], Api]) -> None:
+    _, api = agent
+    answer = api.call("POST", "/api/login", {"user": "x", "password": "y"})
+    assert answer.status_code == 404 and "needs no login" in answer.json()["error"]
