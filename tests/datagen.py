@@ -50,3 +50,7 @@ def md5(data: bytes) -> str:
 
 def blake2b(data: bytes) -> str:
     return hashlib.blake2b(data).hexdigest()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

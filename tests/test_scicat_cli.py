@@ -103,5 +103,5 @@ def test_webdav_storage_and_scicat_end_to_end(ta: Trayagent, scicat: ScicatServe
     assert dataset["proposalId"] == "20260123" and dataset["ownerGroup"] == "p1234"
     files = {f["path"]: f for f in scicat.files_of(result["catalogue_id"])}
     assert {p: f["size"] for p, f in files.items()} == {p: len(d) for p, d in local.items()}
-    assert all(f["chk"] == hashlib.blake2b(local[p]).hexdigest() for p, f in files.items())
+    assert all(f["chk"] == hashlib.sha256(local[p]).hexdigest() for p, f in files.items())
     _secrets_absent(ta, scicat.users["alice"].password, webdav_server.password)

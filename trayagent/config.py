@@ -69,8 +69,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "transfer": {
         "transfers": Key(int, 4, "Files transferred in parallel.", _positive),
         "bwlimit": Key(str, "", "Bandwidth limit in rclone syntax (`10M`, `off`). Changeable at run time."),
-        "checksum": Key(str, "auto", "Checksum algorithm: `auto` (MD5 where the storage reports MD5, else "
-                        "BLAKE2b), or one of md5, sha1, sha256, blake2b.", _one_of(*CHECKSUMS)),
+        "checksum": Key(str, "auto", "Checksum algorithm: `auto` (the storage's own hash where "
+                        "it reports MD5, SHA-1 or SHA-256, so copies are hash-verified; else SHA-256), or one of md5, "
+                        "sha1, sha256, blake2b.", _one_of(*CHECKSUMS)),
         "batch_files": Key(int, 500, "Files per rclone job.", _positive),
         "batch_bytes": Key(int, 4 << 30, "Bytes per rclone job (a large file always gets a job of its own).",
                            _positive),

@@ -126,7 +126,7 @@ class Engine:
         if self._algorithm is None:
             remote = self.transfer.preferred_hash()
             wanted = self.tuning.checksum
-            self._algorithm = (remote or "blake2b") if wanted == "auto" else wanted
+            self._algorithm = (remote or "sha256") if wanted == "auto" else wanted
             self._verify_hash = self._algorithm if self._algorithm in self.transfer.hash_types() else None
             log.info("checksum %s; storage %s", self._algorithm,
                      f"reports {self._verify_hash}: hash verification" if self._verify_hash

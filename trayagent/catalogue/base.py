@@ -51,7 +51,7 @@ class FileRecord:
     size: int
     mtime: float  # seconds since the epoch
     checksum: str
-    algorithm: str  # e.g. "md5", "blake2b"
+    algorithm: str  # e.g. "md5", "sha256"
     verification: str  # "hash" (remote hash compared) or "size" (remote size compared)
 
 
