@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from agentctl import Trayagent
-from datagen import blake2b, md5, tree_of
+from datagen import md5, sha256, tree_of
 from servers import WebDAVServer
 
 WRITER = Path(__file__).with_name("writer.py")
@@ -242,10 +242,6 @@ def test_file_written_in_chunks_over_10s_is_only_uploaded_complete(ta: Trayagent
     assert copies(ta, "scan.h5") == 1  # once, complete
 
 
-@pytest.mark.xfail(strict=True, reason="BUG settle.py Settler.take_ready: with inotify close events "
-                   "available, a file still held open by its writer is taken as complete once it has "
-                   "been quiet for quiet_seconds, so a writer pausing longer than that gets partial "
-                   "versions uploaded and registered")
 def test_open_file_with_pauses_longer_than_quiet_waits_for_close(ta: Trayagent, procs: list[Proc],
                                                                  tmp_path: Path) -> None:
     """On Linux the close event says when the writer is done: a frame every 1 s (longer than
@@ -536,10 +532,6 @@ def test_watch_limit_for_the_folder_itself_falls_back_to_polling(ta: Trayagent, 
     _limit_test(ta, procs, tmp_path, "nowatch", None)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG watcher.py FolderWatcher._start: watchdog 7 swallows ENOSPC "
-                   "for sub-folders (InotifyWatchGroup._add_callback re-raises only for the root), so a "
-                   "tree with more folders than the watch limit is reported as 'events' with no warning "
-                   "and files in the unwatched sub-folders are missed until the safety rescan / finalize")
 def test_watch_limit_reached_inside_the_tree_falls_back_to_polling(ta: Trayagent, procs: list[Proc],
                                                                    tmp_path: Path) -> None:
     """20 watches left, a tree of 50 sub-folders: the limit is hit part-way through the tree."""
@@ -623,10 +615,6 @@ def test_several_folders_keep_their_names(ta: Trayagent, procs: list[Proc], tmp_
     assert stored(ta, "multi") == expected
 
 
-@pytest.mark.xfail(strict=True, reason="BUG rclone.py RcloneDaemon._reap_orphan: the pid file "
-                   "run/rclone-rcd.pid is shared by every process of one TRAYAGENT_HOME, so a second sync "
-                   "process SIGTERMs the first one's live rclone as an 'orphan'; each restart then kills "
-                   "the other's daemon in turn (transfers interrupted and retried)")
 def test_parallel_sessions_leave_each_others_rclone_alone(ta: Trayagent, procs: list[Proc],
                                                           tmp_path: Path) -> None:
     """Each process has its own rclone daemon; starting a second session must not take the first
@@ -717,12 +705,12 @@ def test_sync_to_webdav(ta: Trayagent, webdav_server: WebDAVServer, procs: list[
     _, seen_registered = watch_partial(ta, "dav", "scan.h5", w.alive)
     assert w.wait() == 0
     local = {p: d for p, d in tree_of(src).items() if not p.endswith(".tmp")}
-    assert all(c == blake2b(local["scan.h5"]) for _, c in seen_registered), \
+    assert all(c == sha256(local["scan.h5"]) for _, c in seen_registered), \
         f"partial versions registered: {seen_registered}"
-    until(registered(ta, "dav", {p: blake2b(d) for p, d in local.items()}), 60, "files on WebDAV", [sync])
+    until(registered(ta, "dav", {p: sha256(d) for p, d in local.items()}), 60, "files on WebDAV", [sync])
     finalize(ta, sync, "dav")
     assert tree_of(target) == local
     files = ta.catalogue_files("dav")
-    assert {p: r["checksum"] for p, r in files.items()} == {p: blake2b(d) for p, d in local.items()}
-    assert {r["algorithm"] for r in files.values()} == {"blake2b"}
+    assert {p: r["checksum"] for p, r in files.items()} == {p: sha256(d) for p, d in local.items()}
+    assert {r["algorithm"] for r in files.values()} == {"sha256"}
     assert (target / "ro-crate-metadata.json").exists()

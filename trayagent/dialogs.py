@@ -7,12 +7,15 @@ command line) and hands it to the page in the URL fragment, which is never sent 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from .client import AgentClient
 from .errors import TrayagentError
@@ -49,8 +52,12 @@ def dialog_url(client: AgentClient, token: str, name: str, request: str) -> str:
 
 
 class _Bridge:
-    """What the page may ask of its native window (pywebview's ``js_api``): close it, pick paths.
+    """What the page may ask of its native window (pywebview's ``js_api``): close it, pick or take
+    dropped paths.
 
+    Our pages' CSP has no 'unsafe-eval', and pywebview's own way back into the page (return values,
+    ``evaluate_js``, its DOM API) is built on ``eval``; so these calls return nothing and hand their
+    results to the page with ``run_js`` (plain script injection) calling ``window.trayagentDropped``.
     Attributes start with ``_`` so pywebview does not expose them to the page.
     """
 
@@ -60,37 +67,61 @@ class _Bridge:
     def close(self) -> None:
         if self._window is not None:
             self._window.destroy()
+            # Return only once the window is gone: pywebview then skips answering the page. Answering a
+            # window being destroyed can block this call's (non-daemon) thread for ever, and with it
+            # the process's exit.
+            self._window.events.closed.wait(5)
 
-    def pick(self, folders: bool = True) -> list[str]:
-        """The native chooser: folders (or files) to add to a dataset; [] when cancelled."""
+    def pick(self, folders: bool = True) -> None:
+        """The native chooser: folders (or files) to add to the dataset."""
         import webview
 
         kind = webview.FileDialog.FOLDER if folders else webview.FileDialog.OPEN
         chosen = self._window.create_file_dialog(kind, allow_multiple=True) if self._window else None
-        return [str(p) for p in chosen or []]
+        self._give([str(p) for p in chosen or []])
+
+    def dropped(self, names: list[str]) -> None:
+        """Full paths of the files just dropped on the page, which the page itself knows by name only.
+
+        The GTK backend records them (name, path) while a drop listener is registered (see
+        ``_watch_drops``); this is the lookup pywebview's own DOM drop handler does.
+        """
+        from webview.dom import _dnd_state
+
+        paths = []
+        for name in names:
+            match = next((item for item in _dnd_state["paths"] if unquote(item[0]) == name), None)
+            if match is not None:
+                _dnd_state["paths"].remove(match)
+                paths.append(unquote(match[1]))
+        self._give(paths)
+
+    def _give(self, paths: list[str]) -> None:
+        if paths and self._window is not None:
+            self._window.run_js(f"window.trayagentDropped && window.trayagentDropped({json.dumps(paths)})")
 
 
-def _watch_drops(window: Any) -> None:
-    """Dropped folders: only pywebview's Python-side DOM handler learns their full paths; pass them on."""
-    import json
+def _watch_drops() -> None:
+    """Let the GTK backend record the full paths of dropped files (for ``_Bridge.dropped``)."""
+    try:
+        from webview.dom import _dnd_state
 
-    from webview.dom import DOMEventHandler
+        _dnd_state["num_listeners"] += 1
+    except (ImportError, AttributeError, KeyError, TypeError):  # another pywebview: typing paths still works
+        log.debug("no drop support in this pywebview", exc_info=True)
 
-    def on_drop(event: dict[str, Any]) -> None:
-        files = (event.get("dataTransfer") or {}).get("files") or []
-        paths = [f["pywebviewFullPath"] for f in files if f.get("pywebviewFullPath")]
-        if paths:
-            window.evaluate_js(f"window.trayagentDropped && window.trayagentDropped({json.dumps(paths)})")
 
-    def on_loaded(*_: Any) -> None:
-        try:
-            zone = window.dom.get_element("#dropzone")
-            if zone is not None:
-                zone.events.drop += DOMEventHandler(on_drop, prevent_default=True)
-        except Exception:  # noqa: BLE001 - a backend without DOM events: typing paths still works
-            log.debug("no drop support in this pywebview backend", exc_info=True)
+def _quiet_bridge_errors() -> None:
+    """pywebview answers every page call with ``evaluate_js`` (eval), which the CSP refuses: expected."""
+    previous = threading.excepthook
 
-    window.events.loaded += on_loaded
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if type(args.exc_value).__name__ == "JavascriptException":
+            log.debug("pywebview could not answer the page: %s", args.exc_value)
+            return
+        previous(args)
+
+    threading.excepthook = hook
 
 
 def show_dialog(paths: Paths, name: str, request: str) -> int:
@@ -107,8 +138,9 @@ def show_dialog(paths: Paths, name: str, request: str) -> int:
                                    height=height, min_size=(360, 300), js_api=bridge,
                                    background_color="#F6F7F9")
     bridge._window = window
+    _quiet_bridge_errors()
     if name == "dataset":
-        _watch_drops(window)
+        _watch_drops()
     webview.start(gui=os.environ.get("TRAYAGENT_WEBVIEW_GUI") or None, private_mode=True)
     return 0
 

@@ -133,19 +133,25 @@ class RcloneDaemon:
 
     @property
     def _pidfile(self) -> Path:
-        return self.runtime_dir / "rclone-rcd.pid"
+        """One per agent process: several processes (two sync sessions) may share a home."""
+        return self.runtime_dir / f"rclone-rcd-{os.getpid()}.pid"
 
     def _reap_orphan(self) -> None:
-        """An rclone left running by a killed agent could still be writing: stop it first."""
-        try:
-            pid = int(self._pidfile.read_text())
-        except (OSError, ValueError):
-            return
-        if _is_rclone(pid):
-            log.warning("stopping rclone (pid %d) left over from an agent that was killed", pid)
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-        self._pidfile.unlink(missing_ok=True)
+        """An rclone left running by a killed agent could still be writing: stop it first.
+        Only daemons whose owning process is gone are touched."""
+        for pidfile in self.runtime_dir.glob("rclone-rcd-*.pid"):
+            try:
+                owner = int(pidfile.stem.rsplit("-", 1)[1])
+                pid = int(pidfile.read_text())
+            except (OSError, ValueError, IndexError):
+                continue
+            if owner != os.getpid() and _alive(owner):
+                continue
+            if owner != os.getpid() and _is_rclone(pid):
+                log.warning("stopping rclone (pid %d) left over from an agent that was killed", pid)
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
+            pidfile.unlink(missing_ok=True)
 
     def _await_listen(self, proc: subprocess.Popen[str]) -> str:
         assert proc.stderr is not None
@@ -305,6 +311,12 @@ def _die_with_parent() -> None:
 
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Is process ``pid`` running? (/proc where there is one; elsewhere assume yes, never signal.)"""
+    proc = Path("/proc")
+    return (proc / str(pid)).exists() if (proc / "self").exists() else True
 
 
 def _is_rclone(pid: int) -> bool:

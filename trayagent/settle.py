@@ -26,14 +26,18 @@ class _Candidate:
     mtime_ns: int
     since: float  # when size/mtime were last seen to change
     closed: bool
+    needs_close: bool  # seen through close-capable events: wait for the close, not for quiet
 
 
 class Settler:
     """Thread-safe: watcher threads report, one consumer takes what is ready."""
 
     def __init__(self, quiet_seconds: float, clock: Callable[[], float] = time.monotonic,
-                 in_use: Callable[[Path], bool] = in_use_by_writer) -> None:
+                 in_use: Callable[[Path], bool] = in_use_by_writer, open_timeout: float = 300.0) -> None:
         self.quiet = quiet_seconds
+        # A writer holding a file open but silent this long (a log kept open all run) is taken anyway;
+        # if it writes again, the new version follows.
+        self.open_timeout = max(open_timeout, quiet_seconds)
         self.clock = clock
         self.in_use = in_use
         self._files: dict[Path, _Candidate] = {}
@@ -44,9 +48,15 @@ class Settler:
         with self._cond:
             return len(self._files)
 
-    def touch(self, path: Path) -> None:
-        """Created or modified: (re)start its quiet period."""
-        self._note(path, closed=False)
+    def touch(self, path: Path, wait_for_close: bool = False) -> None:
+        """Created or modified: (re)start its quiet period. ``wait_for_close``: the event source
+        also reports closes (Linux inotify), so the file is complete only when closed."""
+        self._note(path, closed=False, needs_close=wait_for_close)
+
+    def found(self, path: Path) -> None:
+        """Seen by a scan (start, rescan, a folder that appeared): judged by the quiet period,
+        since the events that would announce its close may have been missed."""
+        self._note(path, closed=False, scanned=True)
 
     def closed(self, path: Path) -> None:
         """The writer closed it (or renamed it into place): ready unless written again."""
@@ -56,7 +66,7 @@ class Settler:
         with self._cond:
             self._files.pop(path, None)
 
-    def _note(self, path: Path, closed: bool) -> None:
+    def _note(self, path: Path, closed: bool, needs_close: bool = False, scanned: bool = False) -> None:
         st = _stat(path)
         with self._cond:
             if st is None:
@@ -66,8 +76,10 @@ class Settler:
             now = self.clock()
             if old and (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
                 old.closed = old.closed or closed
+                # a live write upgrades (its close will come); a scan downgrades (events may be lost)
+                old.needs_close = needs_close if scanned else (old.needs_close or needs_close)
             else:
-                self._files[path] = _Candidate(st.st_size, st.st_mtime_ns, now, closed)
+                self._files[path] = _Candidate(st.st_size, st.st_mtime_ns, now, closed, needs_close)
             self._cond.notify_all()
 
     def nudge(self) -> None:
@@ -90,10 +102,13 @@ class Settler:
                     del self._files[path]
                 elif (st.st_size, st.st_mtime_ns) != (c.size, c.mtime_ns):
                     c.size, c.mtime_ns, c.since, c.closed = st.st_size, st.st_mtime_ns, now, False
-                elif c.closed or (now - c.since >= self.quiet and not self.in_use(path)):
+                elif c.closed or (now - c.since >= self._quiet_for(c) and not self.in_use(path)):
                     del self._files[path]
                     ready.append((path, st))
         return ready
+
+    def _quiet_for(self, c: _Candidate) -> float:
+        return self.open_timeout if c.needs_close else self.quiet
 
     def wait(self, timeout: float) -> None:
         """Sleep until something may be ready: a report arrives, or the earliest quiet period ends."""
@@ -101,7 +116,7 @@ class Settler:
             if any(c.closed for c in self._files.values()):
                 return
             if self._files:
-                earliest = min(c.since for c in self._files.values()) + self.quiet
+                earliest = min(c.since + self._quiet_for(c) for c in self._files.values())
                 left = earliest - self.clock()
                 timeout = min(timeout, left if left > 0 else 0.5)  # past due: a writer holds it
             self._cond.wait(timeout)

@@ -80,7 +80,7 @@ class SyncSession:
         self._stop.set()
         self.settler.nudge()
         for w in self.watchers:
-            w.stop()
+            w.close()
         for t in self._threads:
             t.join(5)
 
@@ -104,7 +104,7 @@ class SyncSession:
             ready = [f for f in chunk if not settled_only or f.mtime_ns <= fresh_before]
             for f in chunk:
                 if settled_only and f.mtime_ns > fresh_before:
-                    self.settler.touch(Path(f.src_root) / f.src_rel)
+                    self.settler.found(Path(f.src_root) / f.src_rel)
             queued += self.queue.enqueue(self.dataset.id, ready)
         if queued:
             self.wake()
@@ -148,7 +148,7 @@ class SyncSession:
                 for f in scan([sub], Filters()):
                     path = folder / f.src_rel
                     if self._accepts(source)(path):
-                        self.settler.touch(path)
+                        self.settler.found(path)
 
     # -- keeping watch --------------------------------------------------------------------------
     def _housekeeping_loop(self) -> None:
@@ -162,6 +162,8 @@ class SyncSession:
 
     def _check_folders(self) -> None:
         for w in self.watchers:
+            if w.fall_back_to_polling():
+                self._rescan_requested.set()
             if w.root in self.gone:
                 if w.start():
                     self.gone.discard(w.root)

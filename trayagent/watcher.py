@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -34,13 +35,17 @@ class _Handler(FileSystemEventHandler):
         self.settler = settler
         self.accept = accept
         self.on_folder = on_folder
+        self.close_events = False  # set when the observer reports closes (inotify)
 
     def dispatch(self, event: FileSystemEvent) -> None:
         src = Path(os.fsdecode(event.src_path))
         if isinstance(event, FileClosedEvent):
             self._file(src, closed=True)
         elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
-            self._file(src, closed=False)
+            # Only a write seen live promises a close event. A "created" file may have been moved
+            # in from outside the tree, and watchdog's synthetic events (a folder that appeared)
+            # describe files closed long ago: those are judged by the quiet period.
+            self._file(src, closed=False, live=isinstance(event, FileModifiedEvent) and not event.is_synthetic)
         elif isinstance(event, FileMovedEvent):
             self.settler.forget(src)
             self._file(Path(os.fsdecode(event.dest_path)), closed=True)  # renamed into place: complete
@@ -52,9 +57,13 @@ class _Handler(FileSystemEventHandler):
             dest = Path(os.fsdecode(getattr(event, "dest_path", "") or event.src_path))
             self.on_folder(dest)  # a tree moved in arrives as one event: look inside
 
-    def _file(self, path: Path, closed: bool) -> None:
-        if self.accept(path):
-            (self.settler.closed if closed else self.settler.touch)(path)
+    def _file(self, path: Path, closed: bool, live: bool = True) -> None:
+        if not self.accept(path):
+            return
+        if closed:
+            self.settler.closed(path)
+        else:
+            self.settler.touch(path, wait_for_close=self.close_events and live)
 
 
 class _OverflowAlarm(logging.Handler):
@@ -67,6 +76,36 @@ class _OverflowAlarm(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if "overflow" in record.getMessage().lower():
             self.on_overflow(record.getMessage())
+
+
+_limit_listeners: list[Callable[[str], None]] = []
+
+
+def _install_watch_limit_probe() -> None:
+    """watchdog 7 swallows ENOSPC/EMFILE when adding watches for *sub-folders* (only the root's
+    failure reaches us), so a big tree would be silently half-watched. Observe every add instead."""
+    try:
+        from watchdog.observers.inotify_c import InotifyFD
+    except (ImportError, OSError):  # not Linux
+        return
+    original = InotifyFD.add_callback
+    if getattr(original, "trayagent_probe", False):
+        return
+
+    def add_callback(self: InotifyFD, path: bytes, *args: object, **kwargs: object) -> object:
+        try:
+            return original(self, path, *args, **kwargs)  # type: ignore[arg-type]
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EMFILE):
+                for listener in list(_limit_listeners):
+                    listener(os.fsdecode(path))
+            raise
+
+    add_callback.trayagent_probe = True  # type: ignore[attr-defined]
+    InotifyFD.add_callback = add_callback  # type: ignore[method-assign,assignment]
+
+
+_install_watch_limit_probe()
 
 
 class FolderWatcher:
@@ -82,6 +121,24 @@ class FolderWatcher:
         self.mode = "none"
         self._alarm = _OverflowAlarm(lambda msg: on_trouble(f"event queue overflow under {root}: {msg}"))
         self._lock = threading.Lock()
+        self.limit_hit = threading.Event()  # a sub-folder could not be watched: poll this tree
+        _limit_listeners.append(self._on_limit)
+
+    def _on_limit(self, path: str) -> None:
+        if Path(path).is_relative_to(self.root) and not self.polling:
+            self.limit_hit.set()
+
+    def fall_back_to_polling(self) -> bool:
+        """After a watch-limit hit: replace the event observer of this tree by polling."""
+        if not self.limit_hit.is_set() or self.polling:
+            return False
+        self.stop()
+        self.polling = True
+        self.limit_hit.clear()
+        started = self.start()
+        self.on_trouble(f"inotify watch limit reached under {self.root}: polling this tree instead "
+                        "(raise fs.inotify.max_user_watches to use events)")
+        return started
 
     def start(self) -> bool:
         """Start watching; False if the folder is not there (the caller retries later)."""
@@ -99,8 +156,11 @@ class FolderWatcher:
             self.observer = observer
             self.mode = "none" if observer is None else ("polling" if isinstance(observer, PollingObserver)
                                                          else "events")
+            self.handler.close_events = self.mode == "events" and sys.platform.startswith("linux")
             logging.getLogger("watchdog.observers.inotify").addHandler(self._alarm)
-            return observer is not None
+        if self.limit_hit.is_set():  # raised while watches were added during start()
+            return self.fall_back_to_polling()
+        return observer is not None
 
     def _start(self, observer: BaseObserver) -> BaseObserver | None:
         try:
@@ -116,6 +176,11 @@ class FolderWatcher:
 
     def alive(self) -> bool:
         return self.observer is not None and self.observer.is_alive() and self.root.is_dir()
+
+    def close(self) -> None:
+        self.stop()
+        if self._on_limit in _limit_listeners:
+            _limit_listeners.remove(self._on_limit)
 
     def stop(self) -> None:
         with self._lock:

@@ -766,6 +766,19 @@ def git_commit() -> str:
         return ""
 
 
+def code_state() -> dict[str, Any]:
+    """HEAD, uncommitted changes under trayagent/ and its newest file time: the code every
+    subprocess imports is the working tree at its start, so a tree edited mid-run is worth knowing."""
+    try:
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "trayagent"],
+                               capture_output=True, text=True, check=False).stdout.split("\n")
+    except OSError:
+        dirty = []
+    newest = max((f.stat().st_mtime for f in (REPO / "trayagent").rglob("*.py")), default=0.0)
+    return {"commit": git_commit(), "dirty": [d.strip() for d in dirty if d.strip()],
+            "newest_source_mtime": datetime.fromtimestamp(newest).isoformat(timespec="seconds")}
+
+
 # ---------------------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------------------
@@ -826,37 +839,50 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {
         "timestamp": args.stamp, "mode": "quick" if args.quick else "full", "git_commit": git_commit(),
         "cpus": os.cpu_count(), "rclone": rclone_version[0] if rclone_version else "",
+        "code_at_start": code_state(),
         "targets": {"events_p50_s": TARGET_P50, "events_p99_s": TARGET_P99, "idle_rss_mb": TARGET_RSS_MB,
                     "idle_cpu_pct": TARGET_IDLE_CPU_PCT},
         "latency": [], "idle": None,
     }
-    with contextlib.ExitStack() as stack:
-        base = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=args.tmp))
-        stack.callback(shutil.rmtree, base, ignore_errors=True)
-        if "latency" in args.parts:
-            stack.enter_context(SessionKeyring(base / "keyring"))
-            t0 = time.monotonic()
-            server = stack.enter_context(WebDAVServer(base / "webdav-root", user="bench",
-                                                      password=random_secret()))
-            print(f"webdav server up in {time.monotonic() - t0:.1f} s", flush=True)
-            for mode in args.modes:
-                doc["latency"].append(run_latency(mode, server, base, args))
-                r = doc["latency"][-1]["close_to_verified"]
-                print(f"  {mode}: p50 {_f(r.get('p50'))} s, p99 {_f(r.get('p99'))} s, "
-                      f"max {_f(r.get('max'))} s", flush=True)
-        if "idle" in args.parts:
-            doc["idle"] = run_idle(base, args)
-
+    failed: Exception | None = None
+    try:
+        with contextlib.ExitStack() as stack:
+            base = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=args.tmp))
+            stack.callback(shutil.rmtree, base, ignore_errors=True)
+            if "latency" in args.parts:
+                stack.enter_context(SessionKeyring(base / "keyring"))
+                t0 = time.monotonic()
+                server = stack.enter_context(WebDAVServer(base / "webdav-root", user="bench",
+                                                          password=random_secret()))
+                print(f"webdav server up in {time.monotonic() - t0:.1f} s", flush=True)
+                for mode in args.modes:
+                    doc["latency"].append(run_latency(mode, server, base, args))
+                    r = doc["latency"][-1]["close_to_verified"]
+                    print(f"  {mode}: p50 {_f(r.get('p50'))} s, p99 {_f(r.get('p99'))} s, "
+                          f"max {_f(r.get('max'))} s", flush=True)
+            if "idle" in args.parts:
+                doc["idle"] = run_idle(base, args)
+    except Exception as exc:  # noqa: BLE001 (what was measured is still reported and saved)
+        failed = exc
+        doc["error"] = f"{type(exc).__name__}: {exc}"[:4000]
+        print(f"\nERROR: {doc['error'][:2000]}\n(processes and temp data were cleaned up; "
+              "partial results follow)", flush=True)
     if doc["latency"]:
         print_latency(doc["latency"])
     if doc["idle"]:
         print_idle(doc["idle"])
     doc["total_seconds"] = round(time.monotonic() - started, 1)
+    doc["code_at_end"] = code_state()
+    if doc["code_at_end"] != doc["code_at_start"]:
+        print(f"\nWARNING: trayagent/ changed during the run (start {doc['code_at_start']}, end "
+              f"{doc['code_at_end']}): runs may have used different code")
+    elif doc["code_at_start"]["dirty"]:
+        print(f"\nnote: uncommitted changes under trayagent/: {', '.join(doc['code_at_start']['dirty'])}")
     out = REPO / "build" / "bench-results" / f"sync-{args.stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"\nresults: {out.relative_to(REPO)} (total {doc['total_seconds']:.0f} s)")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def test_failing_files_give_one_aggregated_notification(notification_bus: Deskto
     upload(headless_agent, folder, "run43")
 
     def failure_notes() -> list[dict[str, Any]]:
-        return [n for n in about(notification_bus, "run43") if "failed" in n["body"]]
+        return [n for n in about(notification_bus, "run43") if n["summary"].startswith("Upload problem")]
 
     wait_until(failure_notes, FAILURE_WINDOW + 15, 0.2, "the aggregated failure notification")
     # stay past the whole failure window: per-file notices would have arrived by now
@@ -99,4 +99,6 @@ def test_failing_files_give_one_aggregated_notification(notification_bus: Deskto
     assert "broken symbolic link" in failures[0]["body"]
     assert not [n for n in about(notification_bus, "run43") if n["body"].startswith("1 file of")]
     complete = [n for n in about(notification_bus, "run43") if n["summary"] == "Dataset run43 complete"]
-    assert len(complete) == 1 and complete[0]["body"].startswith("2 files, "), about(notification_bus, "run43")
+    assert len(complete) == 1, about(notification_bus, "run43")
+    assert complete[0]["body"].startswith("2 files, ") and "3 failed" in complete[0]["body"], complete[0]
+    assert len(about(notification_bus, "run43")) == 2   # the aggregate and the completion, nothing else

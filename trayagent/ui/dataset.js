@@ -81,7 +81,7 @@
   const dropzone = $("#dropzone");
   window.trayagentDropped = (list) => {
     const n = addPaths(list || []);
-    say(statusBox, "info", n ? "Added " + plural(n, "dropped item") + "." : "Already in the list.");
+    say(statusBox, "info", n ? "Added " + plural(n, "item") + "." : "Already in the list.");
   };
   dropzone.addEventListener("dragover", (event) => {
     event.preventDefault();
@@ -95,7 +95,9 @@
     const full = files.map((f) => f.pywebviewFullPath).filter(Boolean);
     if (full.length) {
       window.trayagentDropped(full);
-    } else if (!TA.native() && files.length) {
+    } else if (TA.native() && files.length) {
+      TA.nativeCall("dropped", files.map((f) => f.name)); // answers through window.trayagentDropped
+    } else if (files.length) {
       say(errorBox, "warn", "This browser does not reveal where " + files.map((f) => f.name).join(", ") +
           " lives.", "Type the full path above and press Enter.");
       pathInput.focus();
@@ -108,12 +110,7 @@
       const button = $(id);
       button.hidden = false;
       button.addEventListener("click", async () => {
-        try {
-          const picked = await TA.nativeCall("pick", folders);
-          if (picked && picked.length) addPaths(picked);
-        } catch (exc) {
-          sayError(errorBox, exc);
-        }
+        TA.nativeCall("pick", folders); // the choice arrives through window.trayagentDropped
       });
     }
   });
