@@ -135,13 +135,19 @@
       let pi = pick(p, "pi", "pi_name", "principal_investigator");
       if (!pi && (p.pi_firstname || p.pi_lastname)) pi = [p.pi_firstname, p.pi_lastname].filter(Boolean).join(" ");
       const email = pick(p, "pi_email", "email");
-      const lines = [title ? "“" + title + "”" : "Proposal " + id + " found."];
+      if (!title && !pi) {
+        say(proposalInfo, "info", "The catalogue has no details of proposal " + id + ".",
+            "Check the ID; it is recorded with the dataset as it is.");
+        return;
+      }
+      const lines = [title ? "“" + title + "”" : "Proposal " + id];
       if (pi) lines.push("PI: " + pi + (email ? " <" + email + ">" : ""));
       say(proposalInfo, "ok", lines.join(" — "));
       const inv = $("#investigation-description");
       if (!inv.value && title) inv.value = title;
     } catch (exc) {
-      if (exc instanceof TA.ApiError && exc.noSuchApi) {
+      if (exc instanceof TA.ApiError && exc.status === 404) {
+        // The local catalogue (or an older agent) has no proposals to look up: not an error.
         say(proposalInfo, "info", "Proposal lookup needs the SciCat catalogue.",
             "Type the proposal ID; it is recorded with the dataset as it is.");
       } else {

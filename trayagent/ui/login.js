@@ -42,7 +42,7 @@
     await TA.busy($("#submit"), async () => {
       try {
         const answer = await api("POST", "/api/login", body);
-        const who = (answer && (answer.user && (answer.user.username || answer.user.name || answer.user))) || body.user;
+        const who = (answer && (answer.name || answer.user)) || body.user;
         say(result, "ok", "Logged in" + (typeof who === "string" && who ? " as " + who : "") + ".",
             "The agent keeps the login in your keyring; you can close this window.");
         $("#password").value = "";
@@ -50,11 +50,13 @@
         $("#close").textContent = "Close";
         $("#close").focus();
       } catch (exc) {
-        if (exc instanceof TA.ApiError && exc.noSuchApi) {
+        if (exc instanceof TA.ApiError && exc.status === 404) {
+          // The embedded local catalogue (or an agent without catalogue login): nothing to log in to.
           say(result, "info", catalogueKind === "scicat"
-            ? "This agent cannot log in to the catalogue from here yet."
+            ? "This agent cannot log in to the catalogue from here."
             : "The local catalogue needs no login.",
-            catalogueKind === "scicat" ? "Update trayagent." : "Datasets are registered on this computer.");
+            catalogueKind === "scicat" ? "Use `trayagent login` or update trayagent."
+              : "Datasets are registered on this computer.");
           return;
         }
         sayError(result, exc);
