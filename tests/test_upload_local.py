@@ -123,7 +123,7 @@ def test_rclone_killed_mid_upload_is_restarted(ta: Trayagent, tmp_path: Path) ->
     content = make_many(tmp_path / "d", 20, size=200_000, per_dir=5)
     ta.write_config({"transfer": {"bwlimit": "1M", "batch_files": 4}})
     proc = ta.popen("upload", str(tmp_path / "d"), "--dataset", "rc", "--json")
-    pidfile = ta.home / "run" / "rclone-rcd.pid"
+    pidfile = ta.home / "run" / f"rclone-rcd-{proc.pid}.pid"
     wait_until(lambda: ta.files_sent() >= 4 and pidfile.exists(), 60, what="mid-upload")
     first = int(pidfile.read_text())
     os.kill(first, signal.SIGKILL)

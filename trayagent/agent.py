@@ -11,6 +11,8 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +41,7 @@ class Agent:
         self.cfg = cfg
         self.paths = paths.ensure()
         self.uploader = Uploader(cfg, paths, redactor)
-        self.notes = Notifications(send or PlyerSender())
+        self.notes = Notifications(send or PlyerSender(_app_icon()))
         self.server = ControlServer(paths.runtime_dir)
         self.open_dialog: OpenDialog = open_dialog or (lambda name, params: None)
         self.problem: str | None = None     # shown by the tray as the error state
@@ -224,8 +226,21 @@ class Agent:
         busy = (State.PENDING, State.UPLOADING, State.VERIFIED)
         return sum(q.counts(i)[s.value] for i in self.served_ids() for s in busy)
 
-    def request_dialog(self, name: str, params: dict[str, Any]) -> None:
-        self.open_dialog(name, params)
+    def request_dialog(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Open a dialog process; its parameters wait under a one-time request id it fetches."""
+        request = secrets.token_urlsafe(8)
+        self.dialog_requests[request] = {"dialog": name, **params}
+        self.open_dialog(name, {"request": request, **params})
+        return {"dialog": name, "request": request}
+
+    def logout(self) -> bool:
+        """Log out of the catalogue (tray menu); registration then waits for the next login."""
+        from .auth import logout_catalogue
+
+        removed = logout_catalogue(self.cfg)
+        self.login_needed = self.cfg.catalogue.kind == "scicat"
+        self.on_change()
+        return removed
 
     # -- reporting ------------------------------------------------------------------------------
     def state(self) -> str:
@@ -271,3 +286,11 @@ class Agent:
                       activity=self.activity())
         return status
 
+
+def _app_icon() -> Any:
+    """The icon notifications carry (Windows balloons need .ico)."""
+    from importlib import resources
+
+    icon = resources.files("trayagent").joinpath("icons", "trayagent.ico" if sys.platform == "win32"
+                                                 else "trayagent.png")
+    return icon if icon.is_file() else None

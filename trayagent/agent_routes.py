@@ -4,7 +4,6 @@ API reference (README, "Control API")."""
 from __future__ import annotations
 
 import re
-import secrets
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -68,10 +67,7 @@ def register_routes(agent: Agent) -> None:
         return show_dialog(m.group(1), body)
 
     def show_dialog(name: str, params: dict[str, Any]) -> dict[str, Any]:
-        request = secrets.token_urlsafe(8)
-        agent.dialog_requests[request] = {"dialog": name, **params}
-        agent.request_dialog(name, {"request": request, **params})
-        return {"dialog": name, "request": request}
+        return agent.request_dialog(name, params)
 
     @r("GET", r"/api/requests/([A-Za-z0-9_-]+)")
     def dialog_request(body: dict[str, Any], m: re.Match[str]) -> Any:
@@ -105,7 +101,7 @@ def register_routes(agent: Agent) -> None:
     def test_connection(body: dict[str, Any], m: re.Match[str]) -> Any:
         transfer = agent.uploader.engine.transfer
         try:
-            transfer.check_access("")
+            transfer.probe()
         except Exception as exc:  # noqa: BLE001 - reported to the user as the test result
             return {"ok": False, "error": str(exc)}
         return {"ok": True, "storage": transfer.target.display, "hashes": transfer.hash_types()}

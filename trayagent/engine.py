@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME = "ro-crate-metadata.json"
 ENQUEUE_BATCH = 1000
 MAX_VERIFY_ATTEMPTS = 5
+STAT_MAX = 16  # up to this many files are read back one by one, beyond by folder listings
 
 
 @dataclass
@@ -335,11 +336,22 @@ class Engine:
         files = self.queue.due(dataset.id, State.UPLOADED, limit, now=float("inf"))
         if not files or (not force and len(files) < limit):
             return False
-        stored = self._safe_listing(dataset, {f.relpath.rpartition("/")[0] for f in files})
+        stored = self._read_back(dataset, files)
         retry = [f for f in files if not self._check_one(f, _stored_digest(f), stored.get(rclone_name(f.relpath)))]
         if retry:
             self._retry_each(dataset, retry, self._job_errors.get(dataset.id, []))
         return True
+
+    def _read_back(self, dataset: Dataset, files: list[QueuedFile]) -> dict[str, RemoteFile]:
+        """A few files: one stat each (cost independent of folder size, for sync latency); many:
+        one listing per folder."""
+        if len(files) > STAT_MAX:
+            return self._safe_listing(dataset, {f.relpath.rpartition("/")[0] for f in files})
+        try:
+            return self.transfer.stat(dataset.storage_path, [f.relpath for f in files], self._verify_hash)
+        except (StorageError, RcError) as exc:
+            log.warning("cannot read back the stored files yet: %s", exc)
+            return {}
 
     def _safe_listing(self, dataset: Dataset, folders: set[str]) -> dict[str, RemoteFile]:
         try:
@@ -391,8 +403,7 @@ class Engine:
             except (RcError, StorageError) as exc:
                 outage = self._storage_problem(f, getattr(exc, "error", None) or str(exc))
                 continue
-            folder = f.relpath.rpartition("/")[0]
-            stored = self._safe_listing(dataset, {folder}).get(rclone_name(f.relpath))
+            stored = self._read_back(dataset, [f]).get(rclone_name(f.relpath))
             if not self._check_one(f, _stored_digest(f), stored):
                 why = "the stored copy does not match (size or checksum)" if stored else "not found in storage"
                 self._mismatch(f, f"{why} after upload; {'; '.join(errors)[:300]}".rstrip("; "))

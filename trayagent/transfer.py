@@ -103,6 +103,14 @@ class Transfer:
         self._guard(lambda: self.daemon.call("operations/mkdir", {
             "fs": self.fs(), "remote": rclone_name(storage_path), "_config": {"LowLevelRetries": 2}}))
 
+    def probe(self) -> None:
+        """Really talk to the storage (Settings' Test connection): list the top of the remote.
+        Creating a folder is not enough: rclone's WebDAV mkdir of the root contacts nobody."""
+        self.check_access("")
+        self._guard(lambda: self.daemon.call("operations/list", {
+            "fs": self.fs(), "remote": "", "opt": {"dirsOnly": True, "noModTime": True},
+            "_config": {"LowLevelRetries": 1}}))
+
     def _guard(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         try:
             return call()
@@ -194,6 +202,25 @@ class Transfer:
                 raise self.explain(exc.error) from exc
             for item in result.get("list") or []:
                 out[item["Path"]] = RemoteFile(int(item["Size"]), dict(item.get("Hashes") or {}))
+        return out
+
+    def stat(self, storage_path: str, relpaths: Sequence[str], hash_type: str | None) -> dict[str, RemoteFile]:
+        """What storage holds for a few files, one request each: for small verifications, where
+        listing a big folder would cost more than the files themselves."""
+        out: dict[str, RemoteFile] = {}
+        opt: dict[str, Any] = {"noMimeType": True, "noModTime": True}
+        if hash_type:
+            opt.update(showHash=True, hashTypes=[hash_type])
+        for rel in relpaths:
+            try:
+                item = self.daemon.call("operations/stat", {"fs": self.fs(storage_path),
+                                                            "remote": rclone_name(rel), "opt": opt}).get("item")
+            except RcError as exc:
+                if "not found" in exc.error.lower():
+                    continue
+                raise self.explain(exc.error) from exc
+            if item:
+                out[rclone_name(rel)] = RemoteFile(int(item["Size"]), dict(item.get("Hashes") or {}))
         return out
 
     def bytes_in_flight(self, jobid: int) -> int:

@@ -347,21 +347,12 @@ class Tray:
 
     # actions ---------------------------------------------------------------------------------------
     def show(self, name: str, params: dict[str, Any]) -> None:
-        """Open a dialog the way the control API does (the request id carries ``params`` to the page)."""
-        try:
-            self.agent.server.dispatch("POST", f"/api/show/{name}", dict(params))
-        except Exception:  # an agent without the route: open the dialog plainly
-            log.debug("tray: /api/show/%s failed; opening directly", name, exc_info=True)
-            self.agent.request_dialog(name, params)
+        """Open a dialog (the request id carries ``params`` to the page)."""
+        self.agent.request_dialog(name, dict(params))
         log.info("tray: asked for the %s dialog %s", name, params or "")
 
     def logout(self) -> None:
-        if (own := getattr(self.agent, "logout", None)) is not None:
-            own()
-            return
-        from .auth import logout_catalogue
-
-        removed = logout_catalogue(self.agent.cfg)
+        removed = self.agent.logout()
         log.info("tray: logged out of the catalogue" if removed else "tray: nobody was logged in")
 
     def open_log_folder(self) -> None:

@@ -325,9 +325,6 @@ def test_settings_round_trip_and_test_connection(agent: AgentProcess, page: Any,
     assert agent.get("/api/settings")["autostart"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="agent bug: POST /api/settings/test only runs rclone mkdir of the "
-                   "storage root, which WebDAV answers without contacting the server, so a stopped server "
-                   "still tests OK (agent_routes.test_connection should list the root instead)")
 def test_settings_test_connection_reports_failure(ta: Trayagent, webdav_server: WebDAVServer, start_agent: Any,
                                                   page: Any) -> None:
     ta.use_webdav(webdav_server)

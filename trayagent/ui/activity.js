@@ -55,13 +55,14 @@
     const errors = el("ul", { className: "errors" });
     const errorsTitle = el("summary", {});
     const errorsBox = el("details", { open: true, hidden: true }, errorsTitle, errors);
+    const actions = el("div", { className: "buttons" }, stop, finalize, retry);
     const root = el("section", { className: "panel dataset", "aria-labelledby": "ds-" + d.id, dataset: { id: d.id } },
       el("div", { className: "dataset-head" }, title, mode, state),
       where, files.root, bytes.root,
       el("div", { className: "stats" }, rate, eta, counts),
       errorsBox, recentBox,
-      el("div", { className: "buttons" }, stop, finalize, retry));
-    const card = { root, title, mode, state, where, files, bytes, rate, eta, counts, retry, finalize, stop, recent,
+      actions);
+    const card = { root, actions, title, mode, state, where, files, bytes, rate, eta, counts, retry, finalize, stop, recent,
                    recentBox, errors, errorsBox, errorsTitle, d, last: null };
     retry.addEventListener("click", () => action(card.d, "retry", retry));
     finalize.addEventListener("click", () => action(card.d, "finalize", finalize));
@@ -110,6 +111,7 @@
     card.retry.hidden = !f.failed;
     card.finalize.hidden = !d.syncing;
     card.stop.hidden = !d.syncing;
+    card.actions.hidden = card.retry.hidden && card.finalize.hidden;
 
     const recentKey = JSON.stringify(d.recent);
     if (card.recentKey !== recentKey) {
