@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs on a bare Debian machine (root) or a prepared one (non-root
-# skips apt). Idempotent: a second run only checks.
+# Installs everything the test suite needs on a bare Debian machine (root) or a prepared one.
+# Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,19 +10,5 @@ APT_PACKAGES=(
   libgirepository1.0-dev libcairo2-dev pkg-config chromium fonts-dejavu-core
   libsecret-tools procps desktop-file-utils
 )
-
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "dev-setup: missing Debian packages (run as root to install): ${missing[*]}" >&2
-  fi
-fi
-
+bash build/apt-ensure.sh "${APT_PACKAGES[@]}"
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[test]"

@@ -17,15 +17,7 @@ from typing import Any
 
 from servers import S3Server, WebDAVServer
 
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(str(value))
+from trayagent.config import toml_value
 
 
 @dataclass
@@ -54,7 +46,7 @@ class Trayagent:
         lines = []
         for name, keys in sections.items():
             lines.append(f"[{name}]")
-            lines += [f"{k} = {_toml(v)}" for k, v in keys.items()]
+            lines += [f"{k} = {toml_value(v)}" for k, v in keys.items()]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
 

@@ -72,7 +72,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "checksum": Key(str, "auto", "Checksum algorithm: `auto` (the storage's own hash where "
                         "it reports MD5, SHA-1 or SHA-256, so copies are hash-verified; else SHA-256), or one of md5, "
                         "sha1, sha256, blake2b.", _one_of(*CHECKSUMS)),
-        "batch_files": Key(int, 500, "Files per rclone job.", _positive),
+        "batch_files": Key(int, 2000, "Files per rclone job (and per commit of their upload state).", _positive),
         "batch_bytes": Key(int, 4 << 30, "Bytes per rclone job (a large file always gets a job of its own).",
                            _positive),
         "retry_max_seconds": Key((int, float), 600, "Longest wait between retries of a transient error.",
@@ -185,13 +185,13 @@ def load_config(paths: Paths, override: str | os.PathLike[str] | None = None) ->
     return Config(**validate(raw, str(path)), source=source)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     # A JSON string is a valid TOML basic string, once DEL (allowed raw in JSON) is escaped too.
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
@@ -200,7 +200,7 @@ def dump_config(sections: dict[str, dict[str, Any]]) -> str:
     """TOML text of the given sections (only keys that differ from the default)."""
     out: list[str] = []
     for name, keys in SCHEMA.items():
-        lines = [f"{k} = {_toml_value(v)}" for k, v in sections.get(name, {}).items()
+        lines = [f"{k} = {toml_value(v)}" for k, v in sections.get(name, {}).items()
                  if k in keys and v != keys[k].default]
         if lines:
             out += [f"[{name}]", *lines, ""]
@@ -212,5 +212,5 @@ def reference_markdown() -> str:
     lines = ["| key | default | meaning |", "|---|---|---|"]
     for name, keys in SCHEMA.items():
         for key, spec in keys.items():
-            lines.append(f"| `[{name}] {key}` | `{_toml_value(spec.default)}` | {spec.doc} |")
+            lines.append(f"| `[{name}] {key}` | `{toml_value(spec.default)}` | {spec.doc} |")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import expect
 
 from agentctl import Trayagent
+from waiting import wait_for
 from servers import WebDAVServer
 
 pytestmark = pytest.mark.timeout(300)
@@ -25,16 +26,6 @@ pytestmark = pytest.mark.timeout(300)
 AgentProcess = Display = Any  # the fixtures' types, defined in tests/e2e/conftest.py
 
 
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def make_files(folder: Path, sizes: dict[str, int]) -> Path:
