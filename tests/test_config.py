@@ -42,7 +42,7 @@ def test_given_values_override_defaults_and_others_stay_default() -> None:
     sections = validate({"transfer": {"transfers": 8, "bwlimit": "10M"}}, "x.toml")
     assert sections["transfer"]["transfers"] == 8
     assert sections["transfer"]["bwlimit"] == "10M"
-    assert sections["transfer"]["batch_files"] == 500
+    assert sections["transfer"]["batch_files"] == 2000
 
 
 def test_default_lists_are_copies() -> None:
