@@ -84,7 +84,7 @@ def ta_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # Other fixtures go below this line.
 # ------------------------------------------------------------------------------------------------------
 
-from agentctl import Trayagent  # noqa: E402
+from agentctl import Trayagent
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def ta(ta_home: Path) -> Trayagent:
 # SciCat: the contract fake (tests/scicat_server.py), in-process on 127.0.0.1
 # ------------------------------------------------------------------------------------------------------
 
-from scicat_server import ScicatServer  # noqa: E402
+from scicat_server import ScicatServer
 
 
 @pytest.fixture

@@ -106,7 +106,7 @@ class Agent:
                 self.problem = exc.message
                 self.notes.login_needed("storage")
                 log.error("uploads paused: %s", exc)
-            except Exception:  # noqa: BLE001 - keep the agent alive, report, retry
+            except Exception:
                 log.exception("engine error; retrying in 10 s")
                 self.problem = "internal error; see the log"
             self.on_change()
@@ -142,14 +142,12 @@ class Agent:
             self.notes.flush()
             waiting = self.uploader.engine.waiting or ""
             self.notes.storage_state("storage" not in waiting, waiting)
-            for session in list(self.uploader.sessions.values()):
-                for root in session.gone:
-                    if str(root) not in gone:
-                        gone.add(str(root))
-                        self.notes.folder_gone(str(root))
-                for root in [g for g in gone if g not in {str(r) for r in session.gone}]:
-                    gone.discard(root)
-                    self.notes.folder_back(root)
+            now_gone = {str(r) for s in list(self.uploader.sessions.values()) for r in s.gone}
+            for folder in now_gone - gone:
+                self.notes.folder_gone(folder)
+            for folder in gone - now_gone:
+                self.notes.folder_back(folder)
+            gone = now_gone
             for dataset_id in self.served_ids():
                 done = self.uploader.queue.byte_counts(dataset_id).get(State.REGISTERED.value, 0)
                 self._rates.setdefault(dataset_id, collections.deque(maxlen=30)).append((time.monotonic(), done))
@@ -186,7 +184,8 @@ class Agent:
     def preview(self, body: dict[str, Any], limit: int = 500) -> dict[str, Any]:
         plan = self.plan_from(body, str(body.get("mode") or "batch"))
         errors: list[str] = []
-        files, count, size = [], 0, 0
+        files: list[dict[str, Any]] = []
+        count = size = 0
         for local, remote, nbytes in self.uploader.preview(plan, errors):
             count, size = count + 1, size + nbytes
             if len(files) < limit:

@@ -124,16 +124,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server_version = "trayagent"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("api: " + format, *args)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self._handle("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle("POST")
 
-    def do_OPTIONS(self) -> None:  # noqa: N802 - no CORS: foreign pages get nothing
+    def do_OPTIONS(self) -> None:
         self._send(HTTPStatus.FORBIDDEN, {"error": "cross-origin requests are not accepted"})
 
     def _handle(self, method: str) -> None:
@@ -153,7 +153,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return self._send(exc.status, {"error": exc.message, "hint": exc.hint})
         except TrayagentError as exc:
             return self._send(HTTPStatus.BAD_REQUEST, {"error": exc.message, "hint": exc.hint})
-        except Exception:  # noqa: BLE001 - the agent must survive any handler bug
+        except Exception:
             log.exception("control API: %s %s failed", method, path)
             return self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the log"})
         self._send(HTTPStatus.OK, result if result is not None else {"ok": True})

@@ -5,6 +5,7 @@ One small contract (``enabled``/``set``), one implementation per platform, chose
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -48,34 +49,33 @@ class XdgAutostart:
             self.path.unlink(missing_ok=True)
 
 
-class WindowsRunKey:  # pragma: no cover - exercised on Windows only
-    KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import subprocess
+    import winreg
 
-    def enabled(self) -> bool:
-        import winreg
+    class WindowsRunKey:
+        KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 
-        try:
-            with winreg.OpenKey(winreg.HKEY_CURRENT_USER, self.KEY) as key:
-                winreg.QueryValueEx(key, "trayagent")
-                return True
-        except OSError:
-            return False
+        def enabled(self) -> bool:
+            try:
+                with winreg.OpenKey(winreg.HKEY_CURRENT_USER, self.KEY) as key:
+                    winreg.QueryValueEx(key, "trayagent")
+                    return True
+            except OSError:
+                return False
 
-    def set(self, on: bool) -> None:
-        import subprocess
-        import winreg
-
-        with winreg.OpenKey(winreg.HKEY_CURRENT_USER, self.KEY, 0, winreg.KEY_SET_VALUE) as key:
-            if on:
-                exe = str(Path(sys.executable).with_name("pythonw.exe"))
-                winreg.SetValueEx(key, "trayagent", 0, winreg.REG_SZ,
-                                  subprocess.list2cmdline([exe, "-m", "trayagent.cli"]))
-            else:
-                try:
-                    winreg.DeleteValue(key, "trayagent")
-                except OSError:
-                    pass
+        def set(self, on: bool) -> None:
+            with winreg.OpenKey(winreg.HKEY_CURRENT_USER, self.KEY, 0, winreg.KEY_SET_VALUE) as key:
+                if on:
+                    exe = str(Path(sys.executable).with_name("pythonw.exe"))
+                    winreg.SetValueEx(key, "trayagent", 0, winreg.REG_SZ,
+                                      subprocess.list2cmdline([exe, "-m", "trayagent.cli"]))
+                else:
+                    with contextlib.suppress(OSError):
+                        winreg.DeleteValue(key, "trayagent")
 
 
 def autostart() -> Autostart:
-    return WindowsRunKey() if sys.platform == "win32" else XdgAutostart()
+    if sys.platform == "win32":
+        return WindowsRunKey()
+    return XdgAutostart()

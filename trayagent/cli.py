@@ -16,18 +16,18 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from . import __version__
+from .client import AgentClient
 from .config import Config, load_config, reference_markdown
+from .engine import Progress
 from .errors import ConfigError, TrayagentError
 from .logs import setup_logging
 from .paths import Paths, resolve_paths
-from .client import AgentClient
-from .engine import Progress
 from .progressbar import ProgressBar
 from .rclone import Redactor
 from .secrets import delete_secret, set_secret, storage_service
@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)  # accepted before and after the command
+    common = _Parser(add_help=False)  # accepted before and after the command
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
                         help="configuration file (default: config.toml in the user config folder; "
                         "env TRAYAGENT_CONFIG)")
@@ -56,14 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "storage and register it in the data catalogue.")
     p.add_argument("--version", action="version", version=f"trayagent {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    _add = sub.add_parser
 
-    def add_parser(name: str, **kw: Any) -> argparse.ArgumentParser:
-        return _add(name, parents=[common], **kw)
+    def command(name: str, **kw: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kw)
 
-    sub.add_parser = add_parser  # type: ignore[method-assign]
-
-    up = sub.add_parser("upload", help="upload folders/files as one dataset (batch mode)")
+    up = command("upload", help="upload folders/files as one dataset (batch mode)")
     up.add_argument("paths", nargs="+", metavar="PATH", help="folders and files (one folder: its contents "
                     "form the dataset; several: each keeps its name)")
     up.add_argument("--dataset", required=True, metavar="NAME", help="dataset name")
@@ -77,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dry-run", action="store_true", help="show what would go where; change nothing")
     up.add_argument("--json", action="store_true", help="machine-readable result on stdout")
 
-    sy = sub.add_parser("sync", help="watch folders and upload each file as soon as it is complete")
+    sy = command("sync", help="watch folders and upload each file as soon as it is complete")
     sy.add_argument("paths", nargs="*", metavar="PATH", help="folders (and files) to watch")
     sy.add_argument("--dataset", metavar="NAME", help="dataset name")
     sy.add_argument("--finalize", metavar="NAME", help="finish the sync dataset NAME: drain the queue "
@@ -89,14 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--include", action="append", default=[], metavar="GLOB")
     sy.add_argument("--exclude", action="append", default=[], metavar="GLOB")
 
-    st = sub.add_parser("status", help="datasets, sync sessions, queue counts and recent errors")
+    st = command("status", help="datasets, sync sessions, queue counts and recent errors")
     st.add_argument("--json", action="store_true")
 
-    rs = sub.add_parser("resume", help="finish every interrupted upload")
+    rs = command("resume", help="finish every interrupted upload")
     rs.add_argument("--json", action="store_true")
 
     for verb in ("login", "logout"):
-        lp = sub.add_parser(verb, help=f"{verb}: the SciCat catalogue (default) or `storage`; secrets live "
+        lp = command(verb, help=f"{verb}: the SciCat catalogue (default) or `storage`; secrets live "
                             "only in the OS keyring")
         lp.add_argument("what", nargs="?", choices=["catalogue", "storage"], default="catalogue",
                         help="what to log in to (default: the catalogue)")
@@ -110,17 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
             how.add_argument("--browser", action="store_true",
                              help="log in to SciCat in the browser (needs [catalogue] oidc_client)")
 
-    ag = sub.add_parser("agent", help="run the agent (tray icon, queue, sync sessions, control API)")
+    ag = command("agent", help="run the agent (tray icon, queue, sync sessions, control API)")
     ag.add_argument("--headless", action="store_true", help="no tray icon: for servers and scripts")
-    op = sub.add_parser("open", help="open the Dataset dialog of the running agent with these paths "
+    op = command("open", help="open the Dataset dialog of the running agent with these paths "
                         "(what dropping folders on the launcher does)")
     op.add_argument("paths", nargs="*", metavar="PATH")
-    dg = sub.add_parser("dialog", help=argparse.SUPPRESS)
+    dg = command("dialog", help=argparse.SUPPRESS)
     dg.add_argument("name", choices=["dataset", "activity", "login", "settings"])
     dg.add_argument("--request", default="")
-    sub.add_parser("install-desktop", help="install the desktop launcher (drop folders on it) and icon")
+    command("install-desktop", help="install the desktop launcher (drop folders on it) and icon")
 
-    cp = sub.add_parser("config", help="configuration: path, check, reference")
+    cp = command("config", help="configuration: path, check, reference")
     cp.add_argument("action", choices=["path", "check", "reference"])
     return p
 

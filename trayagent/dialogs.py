@@ -86,8 +86,9 @@ class _Bridge:
         The GTK backend records them (name, path) while a drop listener is registered (see
         ``_watch_drops``); this is the lookup pywebview's own DOM drop handler does.
         """
-        from webview.dom import _dnd_state
+        from webview.dom import _dnd_state as state
 
+        _dnd_state: dict[str, Any] = state  # pywebview internals, untyped
         paths = []
         for name in names:
             match = next((item for item in _dnd_state["paths"] if unquote(item[0]) == name), None)
@@ -106,7 +107,8 @@ def _watch_drops() -> None:
     try:
         from webview.dom import _dnd_state
 
-        _dnd_state["num_listeners"] += 1
+        state: dict[str, Any] = _dnd_state  # pywebview internals, untyped
+        state["num_listeners"] += 1
     except (ImportError, AttributeError, KeyError, TypeError):  # another pywebview: typing paths still works
         log.debug("no drop support in this pywebview", exc_info=True)
 
@@ -141,7 +143,8 @@ def show_dialog(paths: Paths, name: str, request: str) -> int:
     _quiet_bridge_errors()
     if name == "dataset":
         _watch_drops()
-    webview.start(gui=os.environ.get("TRAYAGENT_WEBVIEW_GUI") or None, private_mode=True)
+    gui: Any = os.environ.get("TRAYAGENT_WEBVIEW_GUI") or None  # e.g. "qt" where GTK is missing
+    webview.start(gui=gui, private_mode=True)
     return 0
 
 

@@ -240,7 +240,7 @@ class Engine:
     def _ensure_catalogued(self, dataset: Dataset) -> Dataset:
         if dataset.catalogue_id or time.time() < self._catalogue_paused_until:
             return dataset
-        spec = DatasetSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in dataset.spec.items()})
+        spec = DatasetSpec.from_dict(dataset.spec)
         try:
             cid = self.catalogue.ensure_dataset(spec, self.location(dataset.storage_path))
         except (CatalogueError, LoginRequired) as exc:
@@ -268,7 +268,8 @@ class Engine:
 
     # -- upload + verify ------------------------------------------------------------------------
     def _next_batch(self, dataset: Dataset) -> list[QueuedFile]:
-        batch, total = [], 0
+        batch: list[QueuedFile] = []
+        total = 0
         for f in self.queue.due(dataset.id, State.PENDING, self.tuning.batch_files):
             if batch and total + (f.size or 0) > self.tuning.batch_bytes:
                 break
@@ -437,7 +438,7 @@ class Engine:
         self.queue.fail(f.id, reason)
         try:
             self.on_failure(self.queue.dataset(f.dataset_id), f, reason)
-        except Exception:  # noqa: BLE001 - a UI hook must never stop the pipeline
+        except Exception:
             log.exception("failure hook failed")
 
     def _local_problem(self, f: QueuedFile, exc: LocalFileError) -> None:

@@ -47,7 +47,7 @@ class ProcessLock:
             self._fh.close()
             self._fh = None
 
-    def __enter__(self) -> "ProcessLock":
+    def __enter__(self) -> ProcessLock:
         self.acquire()
         return self
 

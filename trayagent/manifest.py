@@ -80,14 +80,14 @@ def _text(value: str) -> str:
 
 def _timestamp(seconds: float) -> str | None:
     try:
-        moment = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+        moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
     except (OverflowError, OSError, ValueError):
         return None
     return moment.isoformat().replace("+00:00", "Z")
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _file_entity(record: FileRecord, checksums: dict[str, dict[str, Any]]) -> dict[str, Any]:

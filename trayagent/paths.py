@@ -46,7 +46,7 @@ class Paths:
     def engine_lock(self) -> Path:
         return self.runtime_dir / "engine.lock"
 
-    def ensure(self) -> "Paths":
+    def ensure(self) -> Paths:
         for d in (self.config_dir, self.data_dir, self.log_dir, self.runtime_dir):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
         return self

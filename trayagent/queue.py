@@ -276,7 +276,7 @@ class Queue:
                        (*fields.values(), time.time(), dataset_id))
 
     def sessions(self, state: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM sessions", ()
+        sql, args = "SELECT * FROM sessions", tuple[str, ...]()
         if state:
             sql, args = sql + " WHERE state=?", (state,)
         out = []

@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import queue
 import logging
 import os
+import queue
 import re
 import secrets
 import shutil
@@ -23,9 +23,9 @@ import sys
 import sysconfig
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -340,14 +340,14 @@ class RcError(StorageError):
 # HTTP status codes only where rclone prints them as statuses, never digits inside file paths.
 _STATUS = r"(?:status(?: code)?:? ?|http |error |\()"
 _AUTH = re.compile(rf"({_STATUS}(401|403)\b|^(401|403)\b|\b(unauthori[sz]ed|forbidden|access ?denied|"
-                   r"invalidaccesskeyid|signaturedoesnotmatch)\b)", re.I | re.M)
+                   r"invalidaccesskeyid|signaturedoesnotmatch)\b)", re.IGNORECASE | re.MULTILINE)
 _PERMANENT = re.compile(rf"(({_STATUS}|^)(400|404|405|409|411|413|414|415)\b|\b(permission denied|"
                         r"no such bucket|nosuchbucket|directory not found|is a directory|invalid)\b)",
-                        re.I | re.M)
+                        re.IGNORECASE | re.MULTILINE)
 _TRANSIENT = re.compile(rf"(connection refused|timeout|timed out|connection reset|\beof\b|broken pipe|"
                         rf"no such host|temporar|unavailable|{_STATUS}5\d\d\b|^5\d\d\b|too many requests|"
                         rf"{_STATUS}429\b|source file is being updated|not answering|deadline exceeded)",
-                        re.I | re.M)
+                        re.IGNORECASE | re.MULTILINE)
 
 
 def is_transient(error: str) -> bool:

@@ -16,9 +16,17 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import (DirCreatedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent,
-                             FileDeletedEvent, FileModifiedEvent, FileMovedEvent, FileSystemEvent,
-                             FileSystemEventHandler)
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -97,7 +105,7 @@ def _install_watch_limit_probe() -> None:
             return original(self, path, *args, **kwargs)  # type: ignore[arg-type]
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EMFILE):
-                for listener in list(_limit_listeners):
+                for listener in _limit_listeners:
                     listener(os.fsdecode(path))
             raise
 

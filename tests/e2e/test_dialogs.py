@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
-
 from agentctl import Trayagent
-from waiting import wait_for
+from playwright.sync_api import expect
 from servers import WebDAVServer
+from waiting import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -92,7 +92,7 @@ _JSON_COLUMNS = ("source_folders", "keywords", "metadata")
 
 def utc_now() -> str:
     """The current time as RFC 3339 UTC, e.g. ``2026-01-23T10:15:00.123Z``."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _json_default(value: Any) -> str:

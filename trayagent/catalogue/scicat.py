@@ -181,7 +181,8 @@ class ScicatCatalogue(Catalogue):
 
     def lookup_proposal(self, proposal_id: str) -> dict[str, str]:
         """PI, ownerGroup, title and email of a proposal, to prefill the Dataset dialog."""
-        return proposal_facts(self.http, DatasetSpec(name="", proposal=proposal_id), self.identity, "", False)
+        return proposal_facts(self.http, DatasetSpec(name="", proposal=proposal_id), self.identity(), "",
+                              False)
 
     def finish_dataset(self, dataset_id: str) -> None:
         meta = self._dataset(dataset_id).get("scientificMetadata") or {}
