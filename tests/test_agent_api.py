@@ -115,6 +115,15 @@ def test_login_route_with_scicat(ta: Trayagent, scicat: ScicatServer) -> None:
         scicat.add_proposal("20260123", "p1234", "Battery tomography", pi_firstname="Ada", pi_lastname="Byron")
         facts = api.call("GET", "/api/proposals/20260123").json()
         assert facts["title"] == "Battery tomography" and facts["pi"] == "Ada Byron"
+        scicat.add_proposal("20269999", "other-group", "Someone else's beamtime")
+        refused = api.call("GET", "/api/proposals/20269999")
+        assert refused.status_code == 400 and "may not read proposal 20269999" in refused.json()["error"]
+        assert "p1234" in refused.json()["error"]  # says which groups the user has
+        missing = api.call("GET", "/api/proposals/nope")
+        assert missing.status_code == 400 and "does not exist" in missing.json()["error"]
+        assert api.call("POST", "/api/logout").json() == {"logged_out": True}
+        agent_state = api.call("GET", "/api/status").json()["agent"]
+        assert agent_state["login_needed"] is True and agent_state["state"] == "logged-out"
     finally:
         proc.terminate()
         proc.wait(20)

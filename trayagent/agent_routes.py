@@ -128,10 +128,8 @@ def register_routes(agent: Agent) -> None:
 
     @r("POST", "/api/logout")
     def logout(body: dict[str, Any], m: re.Match[str]) -> Any:
-        from .auth import logout_catalogue
-
         scicat_only()
-        return {"logged_out": logout_catalogue(agent.cfg, body.get("user") or None)}
+        return {"logged_out": agent.logout()}
 
     @r("GET", r"/api/proposals/([^/]+)")
     def proposal(body: dict[str, Any], m: re.Match[str]) -> Any:

@@ -147,15 +147,14 @@ def _gtk_available() -> bool:
 def _appindicator_available() -> bool:
     try:
         import gi  # type: ignore[import-untyped,unused-ignore]
-
-        for name in ("AyatanaAppIndicator3", "AppIndicator3"):
-            try:
-                gi.require_version(name, "0.1")
-                return True
-            except ValueError:
-                continue
-    except ImportError:
-        pass
+    except ImportError:  # no PyGObject: no AppIndicator either
+        return False
+    for name in ("AyatanaAppIndicator3", "AppIndicator3"):
+        try:
+            gi.require_version(name, "0.1")
+            return True
+        except ValueError:
+            continue
     return False
 
 
@@ -195,8 +194,8 @@ def _name_the_program() -> None:
 
         GLib.set_prgname("trayagent")
         GLib.set_application_name("trayagent")
-    except ImportError:
-        pass
+    except ImportError:  # no GTK: a backend without window names, nothing to set
+        return
 
 
 def import_pystray() -> tuple[Any, str]:

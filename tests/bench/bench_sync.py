@@ -59,11 +59,11 @@ REPO = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
 from agentctl import Trayagent
+from benchlib import git_commit, prepare_environment, proc_cpu
 from servers import SessionKeyring, WebDAVServer, _die_with_parent, random_secret, rclone_binary
 
 KiB = 1 << 10
 MiB = 1 << 20
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLL_SECONDS = 0.02
 
 TARGET_P50 = 0.5      # s, close events
@@ -75,17 +75,6 @@ TARGET_IDLE_CPU_PCT = 1.0  # "near zero": at most 1 % of one core
 # ---------------------------------------------------------------------------------------------------
 # processes
 # ---------------------------------------------------------------------------------------------------
-
-def proc_cpu(pid: int | None) -> float | None:
-    """user+sys CPU seconds of one process (all its threads), None if it is gone."""
-    if not pid:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15 of stat)
-
 
 def proc_status(pid: int | None) -> dict[str, int]:
     """VmRSS, VmHWM (kB) and Threads from /proc/<pid>/status."""
@@ -758,14 +747,6 @@ def print_idle(r: dict[str, Any]) -> None:
         print(f"  rescan ({x['reason']}): {x['queued']} queued in {x['seconds']:.1f} s")
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=False).stdout.strip()
-    except OSError:
-        return ""
-
-
 def code_state() -> dict[str, Any]:
     """HEAD, uncommitted changes under trayagent/ and its newest file time: the code every
     subprocess imports is the working tree at its start, so a tree edited mid-run is worth knowing."""
@@ -819,17 +800,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # unwind: processes, servers and temp data are removed
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _sigterm)
-    # benchmark the working tree's trayagent, whatever is installed
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    for key in [k for k in os.environ if k.startswith(("RCLONE_", "TRAYAGENT_"))]:
-        os.environ.pop(key)
+    prepare_environment()
     args.stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     started = time.monotonic()
     rclone_version = subprocess.run([rclone_binary(), "version"], capture_output=True, text=True,

@@ -33,7 +33,6 @@ import re
 import resource
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ REPO = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
 from agentctl import Trayagent
+from benchlib import git_commit, prepare_environment, proc_cpu
 from servers import (
     S3Server,
     SessionKeyring,
@@ -64,7 +64,6 @@ MiB = 1 << 20
 KiB = 1 << 10
 TRANSFERS = 4  # trayagent's default [transfer] transfers
 MANIFEST = "ro-crate-metadata.json"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -240,25 +239,19 @@ class Result:
         return self.files / self.seconds if self.seconds else 0.0
 
 
-def _proc_cpu(pid: int | None) -> float:
-    if not pid:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15 of stat)
+def _cpu(pid: int | None) -> float:
+    return proc_cpu(pid) or 0.0
 
 
 @contextlib.contextmanager
 def cpu_meter(server_pid: int | None) -> Iterator[dict[str, float]]:
     out: dict[str, float] = {}
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    s0 = _proc_cpu(server_pid)
+    s0 = _cpu(server_pid)
     yield out
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out["client"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    out["server"] = _proc_cpu(server_pid) - s0
+    out["server"] = _cpu(server_pid) - s0
 
 
 def rclone_cmd_env(target: Target) -> dict[str, str]:
@@ -489,14 +482,6 @@ def startup_probe() -> dict[str, float]:
     return out
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=False).stdout.strip()
-    except OSError:
-        return ""
-
-
 # ---------------------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------------------
@@ -531,10 +516,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # unwind the ExitStack: servers and temp data are removed
-
-
 def median_result(samples: list[Result]) -> Result:
     if len(samples) == 1:
         return samples[0]
@@ -548,11 +529,7 @@ def median_result(samples: list[Result]) -> Result:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _sigterm)
-    # benchmark the working tree's trayagent, whatever is installed
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    for key in [k for k in os.environ if k.startswith(("RCLONE_", "TRAYAGENT_"))]:
-        os.environ.pop(key)
+    prepare_environment()
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     commit = git_commit()  # at the start: others may commit while the benchmark runs

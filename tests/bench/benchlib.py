@@ -1,0 +1,44 @@
+"""What both benchmarks need: a clean environment that runs the working tree's trayagent, the code's
+revision for the results, and per-process CPU time from /proc."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwind: processes, servers and temp data are removed
+
+
+def prepare_environment() -> None:
+    """SIGTERM unwinds like Ctrl-C; subprocesses import the working tree's trayagent, whatever is
+    installed; no RCLONE_*/TRAYAGENT_* setting of the caller leaks into the measurement."""
+    signal.signal(signal.SIGTERM, _sigterm)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    for key in [k for k in os.environ if k.startswith(("RCLONE_", "TRAYAGENT_"))]:
+        os.environ.pop(key)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=False).stdout.strip()
+    except OSError:
+        return ""
+
+
+def proc_cpu(pid: int | None) -> float | None:
+    """user+sys CPU seconds of one process (all its threads), None if it is gone."""
+    if not pid:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15 of stat)
