@@ -52,5 +52,12 @@ def blake2b(data: bytes) -> str:
     return hashlib.blake2b(data).hexdigest()
 
 
+def blake3(data: bytes) -> str:
+    """trayagent's checksum where storage has no hash of its own (e.g. wsgidav)."""
+    import blake3 as _b3
+
+    return _b3.blake3(data).hexdigest()
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

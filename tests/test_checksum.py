@@ -6,14 +6,16 @@ import builtins
 import errno
 import hashlib
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from trayagent import checksum
-from trayagent.checksum import ALGORITHMS, FileChanging, hash_file
+from trayagent.checksum import ALGORITHMS, FileChanging, hash_file, stat_file
 from trayagent.errors import LocalFileError
+from trayagent.rclone import find_rclone
 
 PAYLOAD = os.urandom((1 << 20) * 2 + 12345)  # spans several read chunks
 
@@ -24,8 +26,16 @@ def test_matches_hashlib(tmp_path: Path, algorithm: str, data: bytes) -> None:
     f = tmp_path / "f.bin"
     f.write_bytes(data)
     digest = hash_file(f, algorithm)
-    assert digest.value == hashlib.new(algorithm, data).hexdigest()
+    assert digest.value == _reference(algorithm, data)
     assert (digest.size, digest.mtime_ns, digest.algorithm) == (len(data), f.stat().st_mtime_ns, algorithm)
+
+
+def _reference(algorithm: str, data: bytes) -> str:
+    if algorithm == "blake3":
+        import blake3
+
+        return str(blake3.blake3(data).hexdigest())
+    return hashlib.new(algorithm, data).hexdigest()
 
 
 def test_empty_file_known_values(tmp_path: Path) -> None:
@@ -33,6 +43,34 @@ def test_empty_file_known_values(tmp_path: Path) -> None:
     f.touch()
     assert hash_file(f, "md5").value == "d41d8cd98f00b204e9800998ecf8427e"
     assert hash_file(f, "sha256").value == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert hash_file(f, "blake3").value == "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+
+
+def test_blake3_agrees_with_rclone(tmp_path: Path) -> None:
+    """Users check BLAKE3 checksums with `rclone hashsum blake3` (or b3sum): the same digest."""
+    f = tmp_path / "abc.txt"
+    f.write_bytes(PAYLOAD)
+    out = subprocess.run([find_rclone(), "hashsum", "blake3", str(f)], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split()[0] == hash_file(f, "blake3").value
+
+
+def test_fast_strong_is_blake3() -> None:
+    assert checksum.FAST_STRONG == "blake3" and "blake3" in ALGORITHMS
+
+
+def test_stat_file_takes_size_and_mtime_without_reading(tmp_path: Path) -> None:
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"12345")
+    st = f.stat()
+    assert stat_file(f, "md5") == checksum.Digest(5, st.st_mtime_ns, "", "md5")
+
+
+def test_stat_file_errors_say_what_happened(tmp_path: Path) -> None:
+    with pytest.raises(LocalFileError, match="vanished"):
+        stat_file(tmp_path / "gone.h5", "md5")
+    with pytest.raises(LocalFileError, match="is now a folder"):
+        stat_file(tmp_path, "md5")
 
 
 def test_unknown_algorithm(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_unknown_key_is_an_error() -> None:
     ("dataset", "include", "*.h5", "expected a list, got '*.h5'"),
     ("transfer", "transfers", 0, "expected a number greater than 0, got 0"),
     ("transfer", "retry_max_seconds", -1.5, "expected a number greater than 0, got -1.5"),
-    ("transfer", "checksum", "crc32", "expected one of 'auto', 'md5', 'sha1', 'sha256', 'blake2b'"),
+    ("transfer", "checksum", "crc32", "expected one of 'auto', 'md5', 'sha1', 'sha256', 'blake2b', 'blake3'"),
     ("catalogue", "kind", "LOCAL", "expected one of 'local', 'scicat', got 'LOCAL'"),
     ("dataset", "exclude", ["*.tmp", ""], "expected a list of non-empty glob strings"),
     ("catalogue", "access_groups", [1], "expected a list of non-empty glob strings"),

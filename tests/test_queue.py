@@ -353,3 +353,25 @@ def test_enqueue_count_ignores_concurrent_changes(q: Queue) -> None:
         q.mark(ids, State.UPLOADING, expect=State.PENDING)
     worker.join(5)
     assert result == [1]
+
+
+def test_set_hashes_in_one_go_and_empty_checksum_is_null(q: Queue) -> None:
+    ds = _ds(q)
+    q.enqueue(ds, [_nf("a"), _nf("b")])
+    a, b = (f.id for f in q.files(ds))
+    q.set_hashes([(a, 11, 1100, "aa", "blake3"), (b, 12, 1200, "", "md5")])
+    got = {f.relpath: (f.size, f.mtime_ns, f.checksum, f.algorithm) for f in q.files(ds)}
+    assert got == {"a": (11, 1100, "aa", "blake3"), "b": (12, 1200, None, "md5")}
+
+
+def test_mark_verified_records_level_and_checksum_and_reports_stale(q: Queue) -> None:
+    ds = _ds(q)
+    q.enqueue(ds, [_nf("a"), _nf("b")])
+    a, b = (f.id for f in q.files(ds))
+    q.mark([a, b], State.UPLOADING, expect=State.PENDING)
+    q.mark([a, b], State.UPLOADED, expect=State.UPLOADING)
+    q.retry_later(b, "a rescan found a new version", 0)  # b is pending again: its old upload is stale
+    assert q.mark_verified([(a, "hash", "cafe"), (b, "hash", "beef")]) == [b]
+    fa, fb = q.files(ds)
+    assert (fa.state, fa.verification, fa.checksum) == ("verified", "hash", "cafe")
+    assert (fb.state, fb.checksum) == ("pending", None)

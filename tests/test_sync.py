@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from agentctl import Trayagent
-from datagen import md5, sha256, tree_of
+from datagen import blake3, md5, tree_of
 from servers import WebDAVServer
 
 WRITER = Path(__file__).with_name("writer.py")
@@ -705,12 +705,12 @@ def test_sync_to_webdav(ta: Trayagent, webdav_server: WebDAVServer, procs: list[
     _, seen_registered = watch_partial(ta, "dav", "scan.h5", w.alive)
     assert w.wait() == 0
     local = {p: d for p, d in tree_of(src).items() if not p.endswith(".tmp")}
-    assert all(c == sha256(local["scan.h5"]) for _, c in seen_registered), \
+    assert all(c == blake3(local["scan.h5"]) for _, c in seen_registered), \
         f"partial versions registered: {seen_registered}"
-    until(registered(ta, "dav", {p: sha256(d) for p, d in local.items()}), 60, "files on WebDAV", [sync])
+    until(registered(ta, "dav", {p: blake3(d) for p, d in local.items()}), 60, "files on WebDAV", [sync])
     finalize(ta, sync, "dav")
     assert tree_of(target) == local
     files = ta.catalogue_files("dav")
-    assert {p: r["checksum"] for p, r in files.items()} == {p: sha256(d) for p, d in local.items()}
-    assert {r["algorithm"] for r in files.values()} == {"sha256"}
+    assert {p: r["checksum"] for p, r in files.items()} == {p: blake3(d) for p, d in local.items()}
+    assert {r["algorithm"] for r in files.values()} == {"blake3"}
     assert (target / "ro-crate-metadata.json").exists()

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from agentctl import Trayagent
-from datagen import ODD_NAMES, make_tree, tree_of
+from datagen import ODD_NAMES, make_tree, md5, tree_of
 
 
 def test_upload_odd_names_nested_and_empty(ta: Trayagent, tmp_path: Path) -> None:
@@ -23,6 +23,7 @@ def test_upload_odd_names_nested_and_empty(ta: Trayagent, tmp_path: Path) -> Non
     for path, row in registered.items():
         assert row["size"] == len(content[path])
         assert row["algorithm"] == "md5" and row["verification"] == "hash"
+        assert row["checksum"] == md5(content[path])
     [dataset] = ta.catalogue_datasets()
     assert dataset["description"] == "tomography, 20 keV" and dataset["proposal"] == "20260123"
     assert dataset["finished"]

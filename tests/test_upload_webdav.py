@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from agentctl import Trayagent
-from datagen import ODD_NAMES, make_many, make_tree, sha256, tree_of
+from datagen import ODD_NAMES, blake3, make_many, make_tree, tree_of
 from servers import WebDAVServer
 from waiting import wait_until
 
@@ -29,7 +29,7 @@ def test_odd_names_land_byte_identical_and_size_verified(ta: Trayagent, webdav_s
     assert out["files_ok"] == len(ODD_NAMES)
     assert stored(webdav_server, "20260123/run42") == content
     files = ta.catalogue_files("run42")
-    assert {p: r["checksum"] for p, r in files.items()} == {p: sha256(d) for p, d in content.items()}
+    assert {p: r["checksum"] for p, r in files.items()} == {p: blake3(d) for p, d in content.items()}
     assert {r["verification"] for r in files.values()} == {"size"}  # plain WebDAV reports no hash
     assert (Path(webdav_server.root) / "20260123/run42/ro-crate-metadata.json").exists()
 
@@ -121,7 +121,7 @@ def test_kill_9_mid_upload_then_rerun(ta: Trayagent, webdav_server: WebDAVServer
     assert rc == 0 and out["files_ok"] == 30
     assert stored(webdav_server, "p/killed") == content
     files = ta.catalogue_files("killed")
-    assert {p: r["checksum"] for p, r in files.items()} == {p: sha256(d) for p, d in content.items()}
+    assert {p: r["checksum"] for p, r in files.items()} == {p: blake3(d) for p, d in content.items()}
     assert len(ta.catalogue_datasets()) == 1
     manifest = json.loads((Path(webdav_server.root) / "p/killed/ro-crate-metadata.json").read_text())
     assert set(content) <= {e["@id"] for e in manifest["@graph"]}
@@ -143,4 +143,4 @@ def test_file_rewritten_during_upload_is_never_registered_stale(ta: Trayagent, w
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert (Path(webdav_server.root) / "no-proposal/rw/frame.raw").read_bytes() == second
-    assert ta.catalogue_files("rw")["frame.raw"]["checksum"] == sha256(second)
+    assert ta.catalogue_files("rw")["frame.raw"]["checksum"] == blake3(second)

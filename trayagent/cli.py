@@ -164,6 +164,8 @@ def cmd_upload(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
     if client is not None:
         return _upload_via_agent(client, args)
     with Uploader(cfg, paths, redactor) as up:
+        if not args.dry_run:
+            up.launch_rclone()
         plan = up.plan(args.paths, dataset=args.dataset, proposal=args.proposal,
                        description=args.description, investigation_description=args.investigation_description,
                        include=args.include, exclude=args.exclude)

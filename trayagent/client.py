@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from .errors import TrayagentError
+
+if TYPE_CHECKING:
+    import requests
 
 
 class AgentError(TrayagentError):
@@ -17,6 +18,8 @@ class AgentError(TrayagentError):
 
 class AgentClient:
     def __init__(self, base_url: str, token: str) -> None:
+        import requests  # only when an agent runs: a plain CLI run does not pay for the import
+
         self.base_url = base_url
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Bearer {token}"
@@ -30,6 +33,8 @@ class AgentClient:
             token = (runtime_dir / "agent.token").read_text(encoding="utf-8").strip()
         except (OSError, ValueError):
             return None
+        import requests
+
         client = cls(f"http://127.0.0.1:{int(info['port'])}", token)
         try:
             client.get("/api/ping", timeout=2)

@@ -17,7 +17,7 @@ from typing import Any
 from .errors import ConfigError
 from .paths import Paths
 
-CHECKSUMS = ("auto", "md5", "sha1", "sha256", "blake2b")
+CHECKSUMS = ("auto", "md5", "sha1", "sha256", "blake2b", "blake3")
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "transfers": Key(int, 4, "Files transferred in parallel.", _positive),
         "bwlimit": Key(str, "", "Bandwidth limit in rclone syntax (`10M`, `off`). Changeable at run time."),
         "checksum": Key(str, "auto", "Checksum algorithm: `auto` (the storage's own hash where "
-                        "it reports MD5, SHA-1 or SHA-256, so copies are hash-verified; else SHA-256), or one of md5, "
-                        "sha1, sha256, blake2b.", _one_of(*CHECKSUMS)),
+                        "it reports MD5, SHA-1 or SHA-256, so copies are hash-verified and rclone computes it "
+                        "during the copy; else BLAKE3), or one of md5, sha1, sha256, blake2b, blake3.",
+                        _one_of(*CHECKSUMS)),
         "batch_files": Key(int, 2000, "Files per rclone job (and per commit of their upload state).", _positive),
         "batch_bytes": Key(int, 4 << 30, "Bytes per rclone job (a large file always gets a job of its own).",
                            _positive),

@@ -8,6 +8,13 @@ from memory), which keeps the engine as fast as rclone alone on big files.
 Verification compares what storage reports (size, and the backend's hash where it has one) with
 the size and checksum taken from the local bytes, then re-stats the local file: a file that
 changed since its checksum was taken goes back to the queue, never to the catalogue.
+
+Where the checksum is the storage's own hash (MD5 on S3, any hash of the local backend), rclone
+already computes it from the local bytes during the copy and compares it with what storage
+stored, failing the copy on a mismatch. Hashing the file a second time in Python would only
+compete with rclone and the server for the CPU, so the engine takes the size and mtime before
+the copy, records the storage's hash after it, and re-stats the file: unchanged size and mtime
+mean the recorded hash is the hash of the bytes that are there.
 """
 
 from __future__ import annotations
@@ -18,12 +25,12 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .catalogue.base import Catalogue, DatasetSpec, FileRecord, StorageLocation
-from .checksum import Digest, hash_file
+from .checksum import FAST_STRONG, Digest, hash_file, stat_file
 from .errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError
 from .manifest import build_ro_crate
 from .queue import Dataset, Queue, QueuedFile, State
@@ -117,19 +124,25 @@ class Engine:
         self._algorithm: str | None = None
         self._job_errors: dict[int, list[str]] = {}
         self._verify_hash: str | None = None
+        self._hash_in_transit = False  # rclone computes and checks the checksum during the copy
 
     def close(self) -> None:
         self._hashers.shutdown(wait=True)
 
     # -- choosing the checksum ------------------------------------------------------------------
     def algorithm(self) -> str:
-        """``auto``: the storage's own hash where it has one (so copies are hash-verified)."""
+        """``auto``: the storage's own hash where it has one (so copies are hash-verified), else
+        a fast strong hash computed here."""
         if self._algorithm is None:
             remote = self.transfer.preferred_hash()
             wanted = self.tuning.checksum
-            self._algorithm = (remote or "sha256") if wanted == "auto" else wanted
-            self._verify_hash = self._algorithm if self._algorithm in self.transfer.hash_types() else None
-            log.info("checksum %s; storage %s", self._algorithm,
+            self._algorithm = (remote or FAST_STRONG) if wanted == "auto" else wanted
+            types = self.transfer.hash_types()
+            self._verify_hash = self._algorithm if self._algorithm in types else None
+            # rclone checks the first hash both sides support (the local source supports all)
+            self._hash_in_transit = bool(types) and self._algorithm == types[0]
+            log.info("checksum %s%s; storage %s", self._algorithm,
+                     " (computed by rclone during the copy)" if self._hash_in_transit else "",
                      f"reports {self._verify_hash}: hash verification" if self._verify_hash
                      else "reports no matching hash: size verification")
         return self._algorithm
@@ -284,7 +297,7 @@ class Engine:
             return self._verify_uploaded(dataset, force=True)
         ids = [f.id for f in batch]
         self.queue.mark(ids, State.UPLOADING, expect=State.PENDING)
-        digests = {f.id: self._hashers.submit(self._digest, f) for f in batch}
+        digests = self._start_digests(batch)
 
         def meanwhile() -> None:
             self._verify_uploaded(dataset, force=False)
@@ -301,33 +314,49 @@ class Engine:
             self.queue.mark(ids, State.PENDING, expect=State.UPLOADING)
             raise auth
         self._job_errors[dataset.id] = errors
-        uploaded = []
+        uploaded, fresh = [], []
         for f in batch:
             digest = digests[f.id].result()
             if isinstance(digest, LocalFileError):
                 self._local_problem(f, digest)
-            else:
-                uploaded.append(f.id)
+                continue
+            uploaded.append(f.id)
+            if (digest.value, digest.size, digest.mtime_ns, digest.algorithm) != (
+                    f.checksum or "", f.size, f.mtime_ns, f.algorithm):
+                fresh.append((f.id, digest.size, digest.mtime_ns, digest.value, digest.algorithm))
+        self.queue.set_hashes(fresh)
         self.queue.mark(uploaded, State.UPLOADED, expect=State.UPLOADING)
         if not self.queue.due(dataset.id, State.PENDING, 1):
             self._verify_uploaded(dataset, force=True)
         return True
 
+    def _start_digests(self, batch: list[QueuedFile]) -> dict[int, Future[Digest | LocalFileError]]:
+        """Checksums hashed here run beside the copy; with the hash computed in transit the stat
+        is taken now, before rclone reads a byte."""
+        if not self._hash_in_transit:
+            return {f.id: self._hashers.submit(self._digest, f) for f in batch}
+        out: dict[int, Future[Digest | LocalFileError]] = {}
+        for f in batch:
+            out[f.id] = Future()
+            out[f.id].set_result(self._digest(f))
+        return out
+
     def _digest(self, f: QueuedFile) -> Digest | LocalFileError:
-        """The file's checksum, reusing the stored one while size and mtime are unchanged."""
+        """The file's checksum (stored in the queue by the caller), reusing the stored one while
+        size and mtime are unchanged."""
         algorithm = self.algorithm()
         try:
             if f.checksum and f.algorithm == algorithm:
                 st = f.local_path.stat()
                 if (st.st_size, st.st_mtime_ns) == (f.size, f.mtime_ns):
                     return Digest(f.size or 0, f.mtime_ns or 0, f.checksum, algorithm)
-            digest = hash_file(f.local_path, algorithm)
+            if self._hash_in_transit:
+                return stat_file(f.local_path, algorithm)
+            return hash_file(f.local_path, algorithm)
         except LocalFileError as exc:
             return exc
         except OSError as exc:
             return LocalFileError(f"{f.local_path}: {exc.strerror or exc}", transient=False)
-        self.queue.set_hash(f.id, digest.size, digest.mtime_ns, digest.value, digest.algorithm)
-        return digest
 
     def _verify_uploaded(self, dataset: Dataset, force: bool) -> bool:
         """Read back what storage holds for uploaded files and compare. Done in bulk (one listing
@@ -338,10 +367,23 @@ class Engine:
         if not files or (not force and len(files) < limit):
             return False
         stored = self._read_back(dataset, files)
-        retry = [f for f in files if not self._check_one(f, _stored_digest(f), stored.get(rclone_name(f.relpath)))]
+        verified, retry = [], []
+        for f in files:
+            verdict = self._check_one(f, _stored_digest(f), stored.get(rclone_name(f.relpath)))
+            if verdict is None:
+                retry.append(f)
+            elif verdict != SETTLED:
+                verified.append((f.id, *verdict))
+        self._mark_verified(verified, files)
         if retry:
             self._retry_each(dataset, retry, self._job_errors.get(dataset.id, []))
         return True
+
+    def _mark_verified(self, rows: list[tuple[int, str, str]], files: list[QueuedFile]) -> None:
+        """One commit for the lot (thousands of files per listing)."""
+        names = {f.id: f.relpath for f in files}
+        for fid in self.queue.mark_verified(rows):
+            log.info("%s: requeued by a rescan while uploading; its new version follows", names.get(fid, fid))
 
     def _read_back(self, dataset: Dataset, files: list[QueuedFile]) -> dict[str, RemoteFile]:
         """A few files: one stat each (cost independent of folder size, for sync latency); many:
@@ -361,24 +403,39 @@ class Engine:
             log.warning("cannot read back the stored files yet: %s", exc)
             return {}
 
-    def _check_one(self, f: QueuedFile, digest: Digest, remote: RemoteFile | None) -> bool:
-        """True when the file is settled (verified or sent back for a new version)."""
+    def _check_one(self, f: QueuedFile, digest: Digest,
+                   remote: RemoteFile | None) -> tuple[str, str] | Literal["settled"] | None:
+        """(verification level, checksum) for a verified file; ``SETTLED`` when the file was
+        sent back for its new version or failed; None when storage does not hold it (yet)."""
         if remote is None or remote.size != digest.size:
-            return False
-        level = "size"
+            return None
+        level, value = "size", digest.value.lower()
         if self._verify_hash and digest.algorithm == self._verify_hash:
-            got = remote.hashes.get(self._verify_hash, "")
-            if got and got.lower() != digest.value.lower():
-                return False
-            level = "hash" if got else "size"
+            got = remote.hashes.get(self._verify_hash, "").lower()
+            if got and value and got != value:
+                return None
+            level, value = ("hash", value or got) if got else ("size", value)
+        if not value:  # computed in transit, but storage shows no hash for this object: hash here
+            try:
+                local = hash_file(f.local_path, digest.algorithm)
+            except LocalFileError as exc:
+                if exc.transient:
+                    self._changed(f)
+                else:
+                    self._local_problem(f, exc)
+                return SETTLED
+            if (local.size, local.mtime_ns) != (digest.size, digest.mtime_ns):
+                self._changed(f)
+                return SETTLED
+            value = local.value
         if self._changed_since(f, digest):
-            self.queue.retry_later(f.id, "the file changed during its upload; uploading the new version",
-                                   0.5, rehash=True)
-            return True
-        moved = self.queue.mark([f.id], State.VERIFIED, expect=State.UPLOADED, verification=level)
-        if not moved:
-            log.info("%s: requeued by a rescan while uploading; its new version follows", f.relpath)
-        return True
+            self._changed(f)
+            return SETTLED
+        return level, value
+
+    def _changed(self, f: QueuedFile) -> None:
+        self.queue.retry_later(f.id, "the file changed during its upload; uploading the new version",
+                               0.5, rehash=True)
 
     @staticmethod
     def _changed_since(f: QueuedFile, digest: Digest) -> bool:
@@ -405,9 +462,12 @@ class Engine:
                 outage = self._storage_problem(f, getattr(exc, "error", None) or str(exc))
                 continue
             stored = self._read_back(dataset, [f]).get(rclone_name(f.relpath))
-            if not self._check_one(f, _stored_digest(f), stored):
+            verdict = self._check_one(f, _stored_digest(f), stored)
+            if verdict is None:
                 why = "the stored copy does not match (size or checksum)" if stored else "not found in storage"
                 self._mismatch(f, f"{why} after upload; {'; '.join(errors)[:300]}".rstrip("; "))
+            elif verdict != SETTLED:
+                self._mark_verified([(f.id, *verdict)], [f])
 
     def _storage_problem(self, f: QueuedFile, error: str) -> tuple[str, float] | None:
         """Retry later or fail the file; returns (error, delay) when the error was transient."""
@@ -512,6 +572,9 @@ class Engine:
                        bytes=sum(f.size or 0 for f in ok), seconds=round(seconds, 3),
                        failures=[{"path": f.relpath, "reason": f.last_error or ""} for f in failed],
                        catalogue_id=dataset.catalogue_id, storage_path=dataset.storage_path)
+
+
+SETTLED: Literal["settled"] = "settled"  # _check_one: the file went back to the queue (or failed)
 
 
 def _stored_digest(f: QueuedFile) -> Digest:

@@ -348,9 +348,28 @@ class Queue:
 
     # -- transitions ----------------------------------------------------------------------------
     def set_hash(self, file_id: int, size: int, mtime_ns: int, checksum: str, algorithm: str) -> None:
+        self.set_hashes([(file_id, size, mtime_ns, checksum, algorithm)])
+
+    def set_hashes(self, rows: Sequence[tuple[int, int, int, str, str]]) -> None:
+        """(id, size, mtime_ns, checksum, algorithm) for many files in one commit; an empty
+        checksum is stored as NULL (the storage's hash is recorded at verification)."""
+        now = time.time()
         with self._tx() as db:
-            db.execute("UPDATE files SET size=?, mtime_ns=?, checksum=?, algorithm=?, updated=? WHERE id=?",
-                       (size, mtime_ns, checksum, algorithm, time.time(), file_id))
+            db.executemany("UPDATE files SET size=?, mtime_ns=?, checksum=?, algorithm=?, updated=? WHERE id=?",
+                           [(size, mtime, value or None, alg, now, fid) for fid, size, mtime, value, alg in rows])
+
+    def mark_verified(self, rows: Sequence[tuple[int, str, str]]) -> list[int]:
+        """(id, verification level, checksum) of uploaded files that storage confirmed, in one commit.
+        Returns the ids that were no longer 'uploaded' (a rescan requeued them meanwhile)."""
+        now = time.time()
+        stale = []
+        with self._tx() as db:
+            for fid, level, checksum in rows:
+                cur = db.execute("UPDATE files SET state='verified', verification=?, checksum=?, last_error=NULL, "
+                                 "updated=? WHERE id=? AND state='uploaded'", (level, checksum, now, fid))
+                if cur.rowcount == 0:
+                    stale.append(fid)
+        return stale
 
     def mark(self, file_ids: Sequence[int], state: State, *, expect: State,
              verification: str | None = None) -> int:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import http.client
+import json
 import logging
 import os
 import queue
 import re
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -27,8 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
-
-import requests
+from urllib.parse import urlsplit
 
 from .errors import ConfigError, StorageError
 
@@ -90,7 +92,8 @@ class RcloneDaemon:
         self._url = ""
         self._auth: tuple[str, str] = ("trayagent", "")
         self._lock = threading.Lock()
-        self._http = requests.Session()
+        self._http = _LoopbackHttp()
+        self._ready = _Ready()
         self.restarts = 0
 
     # -- process --------------------------------------------------------------------------------
@@ -103,6 +106,13 @@ class RcloneDaemon:
         return path
 
     def start(self) -> None:
+        """Start rclone and wait until it serves (errors such as a broken binary raise here)."""
+        self.launch()
+        self._wait_ready()
+
+    def launch(self) -> None:
+        """Start rclone without waiting: the first ``call`` waits. A CLI run scans its folders
+        and reads the keyring meanwhile instead of idling through rclone's start-up."""
         with self._lock:
             if self._proc and self._proc.poll() is None:
                 return
@@ -126,10 +136,29 @@ class RcloneDaemon:
                                      creationflags=flags,
                                      preexec_fn=_die_with_parent if os.name == "posix" else None)
         self._pidfile.write_text(str(self._proc.pid))
-        self._url = self._await_listen(self._proc)
-        threading.Thread(target=self._pump_log, args=(self._proc,), daemon=True,
+        self._ready = _Ready()
+        threading.Thread(target=self._follow, args=(self._proc, self._ready), daemon=True,
                          name="rclone-log").start()
-        log.info("rclone rcd (pid %d) serving on %s", self._proc.pid, self._url)
+
+    def _follow(self, proc: subprocess.Popen[str], ready: _Ready) -> None:
+        """Wait for rclone to serve, then stream its log for as long as it runs."""
+        try:
+            self._url = self._await_listen(proc)
+            log.info("rclone rcd (pid %d) serving on %s", proc.pid, self._url)
+        except StorageError as exc:
+            ready.error = exc
+        finally:
+            ready.set()
+        if ready.error is None:
+            self._pump_log(proc)
+
+    def _wait_ready(self) -> None:
+        ready = self._ready
+        if not ready.wait(30):
+            raise StorageError("rclone did not start within 30 s", "See the log; check that `rclone version` works.",
+                               transient=True)
+        if ready.error is not None:
+            raise ready.error
 
     @property
     def _pidfile(self) -> Path:
@@ -210,27 +239,29 @@ class RcloneDaemon:
                             self.restarts += 1
                             log.warning("rclone rcd died (exit %s); restarting it", self._proc.returncode)
                         self._start_locked()
+            self._wait_ready()
             try:
-                resp = self._http.post(f"{self._url}/{method}", json=params or {}, auth=self._auth,
-                                       timeout=timeout)
-            except requests.ConnectionError:
+                status, payload = self._http.post(f"{self._url}/{method}", params or {}, self._auth, timeout)
+            except OSError:  # refused, reset, timed out
                 if attempt == 2:
                     raise StorageError("rclone is not answering", "See the log; it is restarted "
                                        "automatically.", transient=True) from None
                 continue
-            return self._decode(method, resp)
+            return self._decode(method, status, payload)
         raise AssertionError("unreachable")
 
-    def _decode(self, method: str, resp: requests.Response) -> dict[str, Any]:
+    def _decode(self, method: str, status: int, payload: bytes) -> dict[str, Any]:
         try:
-            body: dict[str, Any] = resp.json()
+            body = json.loads(payload)
         except ValueError:
-            body = {"error": resp.text[:200]}
-        if resp.status_code != 200:
-            raise RcError(method, resp.status_code, self.redact(str(body.get("error", body))))
+            body = None
+        if not isinstance(body, dict):  # not rclone's JSON (a proxy's page, a truncated answer)
+            body = {"error": payload[:200].decode("utf-8", "replace")}
+        if status != 200:
+            raise RcError(method, status, self.redact(str(body.get("error", body))))
         return body
 
-    def run_job(self, method: str, params: dict[str, Any], poll: float = 0.1,
+    def run_job(self, method: str, params: dict[str, Any], poll: float = 0.05,
                 on_job: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Start an async job and wait for it; returns the final job/status."""
         return self.wait_job(self.start_job(method, params), poll, on_job)
@@ -240,7 +271,7 @@ class RcloneDaemon:
         job = self.call(method, {**params, "_async": True})
         return int(job["jobid"]), self.pid
 
-    def wait_job(self, job: tuple[int, int | None], poll: float = 0.1,
+    def wait_job(self, job: tuple[int, int | None], poll: float = 0.05,
                  on_job: Callable[[int], None] | None = None) -> dict[str, Any]:
         jobid, pid = job
         delay = 0.02
@@ -266,6 +297,60 @@ class RcloneDaemon:
         obscured = str(self.call("core/obscure", {"clear": clear})["obscured"])
         self.redact.add(obscured)
         return obscured
+
+
+class _Ready(threading.Event):
+    """Set once rclone serves, or failed to start (``error``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: StorageError | None = None
+
+
+class _LoopbackHttp:
+    """JSON POSTs to rclone's loopback rc server over kept-alive connections, one per thread
+    (``http.client`` connections are not thread-safe). The stdlib keeps a CLI run from paying
+    ~60 ms to import requests, and the rc server never needs proxies, cookies or redirects."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _connection(self, host: str, port: int, timeout: float) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and ((conn.host, conn.port) != (host, port) or _dropped(conn)):
+            conn.close()
+            conn = None
+        if conn is None:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            self._local.conn = conn
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn
+
+    def post(self, url: str, params: dict[str, Any], auth: tuple[str, str],
+             timeout: float) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        conn = self._connection(parts.hostname or "127.0.0.1", parts.port or 80, timeout)
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        try:
+            conn.request("POST", parts.path, body=json.dumps(params).encode(),
+                         headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise ConnectionError(f"rc request failed: {exc}") from exc
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """An idle kept-alive socket that is readable was closed by the server (e.g. rclone restarted)."""
+    if conn.sock is None:
+        return False
+    try:
+        return bool(select.select([conn.sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 class _Launcher:

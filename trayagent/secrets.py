@@ -7,9 +7,7 @@ One keyring entry per (service, account): service names are ``trayagent:storage:
 from __future__ import annotations
 
 import logging
-
-import keyring
-import keyring.errors
+from types import ModuleType
 
 from .errors import AuthError
 
@@ -31,7 +29,17 @@ def _unavailable(exc: Exception) -> AuthError:
     )
 
 
+def _keyring() -> ModuleType:
+    """Imported on first use (it loads its backends' entry points): a CLI run against the
+    embedded default never needs it, and an upload reads it while rclone starts."""
+    import keyring
+    import keyring.errors
+
+    return keyring
+
+
 def get_secret(service: str, account: str) -> str | None:
+    keyring = _keyring()
     try:
         return keyring.get_password(service, account)
     except keyring.errors.KeyringError as exc:
@@ -39,6 +47,7 @@ def get_secret(service: str, account: str) -> str | None:
 
 
 def set_secret(service: str, account: str, secret: str) -> None:
+    keyring = _keyring()
     try:
         keyring.set_password(service, account, secret)
     except keyring.errors.KeyringError as exc:
@@ -48,6 +57,7 @@ def set_secret(service: str, account: str, secret: str) -> None:
 
 def delete_secret(service: str, account: str) -> bool:
     """Remove the entry; False when there was none."""
+    keyring = _keyring()
     try:
         keyring.delete_password(service, account)
     except keyring.errors.PasswordDeleteError:

@@ -31,6 +31,19 @@ _CREDENTIAL_PARAMS: dict[str, tuple[str, str, bool]] = {
 }
 
 
+# backend type -> rclone options trayagent sets unless the remote sets them itself (measured in
+# tests/bench; README "Benchmarks").
+# WebDAV: rclone spaces API calls at least 10 ms apart across *all* transfers, which caps small files
+# at ~30/s whatever the server can do; the parallel transfers ([transfer] transfers) already bound the
+# load, and rclone still backs off on 429/503 answers.
+# S3: the parts of a big file are uploaded 8 at a time instead of 4: each part waits on a round trip,
+# and 8 in flight keep the link busy (about 15 % faster for 1 GiB here) for 8 x 5 MiB of buffers.
+TUNING: dict[str, dict[str, str]] = {
+    "webdav": {"pacer_min_sleep": "1ms"},
+    "s3": {"upload_concurrency": "8"},
+}
+
+
 @dataclass(frozen=True)
 class Remote:
     """A parsed ``[storage] remote``: the part before the path colon, and the path after it."""
@@ -88,25 +101,29 @@ class StorageTarget:
     def key(self) -> str:
         return self.display
 
-    def fs(self, subpath: str, obscure: Callable[[str], str], backend_type: str = "") -> str:
+    def fs(self, subpath: str, obscure: Callable[[str], str], backend_type: str = "",
+           preset: frozenset[str] = frozenset()) -> str:
         """The rclone fs string for ``subpath`` under the remote's path.
 
         ``backend_type`` names the type of a named remote (from rclone's config), which decides the
-        names of the credential parameters.
+        names of the credential parameters; ``preset`` are the options its config sets (those
+        keep the user's value rather than trayagent's TUNING).
         """
         path = "/".join(p for p in (self.remote.path.rstrip("/"), subpath.strip("/")) if p)
         if self.remote.local:
             return str(Path(path)) if path else "/"
         head = self.remote.head
-        params = _CREDENTIAL_PARAMS.get(backend_type or self.remote.backend)
+        backend = backend_type or self.remote.backend
+        extra = [f"{key}={value}" for key, value in TUNING.get(backend, {}).items()
+                 if key not in preset and _param(head, key) is None]
+        params = _CREDENTIAL_PARAMS.get(backend)
         if self.user and params:
             user_key, secret_key, must_obscure = params
-            extra = [f"{user_key}='{self.user}'"]
+            extra.append(f"{user_key}='{self.user}'")
             if self.secret:
                 value = obscure(self.secret) if must_obscure else self.secret
                 extra.append(f"{secret_key}='{value}'")
-            head = head + "," + ",".join(extra)
-        return f"{head}:{path}"
+        return f"{head}{',' if extra else ''}{','.join(extra)}:{path}"
 
 
 def storage_target(cfg: Config, paths: Paths, *, need_secret: bool = True) -> StorageTarget:
@@ -114,7 +131,8 @@ def storage_target(cfg: Config, paths: Paths, *, need_secret: bool = True) -> St
     spec = cfg.storage.remote or str(paths.default_storage)
     remote = parse_remote(spec)
     user = cfg.storage.user
-    secret = get_secret(storage_service(spec), user) if (user and not remote.local) else None
+    # the keyring is asked only when the secret is needed (a D-Bus round trip on Linux)
+    secret = get_secret(storage_service(spec), user) if (need_secret and user and not remote.local) else None
     if need_secret and user and not remote.local and secret is None:
         raise AuthError(f"no storage password stored for user {user!r}",
                         "Run `trayagent login storage --user " + user + " --password-stdin`.")

@@ -70,16 +70,17 @@ class Transfer:
     """The storage side of the pipeline for one storage target."""
 
     def __init__(self, daemon: RcloneDaemon, target: StorageTarget, *, transfers: int,
-                 scratch_dir: Path, backend_type: str = "") -> None:
+                 scratch_dir: Path, backend_type: str = "", preset: frozenset[str] = frozenset()) -> None:
         self.daemon = daemon
         self.target = target
         self.transfers = transfers
         self.scratch_dir = scratch_dir
         self.backend_type = backend_type
+        self.preset = preset  # options the named remote's config sets itself
         self._hashes: list[str] | None = None
 
     def fs(self, subpath: str = "") -> str:
-        return self.target.fs(subpath, self.daemon.obscure, self.backend_type)
+        return self.target.fs(subpath, self.daemon.obscure, self.backend_type, self.preset)
 
     def _config(self) -> dict[str, Any]:
         # Few low-level retries: rclone would otherwise wait out an outage silently inside a job;
@@ -178,11 +179,10 @@ class Transfer:
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.scratch_dir) as tmp:
             (Path(tmp) / name).write_bytes(data)
-            status = self.daemon.run_job("operations/copyfile", {
+            # a direct call, not a polled job: it answers the moment the file is stored
+            self._guard(lambda: self.daemon.call("operations/copyfile", {
                 "srcFs": tmp, "srcRemote": name, "dstFs": self.fs(storage_path), "dstRemote": name,
-                "_config": self._config()})
-        if not status.get("success"):
-            raise self.explain(self.daemon.redact(str(status.get("error"))))
+                "_config": self._config()}, timeout=600))
 
     # -- reading back ---------------------------------------------------------------------------
     def listing(self, storage_path: str, folders: set[str], hash_type: str | None) -> dict[str, RemoteFile]:

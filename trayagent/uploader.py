@@ -13,7 +13,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalogue.base import Catalogue, DatasetSpec, StorageLocation
 from .catalogue.local import LocalCatalogue
@@ -27,8 +27,10 @@ from .queue import Dataset, Queue, State
 from .rclone import RcError, RcloneDaemon, Redactor, find_rclone
 from .scan import Filters, Source, plan_sources, scan
 from .storage import StorageTarget, storage_target
-from .sync import SyncSession, sources_from_json, sources_to_json
 from .transfer import Transfer
+
+if TYPE_CHECKING:  # sync pulls in watchdog: imported where a session starts, not for every upload
+    from .sync import SyncSession
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class Uploader:
         self.queue = Queue(paths.queue_db)
         self.catalogue = make_catalogue(cfg, paths)
         self._daemon: RcloneDaemon | None = None
+        self._target: StorageTarget | None = None
         self._engine: Engine | None = None
         self._locks: dict[int, ProcessLock] = {}
         self.sessions: dict[int, SyncSession] = {}
@@ -110,23 +113,28 @@ class Uploader:
 
     # -- running --------------------------------------------------------------------------------
     def target(self, need_secret: bool = True) -> StorageTarget:
-        target = storage_target(self.cfg, self.paths, need_secret=need_secret)
-        if target.secret:
-            self.redactor.add(target.secret)
-        return target
+        """The storage target; with its secret from the keyring (read once) when ``need_secret``."""
+        if not need_secret:
+            return self._target or storage_target(self.cfg, self.paths, need_secret=False)
+        if self._target is None:
+            self._target = storage_target(self.cfg, self.paths, need_secret=True)
+            if self._target.secret:
+                self.redactor.add(self._target.secret)
+        return self._target
 
     @property
     def engine(self) -> Engine:
         """Built on first use: takes the queue lock and starts rclone."""
         if self._engine is None:
+            self.launch_rclone()
+            assert self._daemon is not None
             target = self.target()
-            self._daemon = RcloneDaemon(find_rclone(self.cfg.storage.rclone), self.paths.runtime_dir,
-                                        self.cfg.storage.rclone_config, self.redactor)
-            self._daemon.start()
             if self.cfg.transfer.bwlimit:
                 self._daemon.set_bwlimit(self.cfg.transfer.bwlimit)
+            remote = self._remote_config(target)
             transfer = Transfer(self._daemon, target, transfers=self.cfg.transfer.transfers,
-                                scratch_dir=self.paths.runtime_dir, backend_type=self._backend_type(target))
+                                scratch_dir=self.paths.runtime_dir, backend_type=str(remote.get("type", "")),
+                                preset=frozenset(remote))
             t = self.cfg.transfer
             tuning = Tuning(batch_files=t.batch_files, batch_bytes=t.batch_bytes, checksum=t.checksum,
                             retry_max_seconds=float(t.retry_max_seconds), verify_files=4 * t.batch_files)
@@ -134,14 +142,23 @@ class Uploader:
                                   lambda path: StorageLocation(target.display, target.host, path))
         return self._engine
 
-    def _backend_type(self, target: StorageTarget) -> str:
-        """A named remote's type (webdav, s3...) decides how credentials are passed."""
+    def launch_rclone(self) -> None:
+        """Start rclone now without waiting for it: it starts up while the caller reads the
+        keyring and scans the folders (the first rc call waits)."""
+        if self._daemon is None:
+            self._daemon = RcloneDaemon(find_rclone(self.cfg.storage.rclone), self.paths.runtime_dir,
+                                        self.cfg.storage.rclone_config, self.redactor)
+            self._daemon.launch()
+
+    def _remote_config(self, target: StorageTarget) -> dict[str, Any]:
+        """A named remote's rclone config: its type (webdav, s3...) decides how credentials are
+        passed, and the options it sets are left as the user set them. Empty for on-the-fly remotes."""
         if target.remote.local or target.remote.head.startswith(":"):
-            return ""
+            return {}
         assert self._daemon is not None
         name = target.remote.head.split(",")[0]
         try:
-            return str(self._daemon.call("config/get", {"name": name}).get("type", ""))
+            return dict(self._daemon.call("config/get", {"name": name}))
         except RcError:
             raise ConfigError(f"[storage] remote: no rclone remote named {name!r}",
                               "Define it with `rclone config`, set [storage] rclone_config, or use a "
@@ -194,6 +211,8 @@ class Uploader:
     # -- sync sessions --------------------------------------------------------------------------
     def start_sync(self, plan: Plan) -> Dataset:
         """Record a sync session (restored after restarts) and start watching."""
+        from .sync import sources_to_json
+
         dataset = self.record(plan)
         self.queue.save_session(dataset.id, sources_to_json(plan.sources),
                                 {"include": list(plan.filters.include), "exclude": list(plan.filters.exclude)})
@@ -202,6 +221,8 @@ class Uploader:
 
     def restore_syncs(self) -> list[Dataset]:
         """Start again every sync session that was running when the agent stopped or died."""
+        from .sync import sources_from_json
+
         restored = []
         for row in self.queue.sessions("running") + self.queue.sessions("finalize"):
             if row["dataset_id"] in self.sessions or not self.try_claim(row["dataset_id"]):
@@ -213,6 +234,8 @@ class Uploader:
         return restored
 
     def _start_session(self, dataset: Dataset, sources: list[Source], filters: Filters) -> None:
+        from .sync import SyncSession
+
         engine = self.engine
         self.queue.set_dataset(dataset.id, state="active", scan_done=0)
         s = self.cfg.sync

@@ -12,11 +12,14 @@ writes two random data sets once (default 1 GiB as one file and 2,000 x 512 KiB 
   trayagent   ``trayagent upload DIR --dataset X --json`` with a fresh TRAYAGENT_HOME (whole command:
               rclone start, checksums, verification, catalogue registration, manifest)
   rclone-copy ``rclone copy DIR remote:path --transfers 4`` (trayagent's default [transfer] transfers)
+  rclone-tuned the same with the backend options trayagent sets by default (trayagent.storage.TUNING;
+              WebDAV: ``--webdav-pacer-min-sleep 1ms``), only for targets that have such options: it
+              separates what trayagent's defaults gain from what its engine costs
   naive-loop  one ``rclone copyto FILE remote:path/FILE`` process per file, sequentially (for many files
               only the first ``--naive-limit`` files are timed and the time is extrapolated linearly)
 
-Single-file runs are short and noisy, so by default they are repeated 3 times (interleaved across tools)
-and the median is reported; the many-files runs once (``--repeat N`` for all). Every run goes to a fresh destination (WebDAV folder / S3 bucket) that is deleted afterwards; the
+Single-file runs are short and noisy, so by default they are repeated 5 times (interleaved across tools)
+and the median is reported; the many-files ones 3 times (``--repeat N`` for all). Every run goes to a fresh destination (WebDAV folder / S3 bucket) that is deleted afterwards; the
 page cache is warmed by reading the data set before every timed run, and ``sync`` flushes the servers'
 writes from the previous run. Results are printed as a table and written as JSON to
 build/bench-results/upload-<timestamp>.json. Not a pytest module (not named test_*.py).
@@ -59,6 +62,8 @@ from servers import (
     rclone_binary,
     run_rclone,
 )
+
+from trayagent.storage import TUNING
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -138,6 +143,12 @@ class Dest:
 class Target:
     name = ""
     remote = ""
+    backend = ""
+
+    def tuned_flags(self) -> list[str]:
+        """rclone flags for the options trayagent sets on this backend by default."""
+        return [f"--{self.backend}-{key.replace('_', '-')}={value}"
+                for key, value in TUNING.get(self.backend, {}).items()]
 
     def rclone_env(self) -> dict[str, str]:
         raise NotImplementedError
@@ -159,6 +170,7 @@ class Target:
 class WebDAVTarget(Target):
     name = "webdav"
     remote = "DAV"
+    backend = "webdav"
 
     def __init__(self, server: WebDAVServer) -> None:
         self.server = server
@@ -184,6 +196,7 @@ class WebDAVTarget(Target):
 class S3Target(Target):
     name = "s3"
     remote = "S3"
+    backend = "s3"
 
     def __init__(self, server: S3Server) -> None:
         self.server = server
@@ -305,8 +318,10 @@ def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: 
                   client_cpu=cpu["client"], server_cpu=cpu["server"], detail=detail)
 
 
-def run_rclone_copy(target: Target, ds: DataSet, dest: Dest, timeout: float) -> Result:
+def run_rclone_copy(target: Target, ds: DataSet, dest: Dest, timeout: float, tuned: bool = False) -> Result:
     cmd = [rclone_binary(), "copy", str(ds.path), dest.rclone_path, "--transfers", str(TRANSFERS)]
+    cmd += target.tuned_flags() if tuned else []
+    tool = "rclone-tuned" if tuned else "rclone-copy"
     env = rclone_cmd_env(target)
     ds.warm()
     with cpu_meter(target.server_pid) as cpu:
@@ -314,11 +329,11 @@ def run_rclone_copy(target: Target, ds: DataSet, dest: Dest, timeout: float) -> 
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         seconds = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"rclone copy -> {target.name}/{ds.name} failed ({proc.returncode}):\n"
-                           f"{proc.stderr[-2000:]}")
-    check_stored(target, dest, ds, "rclone-copy")
+        raise RuntimeError(f"{' '.join(cmd[1:2] + cmd[4:])} -> {target.name}/{ds.name} failed "
+                           f"({proc.returncode}):\n{proc.stderr[-2000:]}")
+    check_stored(target, dest, ds, tool)
     n = len(ds.files)
-    return Result(target.name, ds.name, "rclone-copy", seconds, n, ds.bytes, n, seconds,
+    return Result(target.name, ds.name, tool, seconds, n, ds.bytes, n, seconds,
                   client_cpu=cpu["client"], server_cpu=cpu["server"])
 
 
@@ -401,7 +416,7 @@ def log_phases(log: Path, offset: int, t_start: float, t_end: float) -> dict[str
 # ---------------------------------------------------------------------------------------------------
 
 def print_table(results: list[Result]) -> None:
-    head = (f"{'target':<7} {'data set':<13} {'tool':<11} {'seconds':>8} {'MB/s':>8} {'files/s':>8} "
+    head = (f"{'target':<7} {'data set':<13} {'tool':<12} {'seconds':>8} {'MB/s':>8} {'files/s':>8} "
             f"{'cli CPU':>8} {'srv CPU':>8}  note")
     print(head)
     print("-" * len(head))
@@ -412,7 +427,7 @@ def print_table(results: list[Result]) -> None:
         if r.detail.get("median_of"):
             notes.append("median of " + ", ".join(f"{x:.2f}" for x in r.detail["samples_seconds"]))
         note = "; ".join(notes)
-        print(f"{r.target:<7} {r.dataset:<13} {r.tool:<11} {r.seconds:>8.2f} {r.mb_s:>8.1f} {r.files_s:>8.1f} "
+        print(f"{r.target:<7} {r.dataset:<13} {r.tool:<12} {r.seconds:>8.2f} {r.mb_s:>8.1f} {r.files_s:>8.1f} "
               f"{r.client_cpu:>8.1f} {r.server_cpu:>8.1f}  {note}")
     print("(MB = 10^6 bytes; CPU = user+sys seconds of the tool's processes / the storage server process)")
 
@@ -423,7 +438,8 @@ def ratios(results: list[Result]) -> list[dict[str, Any]]:
         by_tool = {r.tool: r for r in results if (r.target, r.dataset) == (target, dataset)}
         ta = by_tool.get("trayagent")
         row: dict[str, Any] = {"target": target, "dataset": dataset}
-        for tool, key in (("rclone-copy", "vs_rclone_copy"), ("naive-loop", "vs_naive_loop")):
+        for tool, key in (("rclone-copy", "vs_rclone_copy"), ("rclone-tuned", "vs_rclone_tuned"),
+                          ("naive-loop", "vs_naive_loop")):
             other = by_tool.get(tool)
             row[key] = round(other.seconds / ta.seconds, 3) if ta and other and ta.seconds else None
         rows.append(row)
@@ -440,11 +456,11 @@ def keys_order(results: list[Result]) -> list[tuple[str, str]]:
 
 def print_ratios(rows: list[dict[str, Any]]) -> None:
     print("\nSpeed ratios (other tool's seconds / trayagent's seconds; >= 1.0: trayagent at least as fast)")
-    print(f"{'target':<7} {'data set':<13} {'trayagent/rclone-copy':>22} {'trayagent/naive-loop':>21}")
+    print(f"{'target':<7} {'data set':<13} {'vs rclone-copy':>15} {'vs rclone-tuned':>16} {'vs naive-loop':>14}")
     for row in rows:
-        a = f"{row['vs_rclone_copy']:.2f}" if row["vs_rclone_copy"] is not None else "-"
-        b = f"{row['vs_naive_loop']:.2f}" if row["vs_naive_loop"] is not None else "-"
-        print(f"{row['target']:<7} {row['dataset']:<13} {a:>22} {b:>21}")
+        a, b, c = (f"{row[k]:.2f}" if row[k] is not None else "-"
+                   for k in ("vs_rclone_copy", "vs_rclone_tuned", "vs_naive_loop"))
+        print(f"{row['target']:<7} {row['dataset']:<13} {a:>15} {b:>16} {c:>14}")
 
 
 def print_phases(results: list[Result]) -> None:
@@ -491,15 +507,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small data sets (256 MiB, 500 x 512 KiB)")
     p.add_argument("--targets", default="webdav,s3", help="comma-separated: webdav, s3 (default both)")
-    p.add_argument("--tools", default="trayagent,rclone-copy,naive-loop", help="comma-separated tools to run")
+    p.add_argument("--tools", default="trayagent,rclone-copy,rclone-tuned,naive-loop",
+                   help="comma-separated tools to run (rclone-tuned only where trayagent tunes the backend)")
     p.add_argument("--datasets", default="big,many", help="comma-separated: big (one file), many (small files)")
     p.add_argument("--big-mib", type=int, help="size of the single big file in MiB (default 1024; quick 256)")
     p.add_argument("--files", type=int, help="number of small files (default 2000; quick 500)")
     p.add_argument("--file-kib", type=int, default=512, help="size of each small file in KiB (default 512)")
     p.add_argument("--naive-limit", type=int, default=200,
                    help="time at most this many files in the naive loop, extrapolate the rest (default 200)")
-    p.add_argument("--repeat", type=int, help="runs per measurement, the median is reported (default: 3 for "
-                   "the single-file data set, whose runs are short and noisy; 1 for the many-files one)")
+    p.add_argument("--repeat", type=int, help="runs per measurement, the median is reported (default: 5 for "
+                   "the single-file data set, whose runs are short and noisy; 3 for the many-files one)")
     p.add_argument("--timeout", type=float, default=1800, help="per-command timeout in seconds")
     p.add_argument("--tmp", help="parent folder for temp data (default: system temp)")
     args = p.parse_args(argv)
@@ -510,7 +527,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.datasets = [t.strip().lower() for t in args.datasets.split(",") if t.strip()]
     bad = [t for t in args.targets if t not in ("webdav", "s3")]
     bad += [t for t in args.datasets if t not in ("big", "many")]
-    bad += [t for t in args.tools if t not in ("trayagent", "rclone-copy", "naive-loop")]
+    bad += [t for t in args.tools if t not in ("trayagent", "rclone-copy", "rclone-tuned", "naive-loop")]
     if bad:
         p.error(f"unknown target/tool: {', '.join(bad)}")
     return args
@@ -572,10 +589,11 @@ def main(argv: list[str] | None = None) -> int:
         run_no = 0
         for target in targets:
             for ds in datasets:
-                repeat = args.repeat or (3 if len(ds.files) == 1 else 1)
-                samples: dict[str, list[Result]] = {tool: [] for tool in args.tools}
+                repeat = args.repeat or (5 if len(ds.files) == 1 else 3)
+                tools = [t for t in args.tools if t != "rclone-tuned" or target.tuned_flags()]
+                samples: dict[str, list[Result]] = {tool: [] for tool in tools}
                 for rep in range(repeat):  # interleaved, so drift hits every tool alike
-                    for tool in args.tools:
+                    for tool in tools:
                         run_no += 1
                         tag = f"r{run_no:03d}-{tool.split('-')[0]}-{secrets.token_hex(3)}"
                         dest = target.fresh(tag)
@@ -583,8 +601,8 @@ def main(argv: list[str] | None = None) -> int:
                             os.sync()  # previous run's writes must not slow this one down
                             if tool == "trayagent":
                                 r = run_trayagent(target, ds, dest, homes / tag, args.timeout)
-                            elif tool == "rclone-copy":
-                                r = run_rclone_copy(target, ds, dest, args.timeout)
+                            elif tool in ("rclone-copy", "rclone-tuned"):
+                                r = run_rclone_copy(target, ds, dest, args.timeout, tuned=tool == "rclone-tuned")
                             else:
                                 r = run_naive(target, ds, dest, args.naive_limit, args.timeout)
                         finally:
@@ -595,10 +613,10 @@ def main(argv: list[str] | None = None) -> int:
                             shutil.rmtree(homes / tag, ignore_errors=True)
                         extra = (f" (first {r.measured_files} files in {r.measured_seconds:.1f} s, extrapolated)"
                                  if r.extrapolated else "")
-                        print(f"  {target.name:<6} {ds.name:<13} {tool:<11} {r.seconds:8.2f} s "
+                        print(f"  {target.name:<6} {ds.name:<13} {tool:<12} {r.seconds:8.2f} s "
                               f"{r.mb_s:8.1f} MB/s{extra}", flush=True)
                         samples[tool].append(r)
-                results += [median_result(samples[tool]) for tool in args.tools]
+                results += [median_result(samples[tool]) for tool in tools]
 
         # keep trayagent logs next to the JSON results: they explain where the time went
         out_dir = REPO / "build" / "bench-results"
@@ -616,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {
         "timestamp": stamp, "mode": "quick" if args.quick else "full", "git_commit": commit, "trayagent_dirty": dirty,
         "cpus": os.cpu_count(), "rclone": rclone_version[0] if rclone_version else "",
-        "transfers": TRANSFERS, "naive_limit": args.naive_limit, "repeat": args.repeat or "3 for one file, else 1",
+        "transfers": TRANSFERS, "naive_limit": args.naive_limit, "repeat": args.repeat or "5 for one file, else 3",
         "datasets": [{"name": d.name, "files": len(d.files), "bytes": d.bytes} for d in datasets],
         "results": [{**asdict(r), "mb_per_s": round(r.mb_s, 2), "files_per_s": round(r.files_s, 2),
                      "seconds": round(r.seconds, 3), "measured_seconds": round(r.measured_seconds, 3),

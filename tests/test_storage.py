@@ -1,0 +1,47 @@
+"""Unit tests for trayagent.storage: the rclone fs strings the engine sends over rc."""
+
+from __future__ import annotations
+
+from trayagent.storage import StorageTarget, parse_remote
+
+
+def _target(spec: str, user: str = "", secret: str | None = None) -> StorageTarget:
+    return StorageTarget(parse_remote(spec), user, secret, display="d", host="h")
+
+
+def _obscure(clear: str) -> str:
+    return f"OBSCURED({clear})"
+
+
+def test_webdav_gets_the_low_pacer_and_credentials() -> None:
+    fs = _target(":webdav,url='https://dav.example.org/',vendor=other:base", "bob", "pw").fs("p1/run", _obscure)
+    assert fs == (":webdav,url='https://dav.example.org/',vendor=other,pacer_min_sleep=1ms,"
+                  "user='bob',pass='OBSCURED(pw)':base/p1/run")
+
+
+def test_a_pacer_set_in_the_connection_string_is_kept() -> None:
+    fs = _target(":webdav,url='https://dav/',pacer_min_sleep=20ms:").fs("x", _obscure)
+    assert fs == ":webdav,url='https://dav/',pacer_min_sleep=20ms:x"
+
+
+def test_a_named_remote_keeps_the_options_its_config_sets() -> None:
+    target = _target("facility:data", "bob", "pw")
+    assert target.fs("x", _obscure, "webdav", frozenset({"type", "url", "pacer_min_sleep"})) == \
+        "facility,user='bob',pass='OBSCURED(pw)':data/x"
+    assert target.fs("x", _obscure, "webdav", frozenset({"type", "url"})) == \
+        "facility,pacer_min_sleep=1ms,user='bob',pass='OBSCURED(pw)':data/x"
+
+
+def test_s3_uploads_more_parts_at_once_and_gets_its_keys() -> None:
+    fs = _target(":s3,provider=Other,endpoint='http://s3':bucket", "AK", "SK").fs("d", _obscure)
+    assert fs == (":s3,provider=Other,endpoint='http://s3',upload_concurrency=8,"
+                  "access_key_id='AK',secret_access_key='SK':bucket/d")
+
+
+def test_backends_without_tuning_get_only_credentials() -> None:
+    fs = _target(":sftp,host=h:data", "bob", "pw").fs("d", _obscure)
+    assert fs == ":sftp,host=h,user='bob',pass='OBSCURED(pw)':data/d"
+
+
+def test_local_paths_get_no_options(tmp_path: object) -> None:
+    assert _target("/srv/store").fs("p/d", _obscure) == "/srv/store/p/d"
