@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 rclone_log = logging.getLogger("trayagent.rclone.process")
 
 _LISTEN = re.compile(r"Serving remote control on (http://127\.0\.0\.1:\d+)/")
+_COPIED = re.compile(r": (?:Multi-thread )?Copied \(")
 _LEVEL = re.compile(r"^\S+ \S+ (ERROR|NOTICE|INFO|DEBUG|WARNING|CRITICAL)\s*: ?(.*)$")
 
 
@@ -94,6 +95,8 @@ class RcloneDaemon:
         self._lock = threading.Lock()
         self._http = _LoopbackHttp()
         self._ready = _Ready()
+        self._copied = 0  # "Copied" lines in rclone's log: tells a waiting job that its files are done
+        self._copied_cond = threading.Condition()
         self.restarts = 0
 
     # -- process --------------------------------------------------------------------------------
@@ -206,6 +209,15 @@ class RcloneDaemon:
                        "NOTICE": logging.INFO, "DEBUG": logging.DEBUG}.get(level, logging.INFO)
             if text:
                 rclone_log.log(pylevel, "%s", self.redact(text))
+            if _COPIED.search(text):
+                with self._copied_cond:
+                    self._copied += 1
+                    self._copied_cond.notify_all()
+
+    def copied_count(self) -> int:
+        """Files rclone has logged as copied so far (all jobs): a base for ``wait_job(copies=)``."""
+        with self._copied_cond:
+            return self._copied
 
     def stop(self) -> None:
         with self._lock:
@@ -272,11 +284,19 @@ class RcloneDaemon:
         return int(job["jobid"]), self.pid
 
     def wait_job(self, job: tuple[int, int | None], poll: float = 0.05,
-                 on_job: Callable[[int], None] | None = None) -> dict[str, Any]:
+                 on_job: Callable[[int], None] | None = None,
+                 copies: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Poll the job until it finishes. ``copies`` = (``copied_count()`` before the job, files in
+        it): once rclone has logged that many copies the job is about to end, so the next poll comes
+        at once instead of up to ``poll`` later (latency of small sync batches, tail of big files)."""
         jobid, pid = job
-        delay = 0.02
+        delay, all_copied = 0.02, False
         while True:
-            time.sleep(delay)
+            if copies is not None and not all_copied:
+                all_copied = self._wait_copies(*copies, timeout=delay)
+                delay = 0.005 if all_copied else delay
+            else:
+                time.sleep(delay)
             delay = min(poll, delay * 2)
             if self.pid != pid or not self.alive():
                 raise StorageError("rclone restarted during a transfer", "The batch is retried.",
@@ -286,6 +306,10 @@ class RcloneDaemon:
                 on_job(jobid)
             if status.get("finished"):
                 return status
+
+    def _wait_copies(self, base: int, expect: int, timeout: float) -> bool:
+        with self._copied_cond:
+            return self._copied_cond.wait_for(lambda: self._copied - base >= expect, timeout)
 
     def stats(self, group: str | None = None) -> dict[str, Any]:
         return self.call("core/stats", {"group": group} if group else {})

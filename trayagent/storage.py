@@ -37,7 +37,7 @@ _CREDENTIAL_PARAMS: dict[str, tuple[str, str, bool]] = {
 # at ~30/s whatever the server can do; the parallel transfers ([transfer] transfers) already bound the
 # load, and rclone still backs off on 429/503 answers.
 # S3: the parts of a big file are uploaded 8 at a time instead of 4: each part waits on a round trip,
-# and 8 in flight keep the link busy (about 15 % faster for 1 GiB here) for 8 x 5 MiB of buffers.
+# and 8 in flight keep the link busy (10-15 % faster for 1 GiB here) for 8 x 5 MiB of buffers.
 TUNING: dict[str, dict[str, str]] = {
     "webdav": {"pacer_min_sleep": "1ms"},
     "s3": {"upload_concurrency": "8"},

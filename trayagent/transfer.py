@@ -141,6 +141,7 @@ class Transfer:
             groups[(f.src_root, _prefix(f))].append(f)
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
         started = []
+        copied_before = self.daemon.copied_count()
         try:
             for (root, prefix), group in groups.items():
                 listing = self.scratch_dir / f"batch-{os.getpid()}-{secrets.token_hex(4)}.lst"
@@ -158,7 +159,7 @@ class Transfer:
                 meanwhile()
             errors = []
             for _, job in started:
-                status = self.daemon.wait_job(job, on_job=on_job)
+                status = self.daemon.wait_job(job, on_job=on_job, copies=(copied_before, len(files)))
                 if not status.get("success"):
                     errors.append(self.daemon.redact(str(status.get("error") or "failed")))
             return errors
