@@ -397,13 +397,17 @@ def _dataset_create(s: ScicatServer, parts: list[str], q: dict[str, str], body: 
     return Reply(201, s.datasets[pid])
 
 
-def _dataset(s: ScicatServer, u: User, pid: str) -> dict[str, Any]:
-    d = s.datasets.get(pid)
-    if d is None:
-        raise _error(404, f"Dataset {pid} not found")
-    if not _can_read(u, d):
+def _readable(u: User, item: dict[str, Any] | None, missing: str) -> dict[str, Any]:
+    """The backend's lookup by id: 404 with its message when absent, 403 when not the user's."""
+    if item is None:
+        raise _error(404, missing)
+    if not _can_read(u, item):
         raise _error(403, "Forbidden resource")
-    return d
+    return item
+
+
+def _dataset(s: ScicatServer, u: User, pid: str) -> dict[str, Any]:
+    return _readable(u, s.datasets.get(pid), f"Dataset {pid} not found")
 
 
 def _dataset_get(s: ScicatServer, parts: list[str], q: dict[str, str], body: Any, h: Any) -> Reply:
@@ -412,12 +416,17 @@ def _dataset_get(s: ScicatServer, parts: list[str], q: dict[str, str], body: Any
 
 def _dataset_patch(s: ScicatServer, parts: list[str], q: dict[str, str], body: Any, h: Any) -> Reply:
     u = s.user_of(h)
-    d = _dataset(s, u, parts[1])
-    validate(PartialUpdateRawDatasetObsoleteDto, body)
-    if d["ownerGroup"] not in u.groups:
+    return Reply(200, _patch_owned(u, _dataset(s, u, parts[1]), PartialUpdateRawDatasetObsoleteDto, body))
+
+
+def _patch_owned(u: User, item: dict[str, Any], dto: Any, body: Any) -> dict[str, Any]:
+    """PATCH semantics of the backend: validated body, owner group only, top-level fields replaced
+    wholesale (arrays too, as its $set does)."""
+    validate(dto, body)
+    if item["ownerGroup"] not in u.groups:
         raise _error(403, "Forbidden resource")
-    d.update(body)
-    return Reply(200, d)
+    item.update(body)
+    return item
 
 
 def _dataset_blocks(s: ScicatServer, parts: list[str], q: dict[str, str], body: Any, h: Any) -> Reply:
@@ -446,12 +455,7 @@ def _block_create(s: ScicatServer, parts: list[str], q: dict[str, str], body: An
 
 
 def _block(s: ScicatServer, u: User, bid: str) -> dict[str, Any]:
-    b = s.blocks.get(bid)
-    if b is None:
-        raise _error(404, "OrigDatablock not found")
-    if not _can_read(u, b):
-        raise _error(403, "Forbidden resource")
-    return b
+    return _readable(u, s.blocks.get(bid), "OrigDatablock not found")
 
 
 def _block_get(s: ScicatServer, parts: list[str], q: dict[str, str], body: Any, h: Any) -> Reply:
@@ -460,11 +464,7 @@ def _block_get(s: ScicatServer, parts: list[str], q: dict[str, str], body: Any, 
 
 def _block_patch(s: ScicatServer, parts: list[str], q: dict[str, str], body: Any, h: Any) -> Reply:
     u = s.user_of(h)
-    b = _block(s, u, parts[1])
-    validate(PartialUpdateOrigDatablockDto, body)
-    if b["ownerGroup"] not in u.groups:
-        raise _error(403, "Forbidden resource")
-    b.update(body)  # arrays are replaced wholesale, as the backend's $set does
+    b = _patch_owned(u, _block(s, u, parts[1]), PartialUpdateOrigDatablockDto, body)
     _recount(s, b["datasetId"])
     return Reply(200, b)
 

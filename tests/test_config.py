@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -269,3 +271,23 @@ def test_without_home_platform_dirs_are_used(tmp_path: Path, monkeypatch: pytest
     assert "trayagent" in str(p.config_dir) and "trayagent" in str(p.data_dir)
     assert not p.config_dir.is_relative_to(tmp_path)
     assert os.path.isabs(p.log_dir)
+
+
+def test_without_the_blake3_wheel_blake3_is_a_config_error_and_auto_uses_sha256() -> None:
+    """A platform without a blake3 wheel: a clear config message, never a traceback at upload."""
+    code = (
+        "import sys; sys.modules['blake3'] = None\n"  # makes `import blake3` fail
+        "from trayagent.checksum import FAST_STRONG\n"
+        "from trayagent.config import validate\n"
+        "from trayagent.errors import ConfigError\n"
+        "print(FAST_STRONG)\n"
+        "try:\n"
+        "    validate({'transfer': {'checksum': 'blake3'}}, 'x.toml')\n"
+        "except ConfigError as exc:\n"
+        "    print(exc.message)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    fallback, message = out.splitlines()[:2]
+    assert fallback == "sha256"
+    assert "[transfer] checksum: expected one of 'auto', 'md5', 'sha1', 'sha256', 'blake2b', got 'blake3'" \
+        in message

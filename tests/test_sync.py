@@ -97,6 +97,15 @@ def start_sync(ta: Trayagent, procs: list[Proc], name: str, *paths: Path | str, 
     return p
 
 
+def sync_run(ta: Trayagent, procs: list[Proc], tmp_path: Path, name: str,
+             config: dict[str, dict[str, Any]] = FAST, extra: tuple[str, ...] = ()) -> tuple[Path, Proc]:
+    """A fresh folder `run` synced as dataset ``name`` with ``config``, watching when returned."""
+    src = tmp_path / "run"
+    src.mkdir()
+    ta.write_config(config)
+    return src, start_sync(ta, procs, name, src, extra=extra)
+
+
 def writer(procs: list[Proc], *args: str | Path) -> Proc:
     p = Proc(subprocess.Popen([sys.executable, str(WRITER), *map(str, args)], text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE), f"writer {args[0]}")
@@ -246,10 +255,7 @@ def test_open_file_with_pauses_longer_than_quiet_waits_for_close(ta: Trayagent, 
                                                                  tmp_path: Path) -> None:
     """On Linux the close event says when the writer is done: a frame every 1 s (longer than
     quiet_seconds = 0.5) with the file open must not be uploaded before the writer closes it."""
-    src = tmp_path / "run"
-    src.mkdir()
-    ta.write_config(FAST)
-    sync = start_sync(ta, procs, "slowframes", src)
+    src, sync = sync_run(ta, procs, tmp_path, "slowframes")
     w = writer(procs, "chunks", src / "scan.h5", "--chunks", "11", "--pause", "1.0", "--size", "65536")
     seen_stored, seen_registered = watch_partial(ta, "slowframes", "scan.h5", w.alive)
     assert w.wait() == 0, w.text()
@@ -266,10 +272,7 @@ def test_quiet_period_alone_holds_an_open_file_back_when_polling(ta: Trayagent, 
                                                                  tmp_path: Path) -> None:
     """Polling (SMB/NFS) has no close events: only the quiet period decides. Pauses shorter than
     quiet_seconds must keep the file back until the writer is done."""
-    src = tmp_path / "run"
-    src.mkdir()
-    ta.write_config({"sync": {"quiet_seconds": 2.5, "polling": True}})
-    sync = start_sync(ta, procs, "quiet", src)
+    src, sync = sync_run(ta, procs, tmp_path, "quiet", {"sync": {"quiet_seconds": 2.5, "polling": True}})
     w = writer(procs, "chunks", src / "slow.raw", "--chunks", "12", "--pause", "0.5", "--size", "32768")
     seen_stored, seen_registered = watch_partial(ta, "quiet", "slow.raw", w.alive)
     assert w.wait() == 0, w.text()
@@ -285,10 +288,7 @@ def test_quiet_period_alone_holds_an_open_file_back_when_polling(ta: Trayagent, 
 
 def test_closed_then_reopened_and_appended_ends_up_in_its_final_version(ta: Trayagent, procs: list[Proc],
                                                                          tmp_path: Path) -> None:
-    src = tmp_path / "run"
-    src.mkdir()
-    ta.write_config(FAST)
-    sync = start_sync(ta, procs, "append", src)
+    src, sync = sync_run(ta, procs, tmp_path, "append")
     # reopened at once: the first close may already have queued it; the append must win
     write(procs, "append", src / "quick.dat", "--first", "300000", "--second", "300000", "--gap", "0.2")
     # reopened after its first version was uploaded and registered
@@ -311,10 +311,7 @@ def test_closed_then_reopened_and_appended_ends_up_in_its_final_version(ta: Tray
 
 
 def test_burst_of_2000_small_files_none_lost(ta: Trayagent, procs: list[Proc], tmp_path: Path) -> None:
-    src = tmp_path / "run"
-    src.mkdir()
-    ta.write_config(FAST)
-    sync = start_sync(ta, procs, "burst", src)
+    src, sync = sync_run(ta, procs, tmp_path, "burst")
     write(procs, "burst", src, "--count", "2000", "--size", "256", "--per-dir", "250")
     local = tree_of(src)
     assert len(local) == 2000
@@ -333,10 +330,7 @@ def test_burst_of_2000_small_files_none_lost(ta: Trayagent, procs: list[Proc], t
 
 def test_stop_and_kill_9_then_restart_picks_up_what_was_written_meanwhile(ta: Trayagent, procs: list[Proc],
                                                                           tmp_path: Path) -> None:
-    src = tmp_path / "run"
-    src.mkdir()
-    ta.write_config(FAST)
-    sync = start_sync(ta, procs, "restart", src)
+    src, sync = sync_run(ta, procs, tmp_path, "restart")
     write(procs, "files", src, "a.dat=5000", "sub/b.dat=7000")
     until(lambda: set(ta.catalogue_files("restart")) == {"a.dat", "sub/b.dat"}, 30, "first files", [sync])
 
@@ -367,10 +361,7 @@ def test_stop_and_kill_9_then_restart_picks_up_what_was_written_meanwhile(ta: Tr
 
 def test_modified_file_is_registered_once_with_new_checksum(ta: Trayagent, procs: list[Proc],
                                                             tmp_path: Path) -> None:
-    src = tmp_path / "run"
-    src.mkdir()
-    ta.write_config(FAST)
-    sync = start_sync(ta, procs, "modify", src)
+    src, sync = sync_run(ta, procs, tmp_path, "modify")
     write(procs, "files", src, "frame.tif=50000", "other.tif=1000")
     v1 = (src / "frame.tif").read_bytes()
     until(registered(ta, "modify", {"frame.tif": md5(v1)}), 30, "first version registered", [sync])
@@ -387,10 +378,7 @@ def test_modified_file_is_registered_once_with_new_checksum(ta: Trayagent, procs
 
 
 def test_deleted_file_is_kept_in_storage_and_logged(ta: Trayagent, procs: list[Proc], tmp_path: Path) -> None:
-    src = tmp_path / "run"
-    src.mkdir()
-    ta.write_config(FAST)
-    sync = start_sync(ta, procs, "delete", src)
+    src, sync = sync_run(ta, procs, tmp_path, "delete")
     write(procs, "files", src, "gone.dat=2000", "stays.dat=2000")
     content = tree_of(src)
     until(registered(ta, "delete", {p: md5(d) for p, d in content.items()}), 30, "files registered", [sync])
@@ -403,10 +391,7 @@ def test_deleted_file_is_kept_in_storage_and_logged(ta: Trayagent, procs: list[P
 
 
 def test_temp_files_and_excludes_are_never_uploaded(ta: Trayagent, procs: list[Proc], tmp_path: Path) -> None:
-    src = tmp_path / "run"
-    src.mkdir()
-    ta.write_config(FAST)
-    sync = start_sync(ta, procs, "ignore", src, extra=("--exclude", "*.log", "--exclude", "scratch"))
+    src, sync = sync_run(ta, procs, tmp_path, "ignore", extra=("--exclude", "*.log", "--exclude", "scratch"))
     junk = ["x.tmp", "download.part", "~$report.docx", ".~lock.table.ods#", ".DS_Store", "Thumbs.db",
             ".notes.txt.swp", "edit.swp", "sub/.DS_Store", "sub/y.tmp", "run.log", "sub/detector.log",
             "scratch/big.dat", "scratch/deep/more.dat"]
@@ -424,10 +409,7 @@ def test_temp_files_and_excludes_are_never_uploaded(ta: Trayagent, procs: list[P
 
 def test_rename_uploads_under_the_new_name_and_keeps_the_old(ta: Trayagent, procs: list[Proc],
                                                              tmp_path: Path) -> None:
-    src = tmp_path / "run"
-    src.mkdir()
-    ta.write_config(FAST)
-    sync = start_sync(ta, procs, "rename", src)
+    src, sync = sync_run(ta, procs, tmp_path, "rename")
     write(procs, "files", src, "first.dat=4000", "scanA/f1.dat=1000", "scanA/f2.dat=1000")
     before = tree_of(src)
     until(registered(ta, "rename", {p: md5(d) for p, d in before.items()}), 30, "first files", [sync])
@@ -570,13 +552,17 @@ def test_watched_folder_disappears_and_comes_back(ta: Trayagent, procs: list[Pro
 # several sessions, status, WebDAV
 # ------------------------------------------------------------------------------------------------
 
-def test_two_sessions_in_parallel(ta: Trayagent, procs: list[Proc], tmp_path: Path) -> None:
+def two_hutches(ta: Trayagent, procs: list[Proc], tmp_path: Path) -> tuple[Path, Path, Proc, Proc]:
+    """Two folders synced by two sessions ("alpha", "beta"): two processes, two rclone daemons."""
     a, b = tmp_path / "hutch1", tmp_path / "hutch2"
     a.mkdir()
     b.mkdir()
     ta.write_config(FAST)
-    sync_a = start_sync(ta, procs, "alpha", a)
-    sync_b = start_sync(ta, procs, "beta", b)
+    return a, b, start_sync(ta, procs, "alpha", a), start_sync(ta, procs, "beta", b)
+
+
+def test_two_sessions_in_parallel(ta: Trayagent, procs: list[Proc], tmp_path: Path) -> None:
+    a, b, sync_a, sync_b = two_hutches(ta, procs, tmp_path)
     wa = writer(procs, "burst", a, "--count", "100", "--size", "1000", "--per-dir", "50")
     wb = writer(procs, "burst", b, "--count", "100", "--size", "1000", "--per-dir", "50")
     assert wa.wait() == 0 and wb.wait() == 0
@@ -619,12 +605,7 @@ def test_parallel_sessions_leave_each_others_rclone_alone(ta: Trayagent, procs: 
                                                           tmp_path: Path) -> None:
     """Each process has its own rclone daemon; starting a second session must not take the first
     one's daemon for an orphan of a killed agent and stop it."""
-    a, b = tmp_path / "hutch1", tmp_path / "hutch2"
-    a.mkdir()
-    b.mkdir()
-    ta.write_config(FAST)
-    sync_a = start_sync(ta, procs, "alpha", a)
-    sync_b = start_sync(ta, procs, "beta", b)
+    a, b, sync_a, sync_b = two_hutches(ta, procs, tmp_path)
     write(procs, "files", a, "x.dat=1000")
     write(procs, "files", b, "y.dat=1000")
     until(lambda: "x.dat" in ta.catalogue_files("alpha") and "y.dat" in ta.catalogue_files("beta"), 30,
@@ -674,10 +655,7 @@ def test_status_shows_folders_waiting_and_last_upload(ta: Trayagent, procs: list
 def test_finalize_without_a_running_session(ta: Trayagent, procs: list[Proc], tmp_path: Path) -> None:
     """`--finalize` when the session's process was stopped: it finishes the dataset itself,
     including files written after the stop."""
-    src = tmp_path / "run"
-    src.mkdir()
-    ta.write_config(FAST)
-    sync = start_sync(ta, procs, "orphan", src)
+    src, sync = sync_run(ta, procs, tmp_path, "orphan")
     write(procs, "files", src, "a.dat=1000")
     until(lambda: "a.dat" in ta.catalogue_files("orphan"), 30, "first file", [sync])
     stop(sync)

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .checksum import ALGORITHMS
 from .errors import ConfigError
 from .paths import Paths
 
-CHECKSUMS = ("auto", "md5", "sha1", "sha256", "blake2b", "blake3")
+CHECKSUMS = ("auto", *ALGORITHMS)  # blake3 only where its wheel is installed
 
 
 @dataclass(frozen=True)

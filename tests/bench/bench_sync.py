@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import re
@@ -59,7 +58,7 @@ REPO = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
 from agentctl import Trayagent
-from benchlib import git_commit, prepare_environment, proc_cpu
+from benchlib import git_commit, prepare_environment, proc_cpu, run_main, write_results
 from servers import SessionKeyring, WebDAVServer, _die_with_parent, random_secret, rclone_binary
 
 KiB = 1 << 10
@@ -851,16 +850,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{doc['code_at_end']}): runs may have used different code")
     elif doc["code_at_start"]["dirty"]:
         print(f"\nnote: uncommitted changes under trayagent/: {', '.join(doc['code_at_start']['dirty'])}")
-    out = REPO / "build" / "bench-results" / f"sync-{args.stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"\nresults: {out.relative_to(REPO)} (total {doc['total_seconds']:.0f} s)")
+    write_results(f"sync-{args.stamp}", doc, doc["total_seconds"])
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("\ninterrupted; processes, servers and temp data were cleaned up", file=sys.stderr)
-        sys.exit(130)
+    run_main(main, "processes, servers and temp data")

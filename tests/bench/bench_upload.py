@@ -53,7 +53,7 @@ REPO = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
 from agentctl import Trayagent
-from benchlib import git_commit, prepare_environment, proc_cpu
+from benchlib import git_commit, prepare_environment, proc_cpu, run_main, write_results
 from servers import (
     S3Server,
     SessionKeyring,
@@ -642,15 +642,9 @@ def main(argv: list[str] | None = None) -> int:
                     for r in results],
         "speed_ratios": ratio_rows, "startup_seconds": probe, "total_seconds": round(total, 1),
     }
-    out = REPO / "build" / "bench-results" / f"upload-{stamp}.json"
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"\nresults: {out.relative_to(REPO)} (total {total:.0f} s)")
+    write_results(f"upload-{stamp}", doc, total)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("\ninterrupted; servers and temp data were cleaned up", file=sys.stderr)
-        sys.exit(130)
+    run_main(main, "servers and temp data")

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parents[2]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -42,3 +45,26 @@ def proc_cpu(pid: int | None) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15 of stat)
+
+
+RESULTS = REPO / "build" / "bench-results"
+
+
+def write_results(name: str, doc: dict[str, object], total_seconds: float) -> Path:
+    """build/bench-results/<name>.json (git-ignored), announced with the run's total time."""
+    import json
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"\nresults: {out.relative_to(REPO)} (total {total_seconds:.0f} s)")
+    return out
+
+
+def run_main(main: Callable[[], int], cleaned: str) -> NoReturn:
+    """Exit with main's code; Ctrl-C / SIGTERM exit 130 after the cleanup has unwound."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {cleaned} were cleaned up", file=sys.stderr)
+        sys.exit(130)
