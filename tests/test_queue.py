@@ -95,7 +95,7 @@ def test_unchanged_file_keeps_its_state(q: Queue) -> None:
     ds = _ds(q)
     q.enqueue(ds, [_nf("a")])
     fid = q.files(ds)[0].id
-    q.set_hash(fid, 10, 1000, "abc", "md5")
+    q.set_hashes([(fid, 10, 1000, "abc", "md5")])
     for old, new in [(State.PENDING, State.UPLOADING), (State.UPLOADING, State.UPLOADED),
                      (State.UPLOADED, State.VERIFIED), (State.VERIFIED, State.REGISTERED)]:
         assert q.mark([fid], new, expect=old) == 1
@@ -109,7 +109,7 @@ def test_changed_file_goes_back_to_pending_and_is_reset(q: Queue, changed: NewFi
     ds = _ds(q)
     q.enqueue(ds, [_nf("a")])
     fid = q.files(ds)[0].id
-    q.set_hash(fid, 10, 1000, "abc", "md5")
+    q.set_hashes([(fid, 10, 1000, "abc", "md5")])
     q.mark([fid], State.UPLOADING, expect=State.PENDING)
     q.retry_later(fid, "boom", 0)
     q.mark([fid], State.UPLOADING, expect=State.PENDING)
@@ -212,7 +212,7 @@ def test_retry_later_with_rehash_forgets_checksum(q: Queue) -> None:
     ds = _ds(q)
     q.enqueue(ds, [_nf("a")])
     fid = q.files(ds)[0].id
-    q.set_hash(fid, 10, 1000, "abc", "sha256")
+    q.set_hashes([(fid, 10, 1000, "abc", "sha256")])
     q.retry_later(fid, "changed", 0, rehash=True)
     f = q.files(ds)[0]
     assert (f.checksum, f.size, f.mtime_ns, f.algorithm) == (None, None, None, "sha256")

@@ -347,9 +347,6 @@ class Queue:
         return [_file(r) for r in rows]
 
     # -- transitions ----------------------------------------------------------------------------
-    def set_hash(self, file_id: int, size: int, mtime_ns: int, checksum: str, algorithm: str) -> None:
-        self.set_hashes([(file_id, size, mtime_ns, checksum, algorithm)])
-
     def set_hashes(self, rows: Sequence[tuple[int, int, int, str, str]]) -> None:
         """(id, size, mtime_ns, checksum, algorithm) for many files in one commit; an empty
         checksum is stored as NULL (the storage's hash is recorded at verification)."""
