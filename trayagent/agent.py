@@ -227,7 +227,7 @@ class Agent:
 
     def request_dialog(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """Open a dialog process; its parameters wait under a one-time request id it fetches."""
-        request = secrets.token_urlsafe(8)
+        request = new_request_id()
         self.dialog_requests[request] = {"dialog": name, **params}
         self.open_dialog(name, {"request": request, **params})
         return {"dialog": name, "request": request}
@@ -293,3 +293,9 @@ def _app_icon() -> Any:
     icon = resources.files("trayagent").joinpath("icons", "trayagent.ico" if sys.platform == "win32"
                                                  else "trayagent.png")
     return icon if icon.is_file() else None
+
+
+def new_request_id() -> str:
+    """A one-time dialog request id. Hex, because it travels as `dialog NAME --request ID`: a
+    urlsafe token starting with '-' would be read by argparse as an option."""
+    return secrets.token_hex(8)
