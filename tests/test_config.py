@@ -36,7 +36,7 @@ def test_empty_config_gets_every_default() -> None:
     assert set(sections) == set(SCHEMA)
     for name, keys in SCHEMA.items():
         assert dict(sections[name]) == {k: spec.default for k, spec in keys.items()}
-    assert sections["transfer"].transfers == 4
+    assert sections["transfer"].transfers == "auto"
     assert sections["storage"].root == "{proposal}/{dataset}"
 
 
@@ -67,14 +67,15 @@ def test_unknown_key_is_an_error() -> None:
 
 
 @pytest.mark.parametrize(("section", "key", "value", "expected"), [
-    ("transfer", "transfers", True, "expected an integer, got True"),
-    ("transfer", "transfers", 4.0, "expected an integer, got 4.0"),
-    ("transfer", "transfers", "4", "expected an integer, got '4'"),
+    ("transfer", "transfers", True, "expected `auto` or a whole number greater than 0, got True"),
+    ("transfer", "transfers", 4.0, "expected `auto` or a whole number greater than 0, got 4.0"),
+    ("transfer", "transfers", "4", "expected `auto` or a whole number greater than 0, got '4'"),
+    ("transfer", "transfers", "Auto", "expected `auto` or a whole number greater than 0, got 'Auto'"),
     ("sync", "polling", 1, "expected true or false, got 1"),
     ("sync", "quiet_seconds", False, "expected an integer or a number, got False"),
     ("storage", "remote", 3, "expected a string, got 3"),
     ("dataset", "include", "*.h5", "expected a list, got '*.h5'"),
-    ("transfer", "transfers", 0, "expected a number greater than 0, got 0"),
+    ("transfer", "transfers", 0, "expected `auto` or a whole number greater than 0, got 0"),
     ("transfer", "retry_max_seconds", -1.5, "expected a number greater than 0, got -1.5"),
     ("transfer", "checksum", "crc32", "expected one of 'auto', 'md5', 'sha1', 'sha256', 'blake2b', 'blake3'"),
     ("catalogue", "kind", "LOCAL", "expected one of 'local', 'scicat', got 'LOCAL'"),
@@ -202,7 +203,7 @@ def test_validation_error_from_file_names_that_file(paths: Paths, tmp_path: Path
     cfg.write_text("[transfer]\ntransfers = true\n")
     with pytest.raises(ConfigError) as info:
         load_config(paths, cfg)
-    assert info.value.message == f"{cfg}: [transfer] transfers: expected an integer, got True"
+    assert info.value.message == f"{cfg}: [transfer] transfers: expected `auto` or a whole number greater than 0, got True"
 
 
 # -- dump_config ---------------------------------------------------------------------------------

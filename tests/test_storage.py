@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trayagent.storage import StorageTarget, parse_remote
+from trayagent.storage import StorageTarget, parallel_transfers, parse_remote
 
 
 def _target(spec: str, user: str = "", secret: str | None = None) -> StorageTarget:
@@ -45,3 +45,10 @@ def test_backends_without_tuning_get_only_credentials() -> None:
 
 def test_local_paths_get_no_options(tmp_path: object) -> None:
     assert _target("/srv/store").fs("p/d", _obscure) == "/srv/store/p/d"
+
+
+def test_auto_transfers_follow_the_backend_and_a_number_wins() -> None:
+    assert [parallel_transfers("auto", b) for b in ("s3", "swift", "azureblob", "gcs")] == [8, 8, 8, 8]
+    assert [parallel_transfers("auto", b) for b in ("webdav", "sftp", "local", "")] == [4, 4, 4, 4]
+    assert parallel_transfers(2, "s3") == 2
+    assert parallel_transfers(16, "webdav") == 16

@@ -29,10 +29,18 @@ class Key:
     default: Any
     doc: str
     check: Callable[[Any], str | None] | None = None
+    expects: str = ""  # what a value of the wrong type is told, where "an integer or a string" says too little
 
 
 def _positive(v: Any) -> str | None:
     return None if v > 0 else "a number greater than 0"
+
+
+_AUTO_OR_POSITIVE = "`auto` or a whole number greater than 0"
+
+
+def _auto_or_positive(v: Any) -> str | None:
+    return None if v == "auto" or (isinstance(v, int) and v > 0) else _AUTO_OR_POSITIVE
 
 
 def _one_of(*choices: str) -> Callable[[Any], str | None]:
@@ -68,7 +76,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "ca_bundle": Key(str, "", "CA bundle file for a catalogue with a private certificate authority."),
     },
     "transfer": {
-        "transfers": Key(int, 4, "Files transferred in parallel.", _positive),
+        "transfers": Key((int, str), "auto", "Files transferred in parallel: a number, or `auto`: 8 for object "
+                          "stores (S3, Swift, Azure Blob, GCS, B2), which serve parallel requests well, 4 for "
+                          "the rest (WebDAV, SFTP, local...).", _auto_or_positive, _AUTO_OR_POSITIVE),
         "bwlimit": Key(str, "", "Bandwidth limit in rclone syntax (`10M`, `off`). Changeable at run time."),
         "checksum": Key(str, "auto", "Checksum algorithm: `auto` (the storage's own hash where "
                         "it reports MD5, SHA-1 or SHA-256, so copies are hash-verified and rclone computes it "
@@ -125,10 +135,8 @@ def _type_name(kind: type | tuple[type, ...]) -> str:
 
 def _check_value(section: str, key: str, spec: Key, value: Any) -> str | None:
     kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
-    if isinstance(value, bool) and bool not in kinds:
-        return f"[{section}] {key}: expected {_type_name(spec.kind)}, got {value!r}"
-    if not isinstance(value, kinds):
-        return f"[{section}] {key}: expected {_type_name(spec.kind)}, got {value!r}"
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        return f"[{section}] {key}: expected {spec.expects or _type_name(spec.kind)}, got {value!r}"
     problem = spec.check(value) if spec.check else None
     return f"[{section}] {key}: expected {problem}, got {value!r}" if problem else None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import http.client
 import json
@@ -448,15 +449,18 @@ class RcError(StorageError):
 
 # HTTP status codes only where rclone prints them as statuses, never digits inside file paths.
 _STATUS = r"(?:status(?: code)?:? ?|http |error |\()"
-_AUTH = re.compile(rf"({_STATUS}(401|403)\b|^(401|403)\b|\b(unauthori[sz]ed|forbidden|access ?denied|"
-                   r"invalidaccesskeyid|signaturedoesnotmatch)\b)", re.IGNORECASE | re.MULTILINE)
-_PERMANENT = re.compile(rf"(({_STATUS}|^)(400|404|405|409|411|413|414|415)\b|\b(permission denied|"
-                        r"no such bucket|nosuchbucket|directory not found|is a directory|invalid)\b)",
-                        re.IGNORECASE | re.MULTILINE)
-_TRANSIENT = re.compile(rf"(connection refused|timeout|timed out|connection reset|\beof\b|broken pipe|"
-                        rf"no such host|temporar|unavailable|{_STATUS}5\d\d\b|^5\d\d\b|too many requests|"
-                        rf"{_STATUS}429\b|source file is being updated|not answering|deadline exceeded)",
-                        re.IGNORECASE | re.MULTILINE)
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """(auth, permanent, transient), compiled when the first error is classified, not at start-up."""
+    flags = re.IGNORECASE | re.MULTILINE
+    auth = re.compile(rf"({_STATUS}(401|403)\b|^(401|403)\b|\b(unauthori[sz]ed|forbidden|access ?denied|"
+                      r"invalidaccesskeyid|signaturedoesnotmatch)\b)", flags)
+    permanent = re.compile(rf"(({_STATUS}|^)(400|404|405|409|411|413|414|415)\b|\b(permission denied|"
+                           r"no such bucket|nosuchbucket|directory not found|is a directory|invalid)\b)", flags)
+    transient = re.compile(rf"(connection refused|timeout|timed out|connection reset|\beof\b|broken pipe|"
+                           rf"no such host|temporar|unavailable|{_STATUS}5\d\d\b|^5\d\d\b|too many requests|"
+                           rf"{_STATUS}429\b|source file is being updated|not answering|deadline exceeded)", flags)
+    return auth, permanent, transient
 
 
 def is_transient(error: str) -> bool:
@@ -464,10 +468,11 @@ def is_transient(error: str) -> bool:
     wrongly permanent failure loses data while a wrongly transient one only costs retries."""
     if is_auth_error(error):
         return False
-    if _TRANSIENT.search(error):
+    _, permanent, transient = _patterns()
+    if transient.search(error):
         return True
-    return not _PERMANENT.search(error)
+    return not permanent.search(error)
 
 
 def is_auth_error(error: str) -> bool:
-    return bool(_AUTH.search(error))
+    return bool(_patterns()[0].search(error))

@@ -7,6 +7,8 @@ One keyring entry per (service, account): service names are ``trayagent:storage:
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import Future
 from types import ModuleType
 
 from .errors import AuthError
@@ -38,7 +40,39 @@ def _keyring() -> ModuleType:
     return keyring
 
 
+_prefetched: dict[tuple[str, str], Future[str | None]] = {}
+_prefetch_lock = threading.Lock()
+
+
+def prefetch_secret(service: str, account: str) -> None:
+    """Start reading a secret in a background thread; the next ``get_secret`` of it collects it.
+
+    Reading costs an upload ~50 ms (importing keyring, detecting its backend, D-Bus round trips to
+    the Secret Service); started early, the round trips overlap the caller's own start-up."""
+    key = (service, account)
+    with _prefetch_lock:
+        if key in _prefetched:
+            return
+        future: Future[str | None] = Future()
+        _prefetched[key] = future
+
+    def read() -> None:
+        try:
+            future.set_result(_read(service, account))
+        except BaseException as exc:  # noqa: BLE001 - raised again by get_secret
+            future.set_exception(exc)
+
+    threading.Thread(target=read, name="keyring-read", daemon=True).start()
+
+
 def get_secret(service: str, account: str) -> str | None:
+    """The stored secret, or None. A prefetched value is used once; later calls read afresh."""
+    with _prefetch_lock:
+        future = _prefetched.pop((service, account), None)
+    return future.result() if future is not None else _read(service, account)
+
+
+def _read(service: str, account: str) -> str | None:
     keyring = _keyring()
     try:
         return keyring.get_password(service, account)

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from .config import Config
 from .errors import AuthError
 from .paths import Paths
-from .secrets import get_secret, storage_service
+from .secrets import get_secret, prefetch_secret as _prefetch, storage_service
 
 # backend type -> (user parameter, secret parameter, secret must be obscured)
 _CREDENTIAL_PARAMS: dict[str, tuple[str, str, bool]] = {
@@ -42,6 +42,19 @@ TUNING: dict[str, dict[str, str]] = {
     "webdav": {"pacer_min_sleep": "1ms"},
     "s3": {"upload_concurrency": "8"},
 }
+
+
+# Backends whose servers take many requests in parallel: small files go faster with more of them in flight
+# (2,000 x 512 KiB to S3: 8 transfers ~25 % faster than rclone's 4, tests/bench). WebDAV and SFTP servers are
+# often one application process, for which 8 was slower than 4.
+OBJECT_STORES = frozenset({"s3", "swift", "azureblob", "gcs", "b2", "oracleobjectstorage", "qingstor"})
+
+
+def parallel_transfers(setting: int | str, backend: str) -> int:
+    """``[transfer] transfers``: the number set, or for ``auto`` the one that suits the backend type."""
+    if isinstance(setting, int):
+        return setting
+    return 8 if backend in OBJECT_STORES else 4
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,13 @@ class StorageTarget:
                 value = obscure(self.secret) if must_obscure else self.secret
                 extra.append(f"{secret_key}='{value}'")
         return f"{head}{',' if extra else ''}{','.join(extra)}:{path}"
+
+
+def prefetch_secret(cfg: Config) -> None:
+    """Begin reading the storage secret that ``storage_target`` will need (see secrets.prefetch_secret)."""
+    spec, user = cfg.storage.remote, cfg.storage.user
+    if spec and user and not parse_remote(spec).local:
+        _prefetch(storage_service(spec), user)
 
 
 def storage_target(cfg: Config, paths: Paths, *, need_secret: bool = True) -> StorageTarget:

@@ -26,7 +26,7 @@ from .paths import Paths
 from .queue import Dataset, Queue, State
 from .rclone import RcError, RcloneDaemon, Redactor, find_rclone
 from .scan import Filters, Source, plan_sources, scan
-from .storage import StorageTarget, storage_target
+from .storage import StorageTarget, parallel_transfers, storage_target
 from .transfer import Transfer
 
 if TYPE_CHECKING:  # sync pulls in watchdog: imported where a session starts, not for every upload
@@ -132,9 +132,11 @@ class Uploader:
             if self.cfg.transfer.bwlimit:
                 self._daemon.set_bwlimit(self.cfg.transfer.bwlimit)
             remote = self._remote_config(target)
-            transfer = Transfer(self._daemon, target, transfers=self.cfg.transfer.transfers,
-                                scratch_dir=self.paths.runtime_dir, backend_type=str(remote.get("type", "")),
-                                preset=frozenset(remote))
+            backend = str(remote.get("type", "")) or ("local" if target.remote.local else target.remote.backend)
+            transfers = parallel_transfers(self.cfg.transfer.transfers, backend)
+            log.info("storage backend %s: %d parallel transfers", backend, transfers)
+            transfer = Transfer(self._daemon, target, transfers=transfers, scratch_dir=self.paths.runtime_dir,
+                                backend_type=str(remote.get("type", "")), preset=frozenset(remote))
             t = self.cfg.transfer
             tuning = Tuning(batch_files=t.batch_files, batch_bytes=t.batch_bytes, checksum=t.checksum,
                             retry_max_seconds=float(t.retry_max_seconds), verify_files=4 * t.batch_files)

@@ -11,10 +11,11 @@ writes two random data sets once (default 1 GiB as one file and 2,000 x 512 KiB 
 
   trayagent   ``trayagent upload DIR --dataset X --json`` with a fresh TRAYAGENT_HOME (whole command:
               rclone start, checksums, verification, catalogue registration, manifest)
-  rclone-copy ``rclone copy DIR remote:path --transfers 4`` (trayagent's default [transfer] transfers)
-  rclone-tuned the same with the backend options trayagent sets by default (trayagent.storage.TUNING;
-              WebDAV: ``--webdav-pacer-min-sleep 1ms``), only for targets that have such options: it
-              separates what trayagent's defaults gain from what its engine costs
+  rclone-copy ``rclone copy DIR remote:path --transfers 4`` (rclone's defaults)
+  rclone-tuned the same with what trayagent sets on the backend by default (trayagent.storage.TUNING and
+              the ``auto`` number of transfers; WebDAV: ``--webdav-pacer-min-sleep 1ms``; S3:
+              ``--s3-upload-concurrency 8 --transfers 8``): it separates what trayagent's defaults gain
+              from what its engine costs
   naive-loop  one ``rclone copyto FILE remote:path/FILE`` process per file, sequentially (for many files
               only the first ``--naive-limit`` files are timed and the time is extrapolated linearly)
 
@@ -63,11 +64,11 @@ from servers import (
     run_rclone,
 )
 
-from trayagent.storage import TUNING
+from trayagent.storage import TUNING, parallel_transfers
 
 MiB = 1 << 20
 KiB = 1 << 10
-TRANSFERS = 4  # trayagent's default [transfer] transfers
+TRANSFERS = 4  # rclone's default --transfers, written out
 MANIFEST = "ro-crate-metadata.json"
 
 
@@ -146,9 +147,12 @@ class Target:
     backend = ""
 
     def tuned_flags(self) -> list[str]:
-        """rclone flags for the options trayagent sets on this backend by default."""
-        return [f"--{self.backend}-{key.replace('_', '-')}={value}"
-                for key, value in TUNING.get(self.backend, {}).items()]
+        """rclone flags for what trayagent sets on this backend by default: its options
+        (storage.TUNING) and, where ``[transfer] transfers = "auto"`` differs from rclone's 4, --transfers."""
+        flags = [f"--{self.backend}-{key.replace('_', '-')}={value}"
+                 for key, value in TUNING.get(self.backend, {}).items()]
+        transfers = parallel_transfers("auto", self.backend)
+        return flags + ([f"--transfers={transfers}"] if transfers != TRANSFERS else [])
 
     def rclone_env(self) -> dict[str, str]:
         raise NotImplementedError

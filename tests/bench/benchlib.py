@@ -3,6 +3,7 @@ revision for the results, and per-process CPU time from /proc."""
 
 from __future__ import annotations
 
+import compileall
 import os
 import signal
 import subprocess
@@ -23,6 +24,9 @@ def prepare_environment() -> None:
     """SIGTERM unwinds like Ctrl-C; subprocesses import the working tree's trayagent, whatever is
     installed; no RCLONE_*/TRAYAGENT_* setting of the caller leaks into the measurement."""
     signal.signal(signal.SIGTERM, _sigterm)
+    # Byte-compiled like a pip install (pip compiles wheels at install time): with
+    # PYTHONDONTWRITEBYTECODE set (CI sandboxes), every run would recompile every module (~30 ms).
+    compileall.compile_dir(str(REPO / "trayagent"), quiet=1)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     for key in [k for k in os.environ if k.startswith(("RCLONE_", "TRAYAGENT_"))]:
         os.environ.pop(key)

@@ -268,7 +268,7 @@ def test_settings_round_trip_and_test_connection(agent: AgentProcess, page: Any,
                                                  agent_env: dict[str, str]) -> None:
     open_dialog(page, agent, "settings")
     expect(page.locator("#storage-root")).to_have_value("{proposal}/{dataset}")
-    expect(page.locator("#transfer-transfers")).to_have_value("4")
+    expect(page.locator("#transfer-transfers")).to_have_value("auto")
     page.screenshot(path=artifacts / "settings.png", full_page=True)
 
     page.click("#test")
@@ -281,6 +281,11 @@ def test_settings_round_trip_and_test_connection(agent: AgentProcess, page: Any,
     expect(page.locator("#result")).to_contain_text("Parallel transfers")
     expect(page.locator("#transfer-transfers")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#transfer-transfers")).to_be_focused()
+
+    page.fill("#transfer-transfers", "2.5")
+    page.click("#save")
+    expect(page.locator("#result")).to_contain_text("without decimals, or auto")
+    expect(page.locator("#transfer-transfers")).to_have_attribute("aria-invalid", "true")
 
     page.fill("#transfer-transfers", "3")
     page.fill("#transfer-bwlimit", "50M")
@@ -309,10 +314,13 @@ def test_settings_round_trip_and_test_connection(agent: AgentProcess, page: Any,
     expect(page.locator("#sync-polling")).to_be_checked()
     expect(page.locator("#autostart")).to_be_checked()
 
+    page.fill("#transfer-transfers", "")  # emptied: back to auto
     page.uncheck("#autostart")
     page.click("#save")
     expect(page.locator("#result")).to_contain_text("Saved.")
-    assert agent.get("/api/settings")["autostart"] is False
+    saved = agent.get("/api/settings")
+    assert saved["autostart"] is False
+    assert saved["settings"]["transfer"]["transfers"] == "auto"
 
 
 def test_settings_test_connection_reports_failure(ta: Trayagent, webdav_server: WebDAVServer, start_agent: Any,

@@ -34,14 +34,17 @@
       let value;
       if (input.type === "checkbox") {
         value = input.checked;
+      } else if (input.dataset.type === "int-auto" && ["", "auto"].includes(input.value.trim().toLowerCase())) {
+        value = "auto";
       } else if (input.dataset.type) {
         const text = input.value.trim();
-        value = input.dataset.type === "int" ? Number.parseInt(text, 10) : Number.parseFloat(text);
-        if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0) || (input.dataset.type === "int" && String(value) !== text)) {
+        const whole = input.dataset.type !== "float";
+        value = whole ? Number.parseInt(text, 10) : Number.parseFloat(text);
+        if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0) || (whole && String(value) !== text)) {
           input.setAttribute("aria-invalid", "true");
           const label = form.querySelector(`label[for="${input.id}"]`).textContent;
-          say(result, "error", label + ": give a number greater than 0" +
-              (input.dataset.type === "int" ? " without decimals." : "."));
+          say(result, "error", label + ": give a number greater than 0" + (whole ? " without decimals" : "") +
+              (input.dataset.type === "int-auto" ? ", or auto." : "."));
           input.focus();
           return null;
         }
