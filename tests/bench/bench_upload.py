@@ -19,8 +19,8 @@ writes two random data sets once (default 1 GiB as one file and 2,000 x 512 KiB 
   naive-loop  one ``rclone copyto FILE remote:path/FILE`` process per file, sequentially (for many files
               only the first ``--naive-limit`` files are timed and the time is extrapolated linearly)
 
-Single-file runs are short and noisy, so by default they are repeated 5 times (interleaved across tools)
-and the median is reported; the many-files ones 3 times (``--repeat N`` for all). Every run goes to a fresh destination (WebDAV folder / S3 bucket) that is deleted afterwards; the
+Single-file runs are short and noisy, so by default they are repeated 5 times (interleaved across tools,
+in an order that rotates every round) and the median is reported; the many-files ones 3 times (``--repeat N`` for all). Every run goes to a fresh destination (WebDAV folder / S3 bucket) that is deleted afterwards; the
 page cache is warmed by reading the data set before every timed run, and ``sync`` flushes the servers'
 writes from the previous run. Results are printed as a table and written as JSON to
 build/bench-results/upload-<timestamp>.json. Not a pytest module (not named test_*.py).
@@ -596,8 +596,9 @@ def main(argv: list[str] | None = None) -> int:
                 repeat = args.repeat or (5 if len(ds.files) == 1 else 3)
                 tools = [t for t in args.tools if t != "rclone-tuned" or target.tuned_flags()]
                 samples: dict[str, list[Result]] = {tool: [] for tool in tools}
-                for rep in range(repeat):  # interleaved, so drift hits every tool alike
-                    for tool in tools:
+                for rep in range(repeat):  # interleaved, so drift hits every tool alike; the order
+                    # rotates so that no tool always runs first after the previous round's cleanup
+                    for tool in tools[rep % len(tools):] + tools[:rep % len(tools)]:
                         run_no += 1
                         tag = f"r{run_no:03d}-{tool.split('-')[0]}-{secrets.token_hex(3)}"
                         dest = target.fresh(tag)
