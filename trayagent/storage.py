@@ -17,7 +17,8 @@ from urllib.parse import urlparse
 from .config import Config
 from .errors import AuthError
 from .paths import Paths
-from .secrets import get_secret, prefetch_secret as _prefetch, storage_service
+from .secrets import get_secret, storage_service
+from .secrets import prefetch_secret as _prefetch
 
 # backend type -> (user parameter, secret parameter, secret must be obscured)
 _CREDENTIAL_PARAMS: dict[str, tuple[str, str, bool]] = {
