@@ -34,6 +34,7 @@ def test_odd_names_hash_verified(ta: Trayagent, s3_server: S3Server, s3_bucket: 
     files = ta.catalogue_files("run7")
     assert {p: (r["checksum"], r["algorithm"], r["verification"]) for p, r in files.items()} == {
         p: (md5(d), "md5", "hash") for p, d in content.items()}
+    assert "storage backend s3: 8 parallel transfers" in ta.log_text  # transfers = "auto" on an object store
 
 
 def test_200_mb_file(ta: Trayagent, s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> None:
@@ -45,8 +46,9 @@ def test_200_mb_file(ta: Trayagent, s3_server: S3Server, s3_bucket: str, tmp_pat
             chunk = os.urandom(1 << 20)
             digest.update(chunk)
             fh.write(chunk)
-    ta.use_s3(s3_server, s3_bucket)
+    ta.use_s3(s3_server, s3_bucket, transfer={"transfers": 2})
     rc, out = ta.upload_json(str(src), "--dataset", "big", timeout=600)
+    assert "storage backend s3: 2 parallel transfers" in ta.log_text  # a number set is used as it is
     assert rc == 0 and out["bytes"] == 200 << 20, out
     stored = s3_files(s3_server, s3_bucket, "no-proposal/big")
     assert stored["volume.raw"] == {"size": 200 << 20, "md5": digest.hexdigest()}

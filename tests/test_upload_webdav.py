@@ -32,6 +32,7 @@ def test_odd_names_land_byte_identical_and_size_verified(ta: Trayagent, webdav_s
     assert {p: r["checksum"] for p, r in files.items()} == {p: blake3(d) for p, d in content.items()}
     assert {r["verification"] for r in files.values()} == {"size"}  # plain WebDAV reports no hash
     assert (Path(webdav_server.root) / "20260123/run42/ro-crate-metadata.json").exists()
+    assert "storage backend webdav: 4 parallel transfers" in ta.log_text  # transfers = "auto" on WebDAV
 
 
 def test_password_never_in_config_or_log(ta: Trayagent, webdav_server: WebDAVServer, tmp_path: Path) -> None:

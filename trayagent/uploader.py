@@ -132,11 +132,12 @@ class Uploader:
             if self.cfg.transfer.bwlimit:
                 self._daemon.set_bwlimit(self.cfg.transfer.bwlimit)
             remote = self._remote_config(target)
-            backend = str(remote.get("type", "")) or ("local" if target.remote.local else target.remote.backend)
+            named_type = str(remote.get("type", ""))  # "" for on-the-fly remotes and local paths
+            backend = named_type or ("local" if target.remote.local else target.remote.backend)
             transfers = parallel_transfers(self.cfg.transfer.transfers, backend)
             log.info("storage backend %s: %d parallel transfers", backend, transfers)
             transfer = Transfer(self._daemon, target, transfers=transfers, scratch_dir=self.paths.runtime_dir,
-                                backend_type=str(remote.get("type", "")), preset=frozenset(remote))
+                                backend_type=named_type, preset=frozenset(remote))
             t = self.cfg.transfer
             tuning = Tuning(batch_files=t.batch_files, batch_bytes=t.batch_bytes, checksum=t.checksum,
                             retry_max_seconds=float(t.retry_max_seconds), verify_files=4 * t.batch_files)
