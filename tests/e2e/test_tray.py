@@ -81,6 +81,20 @@ def icon_window(desktop: DesktopSession, timeout: float = 30, wm_class: str | No
     return found[0]
 
 
+def settled_icon(desktop: DesktopSession, timeout: float = 10) -> dict[str, Any]:
+    """The docked icon once it lies inside trayer's panel: trayer resizes and moves its panel after an
+    icon docks, so geometry read in between is stale (the icon seen left of the old panel edge)."""
+    found: list[dict[str, Any]] = []
+
+    def inside() -> bool:
+        icon, pan = icon_window(desktop), panel(desktop)
+        found[:] = [icon]
+        return pan["x"] <= icon["x"] < pan["x"] + pan["width"] and icon["y"] < pan["y"] + pan["height"]
+
+    wait_until(inside, timeout, 0.2, "the docked tray icon to lie inside trayer's panel")
+    return found[0]
+
+
 def dominant(desktop: DesktopSession, win: dict[str, Any], name: str) -> tuple[int, int, int]:
     """The most frequent saturated colour of the icon (its disc), from a screenshot."""
     from PIL import Image
@@ -139,9 +153,7 @@ def make_tree(root: Path, files: int) -> Path:
 # -- tests ------------------------------------------------------------------------------------------
 def test_icon_docks_in_the_tray_and_its_menu_pauses_resumes_and_quits(desktop: DesktopSession,
                                                                         tray_agent: AgentProcess) -> None:
-    icon = icon_window(desktop)
-    pan = panel(desktop)
-    assert pan["x"] <= icon["x"] < pan["x"] + pan["width"] and icon["y"] < pan["y"] + pan["height"]
+    icon = settled_icon(desktop)
     tray_agent.wait_log("tray: using the pystray 'gtk' backend")
     tray_agent.wait_log("tray: icon embedded in the system tray")
     assert near(dominant(desktop, icon, "tray-icon-idle.png"), IDLE_BLUE)
