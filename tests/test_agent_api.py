@@ -75,9 +75,18 @@ def test_sync_stop_and_finalize_through_the_api(agent: tuple[subprocess.Popen[st
     answer = api.call("POST", "/api/sync", {"paths": [str(tmp_path / "w")], "dataset": "live"}).json()
     (tmp_path / "w" / "frame1.raw").write_bytes(b"x" * 1000)
     wait_until(lambda: (ta.storage_dir / "no-proposal/live/frame1.raw").exists(), 30, what="sync upload")
-    assert api.call("POST", f"/api/datasets/{answer['dataset_id']}/finalize").status_code == 200
-    wait_until(lambda: api.call("GET", f"/api/datasets/{answer['dataset_id']}").json()["state"] == "complete",
-               30, what="finalized")
+    ds = answer["dataset_id"]
+    started = time.monotonic()  # a wait on a dataset that does not complete ends at its timeout
+    waited = api.call("POST", f"/api/datasets/{ds}/wait", {"timeout": 0.5}).json()
+    assert waited["state"] == "active" and 0.4 < time.monotonic() - started < 5
+    assert api.call("POST", f"/api/datasets/{ds}/wait", {"timeout": "soon"}).status_code == 400
+    assert api.call("POST", "/api/datasets/999999/wait", {"timeout": 0.1}).status_code == 404
+    assert api.call("GET", "/api/datasets/999999").status_code == 404
+    assert api.call("POST", f"/api/datasets/{ds}/finalize").status_code == 200
+    started = time.monotonic()  # ... and one on a dataset that completes ends when it does
+    done = api.call("POST", f"/api/datasets/{ds}/wait", {"timeout": 30}).json()
+    assert done["state"] == "complete" and done["files"]["registered"] == 1
+    assert time.monotonic() - started < 25
     assert (ta.storage_dir / "no-proposal/live/ro-crate-metadata.json").exists()
 
 

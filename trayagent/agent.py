@@ -26,7 +26,7 @@ from .errors import AuthError, ConfigError
 from .lock import ProcessLock
 from .notify import Notifications, PlyerSender, Sender
 from .paths import Paths
-from .queue import State
+from .queue import Dataset, State
 from .rclone import Redactor
 from .uploader import Uploader
 
@@ -51,6 +51,7 @@ class Agent:
         self._stopped = threading.Event()
         self._retry_engine = threading.Event()
         self._rates: dict[int, collections.deque[tuple[float, int]]] = {}
+        self._completions = threading.Condition()  # notified when a dataset completes: ends wait_dataset
         self._started = time.monotonic()
         self.dialog_requests: dict[str, dict[str, Any]] = {}
 
@@ -131,6 +132,8 @@ class Agent:
             if self.uploader.queue.dataset(dataset_id).state == "complete":
                 self.uploader.sessions.pop(dataset_id)
                 self.uploader.queue.update_session(dataset_id, state="finalized")
+        with self._completions:  # first: a CLI waiting for this dataset returns at once
+            self._completions.notify_all()
         self.notes.dataset_complete(outcome.dataset, outcome.files_ok, outcome.files_failed,
                                     outcome.bytes, outcome.seconds)
         self.on_change()
@@ -252,21 +255,34 @@ class Agent:
             return "paused"
         return "syncing" if self.uploader.sessions or self.in_flight() else "idle"
 
+    def wait_dataset(self, dataset_id: int, timeout: float) -> dict[str, Any]:
+        """The dataset's activity entry once it is complete, or after ``timeout`` seconds (at most
+        60): a CLI following its upload hears of the end at once instead of at its next poll."""
+        deadline = time.monotonic() + min(max(timeout, 0.0), 60.0)
+        with self._completions:
+            while (left := deadline - time.monotonic()) > 0 and self.running and \
+                    self.uploader.queue.dataset(dataset_id).state != "complete":
+                self._completions.wait(min(left, 1.0))  # 1 s: a dataset completed by a restart is seen too
+        return self.dataset_entry(dataset_id)
+
+    def dataset_entry(self, dataset_id: int) -> dict[str, Any]:
+        return self._entry(self.uploader.queue.dataset(dataset_id))
+
     def activity(self) -> list[dict[str, Any]]:
+        return [self._entry(d) for d in reversed(self.uploader.queue.datasets()[-20:])]
+
+    def _entry(self, d: Dataset) -> dict[str, Any]:
         q = self.uploader.queue
-        out = []
-        for d in reversed(q.datasets()[-20:]):
-            counts, sizes = q.counts(d.id), q.byte_counts(d.id)
-            total, done = sum(sizes.values()), sizes.get(State.REGISTERED.value, 0)
-            rate = self._rate(d.id)
-            out.append({
-                "id": d.id, "name": d.name, "mode": d.mode, "state": d.state, "storage_path": d.storage_path,
-                "files": counts, "files_total": sum(counts.values()), "bytes_total": total, "bytes_done": done,
-                "rate": rate, "eta": (total - done) / rate if rate > 0 else None,
-                "syncing": d.id in self.uploader.sessions,
-                "recent": [f.relpath for f in q.recent_files(d.id, 8)],
-                "errors": [{"path": f.relpath, "reason": f.last_error} for f in q.files(d.id, State.FAILED)[:50]]})
-        return out
+        counts, sizes = q.counts(d.id), q.byte_counts(d.id)
+        total, done = sum(sizes.values()), sizes.get(State.REGISTERED.value, 0)
+        rate = self._rate(d.id)
+        return {
+            "id": d.id, "name": d.name, "mode": d.mode, "state": d.state, "storage_path": d.storage_path,
+            "files": counts, "files_total": sum(counts.values()), "bytes_total": total, "bytes_done": done,
+            "rate": rate, "eta": (total - done) / rate if rate > 0 else None,
+            "syncing": d.id in self.uploader.sessions,
+            "recent": [f.relpath for f in q.recent_files(d.id, 8)],
+            "errors": [{"path": f.relpath, "reason": f.last_error} for f in q.files(d.id, State.FAILED)[:50]]}
 
     def _rate(self, dataset_id: int) -> float:
         samples = self._rates.get(dataset_id)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .api import ApiError
 from .config import SCHEMA, dump_config, load_config, validate
+from .queue import QueueError
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -45,11 +46,22 @@ def register_routes(agent: Agent) -> None:
 
     @r("GET", r"/api/datasets/(\d+)")
     def dataset(body: dict[str, Any], m: re.Match[str]) -> Any:
+        return agent.dataset_entry(_known(m))
+
+    @r("POST", r"/api/datasets/(\d+)/wait")
+    def wait(body: dict[str, Any], m: re.Match[str]) -> Any:
+        timeout = body.get("timeout", 30)
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+            raise ApiError(400, "timeout must be a number of seconds")
+        return agent.wait_dataset(_known(m), float(timeout))
+
+    def _known(m: re.Match[str]) -> int:
         wanted = int(m.group(1))
-        for d in agent.activity():
-            if d["id"] == wanted:
-                return d
-        raise ApiError(404, f"no dataset {wanted}")
+        try:
+            agent.uploader.queue.dataset(wanted)
+        except QueueError:
+            raise ApiError(404, f"no dataset {wanted}") from None
+        return wanted
 
     @r("POST", "/api/(pause|resume)")
     def pause(body: dict[str, Any], m: re.Match[str]) -> Any:

@@ -30,7 +30,7 @@ from .errors import ConfigError, TrayagentError
 from .logs import setup_logging
 from .paths import Paths, resolve_paths
 from .progressbar import ProgressBar
-from .rclone import Redactor
+from .rclone import RcloneDaemon, Redactor, find_rclone
 from .secrets import delete_secret, set_secret, storage_service
 from .storage import prefetch_secret
 
@@ -184,51 +184,69 @@ def _request_body(args: argparse.Namespace) -> dict[str, Any]:
             "exclude": args.exclude}
 
 
-def _uploader(cfg: Config, paths: Paths, redactor: Redactor) -> Uploader:
+def _uploader(cfg: Config, paths: Paths, redactor: Redactor, daemon: RcloneDaemon | None = None) -> Uploader:
     from .uploader import Uploader
 
-    return Uploader(cfg, paths, redactor)
+    return Uploader(cfg, paths, redactor, daemon)
+
+
+def _launched_rclone(cfg: Config, paths: Paths, redactor: Redactor) -> RcloneDaemon:
+    """rclone, started before the engine is even imported: its ~40 ms start-up overlaps the
+    imports, the keyring read and the scan instead of following them."""
+    daemon = RcloneDaemon(find_rclone(cfg.storage.rclone), paths.ensure().runtime_dir,
+                          cfg.storage.rclone_config, redactor)
+    daemon.launch()
+    return daemon
 
 
 def cmd_upload(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
     client = None if args.dry_run else _agent(paths)
     if client is not None:
         return _upload_via_agent(client, args)
+    daemon = None
     if not args.dry_run:
-        prefetch_secret(cfg)  # the keyring's D-Bus round trips overlap loading the engine
-    with _uploader(cfg, paths, redactor) as up:
-        if not args.dry_run:
-            up.launch_rclone()
-        plan = up.plan(args.paths, dataset=args.dataset, proposal=args.proposal,
-                       description=args.description, investigation_description=args.investigation_description,
-                       include=args.include, exclude=args.exclude)
-        if args.dry_run:
-            return _dry_run(up, plan, args.json)
-        _sigterm_as_interrupt()
-        scan_errors: list[str] = []
-        dataset = up.submit(plan, scan_errors)
-        bar = ProgressBar.for_stream(sys.stderr, enabled=not args.json)
-        outcome = up.run(dataset, bar.update if bar else None)
-        if bar:
-            bar.close()
-        for problem in scan_errors:
-            outcome.failures.append({"path": problem, "reason": "skipped while scanning"})
-        outcome.files_failed += len(scan_errors)
-        _report(outcome.as_dict(), args.json)
-        return EXIT_FAILED if outcome.files_failed else EXIT_OK
+        prefetch_secret(cfg)  # first: the keyring read is the longest step before the first copy
+        daemon = _launched_rclone(cfg, paths, redactor)
+    try:
+        with _uploader(cfg, paths, redactor, daemon) as up:
+            return _upload(up, args)
+    finally:
+        if daemon is not None:  # the uploader stops it; this covers an uploader that failed to open
+            daemon.stop()
+
+
+def _upload(up: Uploader, args: argparse.Namespace) -> int:
+    plan = up.plan(args.paths, dataset=args.dataset, proposal=args.proposal,
+                   description=args.description, investigation_description=args.investigation_description,
+                   include=args.include, exclude=args.exclude)
+    if args.dry_run:
+        return _dry_run(up, plan, args.json)
+    _sigterm_as_interrupt()
+    scan_errors: list[str] = []
+    dataset = up.submit(plan, scan_errors)
+    bar = ProgressBar.for_stream(sys.stderr, enabled=not args.json)
+    outcome = up.run(dataset, bar.update if bar else None)
+    if bar:
+        bar.close()
+    for problem in scan_errors:
+        outcome.failures.append({"path": problem, "reason": "skipped while scanning"})
+    outcome.files_failed += len(scan_errors)
+    _report(outcome.as_dict(), args.json)
+    return EXIT_FAILED if outcome.files_failed else EXIT_OK
 
 
 def _upload_via_agent(client: AgentClient, args: argparse.Namespace) -> int:
-    """The agent owns the queue: hand it the dataset and follow it to the end."""
-    from .engine import Progress
-
+    """The agent owns the queue: hand it the dataset and follow it to the end. The agent answers
+    a wait the moment the dataset completes, or after a while to refresh the progress bar."""
     started = time.monotonic()
     answer = client.post("/api/upload", _request_body(args))
     bar = ProgressBar.for_stream(sys.stderr, enabled=not args.json)
     while True:
-        time.sleep(0.3)
-        d = client.get(f"/api/datasets/{answer['dataset_id']}")
+        d = client.post(f"/api/datasets/{answer['dataset_id']}/wait", {"timeout": 0.5 if bar else 30},
+                        timeout=90)
         if bar:
+            from .engine import Progress
+
             bar.update(Progress(d["name"], d["files"], d["bytes_total"], d["bytes_done"], d["rate"], d["eta"]))
         if d["state"] == "complete":
             break

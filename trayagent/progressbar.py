@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import shutil
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from .engine import Progress
+if TYPE_CHECKING:
+    from .engine import Progress
 
 
 def human_bytes(n: float) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -176,14 +175,8 @@ class Transfer:
             raise RcError("operations/copyfile", 0, self.daemon.redact(str(status.get("error"))))
 
     def put_bytes(self, storage_path: str, name: str, data: bytes) -> None:
-        """Write a small generated file (the manifest) into the dataset folder."""
-        self.scratch_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.scratch_dir) as tmp:
-            (Path(tmp) / name).write_bytes(data)
-            # a direct call, not a polled job: it answers the moment the file is stored
-            self._guard(lambda: self.daemon.call("operations/copyfile", {
-                "srcFs": tmp, "srcRemote": name, "dstFs": self.fs(storage_path), "dstRemote": name,
-                "_config": self._config()}, timeout=600))
+        """Write a small generated file (the manifest) into the dataset folder, straight from memory."""
+        self._guard(lambda: self.daemon.upload(self.fs(storage_path), name, data, self._config()))
 
     # -- reading back ---------------------------------------------------------------------------
     def listing(self, storage_path: str, folders: set[str], hash_type: str | None) -> dict[str, RemoteFile]:

@@ -57,13 +57,16 @@ def make_catalogue(cfg: Config, paths: Paths) -> Catalogue:
 class Uploader:
     """One configured instance of the pipeline. Use as a context manager: it owns rclone."""
 
-    def __init__(self, cfg: Config, paths: Paths, redactor: Redactor | None = None) -> None:
+    def __init__(self, cfg: Config, paths: Paths, redactor: Redactor | None = None,
+                 daemon: RcloneDaemon | None = None) -> None:
+        """``daemon``: an rclone the caller launched before importing the engine (the CLI does, so
+        rclone's ~40 ms start-up overlaps the imports); the uploader owns and stops it."""
         self.cfg = cfg
         self.paths = paths.ensure()
         self.redactor = redactor or Redactor()
         self.queue = Queue(paths.queue_db)
         self.catalogue = make_catalogue(cfg, paths)
-        self._daemon: RcloneDaemon | None = None
+        self._daemon = daemon
         self._target: StorageTarget | None = None
         self._engine: Engine | None = None
         self._locks: dict[int, ProcessLock] = {}

@@ -11,6 +11,10 @@ writes two random data sets once (default 1 GiB as one file and 2,000 x 512 KiB 
 
   trayagent   ``trayagent upload DIR --dataset X --json`` with a fresh TRAYAGENT_HOME (whole command:
               rclone start, checksums, verification, catalogue registration, manifest)
+  trayagent-agent the same command while a headless agent runs on that home (started before the clock,
+              as on a workstation where the tray agent runs all day): the CLI hands the upload to the
+              agent, whose rclone and keyring session are already up, and waits for the end. CPU counts
+              the CLI, the agent and its rclone
   rclone-copy ``rclone copy DIR remote:path --transfers 4`` (rclone's defaults)
   rclone-tuned the same with what trayagent sets on the backend by default (trayagent.storage.TUNING and
               the ``auto`` number of transfers; WebDAV: ``--webdav-pacer-min-sleep 1ms``; S3:
@@ -292,19 +296,48 @@ def check_stored(target: Target, dest: Dest, ds: DataSet, tool: str, partial: in
                            f"expected {want[0]} files, {want[1]} bytes")
 
 
-def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: float) -> Result:
+@contextlib.contextmanager
+def running_agent(ta: Trayagent) -> Iterator[list[int]]:
+    """A headless agent on the run's home, started and settled before the clock starts (as on a
+    workstation where the tray agent runs all day); yields the pids whose CPU is the tool's."""
+    proc = ta.popen("agent", "--headless")
+    try:
+        info = ta.home / "run" / "agent.json"
+        deadline = time.monotonic() + 60
+        while not (info.exists() and list((ta.home / "run").glob(f"rclone-rcd-{proc.pid}.pid"))):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the agent did not start:\n{proc.stderr.read() if proc.stderr else ''}")
+            time.sleep(0.05)
+        time.sleep(1.0)  # its start-up work (resume, first housekeeping) is over
+        rcd = int((ta.home / "run" / f"rclone-rcd-{proc.pid}.pid").read_text())
+        yield [proc.pid, rcd]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+
+
+def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: float,
+                  agent: bool = False) -> Result:
     ta = Trayagent(home)
     target.configure(ta, dest)  # config + `trayagent login storage` (not timed)
     log = home / "logs" / "trayagent.log"
-    log_offset = log.stat().st_size if log.exists() else 0
     dataset_name = f"bench-{dest.tag}"
-    ds.warm()
-    with cpu_meter(target.server_pid) as cpu:
-        t_start = time.time()
-        t0 = time.perf_counter()
-        proc = ta.run("upload", str(ds.path), "--dataset", dataset_name, "--json", timeout=timeout)
-        seconds = time.perf_counter() - t0
-        t_end = time.time()
+    with contextlib.ExitStack() as stack:
+        agent_pids = stack.enter_context(running_agent(ta)) if agent else []
+        log_offset = log.stat().st_size if log.exists() else 0
+        ds.warm()
+        agent_cpu0 = sum(proc_cpu(p) or 0.0 for p in agent_pids)
+        with cpu_meter(target.server_pid) as cpu:
+            t_start = time.time()
+            t0 = time.perf_counter()
+            proc = ta.run("upload", str(ds.path), "--dataset", dataset_name, "--json", timeout=timeout)
+            seconds = time.perf_counter() - t0
+            t_end = time.time()
+        cpu["client"] += sum(proc_cpu(p) or 0.0 for p in agent_pids) - agent_cpu0
     try:
         out = json.loads(proc.stdout)
     except json.JSONDecodeError:
@@ -315,10 +348,11 @@ def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: 
         raise RuntimeError(f"trayagent upload to {target.name}/{ds.name}: exit {proc.returncode}, "
                            f"files_ok={out.get('files_ok')} (want {n}), files_failed={out.get('files_failed')}, "
                            f"failures={out.get('failures')[:5]}\nstderr: {proc.stderr[-2000:]}")
-    check_stored(target, dest, ds, "trayagent")
+    tool = "trayagent-agent" if agent else "trayagent"
+    check_stored(target, dest, ds, tool)
     detail = {"engine_seconds": out.get("seconds"), "storage_path": out.get("storage_path"),
               "phases": log_phases(log, log_offset, t_start, t_end)}
-    return Result(target.name, ds.name, "trayagent", seconds, n, ds.bytes, n, seconds,
+    return Result(target.name, ds.name, tool, seconds, n, ds.bytes, n, seconds,
                   client_cpu=cpu["client"], server_cpu=cpu["server"], detail=detail)
 
 
@@ -420,7 +454,7 @@ def log_phases(log: Path, offset: int, t_start: float, t_end: float) -> dict[str
 # ---------------------------------------------------------------------------------------------------
 
 def print_table(results: list[Result]) -> None:
-    head = (f"{'target':<7} {'data set':<13} {'tool':<12} {'seconds':>8} {'MB/s':>8} {'files/s':>8} "
+    head = (f"{'target':<7} {'data set':<13} {'tool':<15} {'seconds':>8} {'MB/s':>8} {'files/s':>8} "
             f"{'cli CPU':>8} {'srv CPU':>8}  note")
     print(head)
     print("-" * len(head))
@@ -431,7 +465,7 @@ def print_table(results: list[Result]) -> None:
         if r.detail.get("median_of"):
             notes.append("median of " + ", ".join(f"{x:.2f}" for x in r.detail["samples_seconds"]))
         note = "; ".join(notes)
-        print(f"{r.target:<7} {r.dataset:<13} {r.tool:<12} {r.seconds:>8.2f} {r.mb_s:>8.1f} {r.files_s:>8.1f} "
+        print(f"{r.target:<7} {r.dataset:<13} {r.tool:<15} {r.seconds:>8.2f} {r.mb_s:>8.1f} {r.files_s:>8.1f} "
               f"{r.client_cpu:>8.1f} {r.server_cpu:>8.1f}  {note}")
     print("(MB = 10^6 bytes; CPU = user+sys seconds of the tool's processes / the storage server process)")
 
@@ -446,6 +480,9 @@ def ratios(results: list[Result]) -> list[dict[str, Any]]:
                           ("naive-loop", "vs_naive_loop")):
             other = by_tool.get(tool)
             row[key] = round(other.seconds / ta.seconds, 3) if ta and other and ta.seconds else None
+        via_agent, copy = by_tool.get("trayagent-agent"), by_tool.get("rclone-copy")
+        row["agent_vs_rclone_copy"] = (round(copy.seconds / via_agent.seconds, 3)
+                                       if via_agent and copy and via_agent.seconds else None)
         rows.append(row)
     return rows
 
@@ -460,19 +497,20 @@ def keys_order(results: list[Result]) -> list[tuple[str, str]]:
 
 def print_ratios(rows: list[dict[str, Any]]) -> None:
     print("\nSpeed ratios (other tool's seconds / trayagent's seconds; >= 1.0: trayagent at least as fast)")
-    print(f"{'target':<7} {'data set':<13} {'vs rclone-copy':>15} {'vs rclone-tuned':>16} {'vs naive-loop':>14}")
+    print(f"{'target':<7} {'data set':<13} {'vs rclone-copy':>15} {'vs rclone-tuned':>16} {'vs naive-loop':>14}"
+          f" {'agent vs rclone-copy':>21}")
     for row in rows:
-        a, b, c = (f"{row[k]:.2f}" if row[k] is not None else "-"
-                   for k in ("vs_rclone_copy", "vs_rclone_tuned", "vs_naive_loop"))
-        print(f"{row['target']:<7} {row['dataset']:<13} {a:>15} {b:>16} {c:>14}")
+        a, b, c, d = (f"{row[k]:.2f}" if row[k] is not None else "-"
+                      for k in ("vs_rclone_copy", "vs_rclone_tuned", "vs_naive_loop", "agent_vs_rclone_copy"))
+        print(f"{row['target']:<7} {row['dataset']:<13} {a:>15} {b:>16} {c:>14} {d:>21}")
 
 
 def print_phases(results: list[Result]) -> None:
-    rows = [r for r in results if r.tool == "trayagent" and r.detail.get("phases")]
+    rows = [r for r in results if r.tool.startswith("trayagent") and r.detail.get("phases")]
     if not rows:
         return
     print("\ntrayagent timeline (seconds since the command started, from its log):")
-    print(f"{'target':<7} {'data set':<13} {'1st log':>7} {'rcd up':>7} {'catalog':>7} {'1st copy':>8} "
+    print(f"{'target':<7} {'data set':<13} {'tool':<15} {'1st log':>7} {'rcd up':>7} {'catalog':>7} {'1st copy':>8} "
           f"{'last copy':>9} {'complete':>8} {'exit':>6} {'engine':>7}  largest gaps between copies")
     for r in rows:
         p = r.detail["phases"]
@@ -482,7 +520,7 @@ def print_phases(results: list[Result]) -> None:
             return f"{v:>{width}.2f}" if isinstance(v, (int, float)) else f"{'-':>{width}}"
         gaps = ", ".join(f"{g['gap']:.2f}s@{g['after']:.1f}" for g in p.get("largest_copy_gaps", []) if g["gap"] >= 0.3)
         eng = r.detail.get("engine_seconds")
-        print(f"{r.target:<7} {r.dataset:<13} {f('first_log', 7)} {f('rclone_rcd_ready', 7)} "
+        print(f"{r.target:<7} {r.dataset:<13} {r.tool:<15} {f('first_log', 7)} {f('rclone_rcd_ready', 7)} "
               f"{f('dataset_catalogued', 7)} {f('first_copied', 8)} {f('last_copied', 9)} {f('complete', 8)} "
               f"{f('exit', 6)} {eng if eng is not None else '-':>7}  {gaps}")
 
@@ -506,12 +544,15 @@ def startup_probe() -> dict[str, float]:
 # main
 # ---------------------------------------------------------------------------------------------------
 
+TOOLS = ("trayagent", "trayagent-agent", "rclone-copy", "rclone-tuned", "naive-loop")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small data sets (256 MiB, 500 x 512 KiB)")
     p.add_argument("--targets", default="webdav,s3", help="comma-separated: webdav, s3 (default both)")
-    p.add_argument("--tools", default="trayagent,rclone-copy,rclone-tuned,naive-loop",
+    p.add_argument("--tools", default="trayagent,trayagent-agent,rclone-copy,rclone-tuned,naive-loop",
                    help="comma-separated tools to run (rclone-tuned only where trayagent tunes the backend)")
     p.add_argument("--datasets", default="big,many", help="comma-separated: big (one file), many (small files)")
     p.add_argument("--big-mib", type=int, help="size of the single big file in MiB (default 1024; quick 256)")
@@ -531,7 +572,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.datasets = [t.strip().lower() for t in args.datasets.split(",") if t.strip()]
     bad = [t for t in args.targets if t not in ("webdav", "s3")]
     bad += [t for t in args.datasets if t not in ("big", "many")]
-    bad += [t for t in args.tools if t not in ("trayagent", "rclone-copy", "rclone-tuned", "naive-loop")]
+    bad += [t for t in args.tools if t not in TOOLS]
     if bad:
         p.error(f"unknown target/tool: {', '.join(bad)}")
     return args
@@ -600,25 +641,26 @@ def main(argv: list[str] | None = None) -> int:
                     # rotates so that no tool always runs first after the previous round's cleanup
                     for tool in tools[rep % len(tools):] + tools[:rep % len(tools)]:
                         run_no += 1
-                        tag = f"r{run_no:03d}-{tool.split('-')[0]}-{secrets.token_hex(3)}"
+                        tag = f"r{run_no:03d}-{tool[:6]}-{secrets.token_hex(3)}"
                         dest = target.fresh(tag)
                         try:
                             os.sync()  # previous run's writes must not slow this one down
-                            if tool == "trayagent":
-                                r = run_trayagent(target, ds, dest, homes / tag, args.timeout)
+                            if tool in ("trayagent", "trayagent-agent"):
+                                r = run_trayagent(target, ds, dest, homes / tag, args.timeout,
+                                                  agent=tool == "trayagent-agent")
                             elif tool in ("rclone-copy", "rclone-tuned"):
                                 r = run_rclone_copy(target, ds, dest, args.timeout, tuned=tool == "rclone-tuned")
                             else:
                                 r = run_naive(target, ds, dest, args.naive_limit, args.timeout)
                         finally:
                             target.cleanup(dest)
-                        if tool == "trayagent":
+                        if tool.startswith("trayagent"):
                             shutil.copy(homes / tag / "logs" / "trayagent.log",
-                                        base / f"trayagent-{target.name}-{ds.name}-{rep}.log")
+                                        base / f"{tool}-{target.name}-{ds.name}-{rep}.log")
                             shutil.rmtree(homes / tag, ignore_errors=True)
                         extra = (f" (first {r.measured_files} files in {r.measured_seconds:.1f} s, extrapolated)"
                                  if r.extrapolated else "")
-                        print(f"  {target.name:<6} {ds.name:<13} {tool:<12} {r.seconds:8.2f} s "
+                        print(f"  {target.name:<6} {ds.name:<13} {tool:<15} {r.seconds:8.2f} s "
                               f"{r.mb_s:8.1f} MB/s{extra}", flush=True)
                         samples[tool].append(r)
                 results += [median_result(samples[tool]) for tool in tools]
