@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -66,6 +67,25 @@ def test_cli_talks_to_the_running_agent(agent: tuple[subprocess.Popen[str], Api]
     assert [d["name"] for d in status["activity"]] == ["via-agent"]
     second = ta.run("agent", "--headless", timeout=30)
     assert second.returncode == 0 and "already running" in second.stderr
+
+
+def test_sigterm_stops_the_headless_agent_cleanly(agent: tuple[subprocess.Popen[str], Api], ta: Trayagent,
+                                                 tmp_path: Path) -> None:
+    """systemd and the desktop session stop the agent with SIGTERM: it must end at once, cleanly,
+    even though the main thread only waits (a signal may be delivered to any of its threads)."""
+    proc, _ = agent
+    make_tree(tmp_path / "d", ["a.dat"])
+    rc, _out = ta.upload_json(str(tmp_path / "d"), "--dataset", "before-stop")
+    assert rc == 0
+    for _ in range(3):  # the kernel picks the thread; a few signals make a lost one likely to show
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(10) == 0
+            break
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the agent ignored SIGTERM for {time.monotonic() - started:.0f} s")
+    assert not (ta.home / "run" / "agent.json").exists()  # its API is closed and announced as such
 
 
 def test_sync_stop_and_finalize_through_the_api(agent: tuple[subprocess.Popen[str], Api], ta: Trayagent,

@@ -48,7 +48,9 @@ class Agent:
         self.login_needed = False           # the catalogue session expired: tray shows logged-out
         self.on_change: Callable[[], None] = lambda: None  # the tray refreshes its icon and menu
         self._lock = ProcessLock(paths.runtime_dir / "agent.lock")
-        self._stopped = threading.Event()
+        self._stopped = threading.Event()   # stop requested: the loops end
+        self._closed = threading.Event()    # stop done: wait() returns
+        self._stop_lock = threading.Lock()
         self._retry_engine = threading.Event()
         self._rates: dict[int, collections.deque[tuple[float, int]]] = {}
         self._completions = threading.Condition()  # notified when a dataset completes: ends wait_dataset
@@ -75,17 +77,25 @@ class Agent:
         log.info("agent %s started (pid lock %s)", __version__, self._lock.path)
 
     def stop(self) -> None:
-        """Clean stop: watching ends, the batch in flight finishes, queued work stays queued."""
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
-        self.uploader.stop_syncs()
-        self.server.stop()
-        self.uploader.close()
-        self._lock.release()
+        """Clean stop: watching ends, the batch in flight finishes, queued work stays queued.
+        Returns once all is closed, also to a second caller (a signal handler's thread and the
+        tray can both ask): whoever then ends the process cuts nothing short."""
+        with self._stop_lock:
+            if self._closed.is_set():
+                return
+            self._stopped.set()
+            self.uploader.stop_syncs()
+            self.server.stop()
+            self.uploader.close()
+            self._lock.release()
+            self._closed.set()
 
     def wait(self) -> None:
-        self._stopped.wait()
+        """Block until stopped and closed. In slices: a signal that the kernel delivers to another
+        thread runs its Python handler (SIGTERM -> stop) only once the main thread runs again, which
+        an untimed wait never does (seen: a headless agent ignoring SIGTERM)."""
+        while not self._closed.wait(0.5):
+            pass
 
     @property
     def running(self) -> bool:
