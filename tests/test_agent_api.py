@@ -16,7 +16,7 @@ import requests
 from agentctl import Trayagent
 from datagen import make_tree, tree_of
 from scicat_server import ScicatServer
-from waiting import wait_until
+from waiting import stop_process, wait_until
 
 
 class Api:
@@ -38,11 +38,7 @@ def agent(ta: Trayagent) -> Iterator[tuple[subprocess.Popen[str], Api]]:
         wait_until(lambda: (ta.home / "run" / "agent.json").exists(), 30, what="the agent's API")
         yield proc, Api(ta.home)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 20)
 
 
 def test_token_host_and_origin_are_enforced(agent: tuple[subprocess.Popen[str], Api], ta: Trayagent) -> None:

@@ -67,6 +67,7 @@ from servers import (
     rclone_binary,
     run_rclone,
 )
+from waiting import stop_process
 
 from trayagent.storage import TUNING, parallel_transfers
 
@@ -312,12 +313,7 @@ def running_agent(ta: Trayagent) -> Iterator[list[int]]:
         rcd = int((ta.home / "run" / f"rclone-rcd-{proc.pid}.pid").read_text())
         yield [proc.pid, rcd]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
+        stop_process(proc, 30)
 
 
 def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: float,

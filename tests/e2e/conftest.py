@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 from agentctl import Trayagent
-from waiting import wait_for
+from waiting import stop_process, wait_for
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = os.environ.get("TRAYAGENT_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -217,9 +217,4 @@ def xvfb() -> Iterator[Display]:
                 number += chunk
         yield Display(f":{int(number)}", proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
