@@ -126,6 +126,27 @@ def test_pause_resume_and_retry(agent: tuple[subprocess.Popen[str], Api], ta: Tr
     assert (ta.storage_dir / "no-proposal/p/later.dat").read_bytes() == b"now here"
 
 
+def test_cli_says_so_when_the_agent_dies_under_it(ta: Trayagent, tmp_path: Path) -> None:
+    """The CLI follows its upload through the agent; if the agent is killed meanwhile, the CLI ends
+    with a message and what to do, not a traceback, and a rerun finishes the upload on its own."""
+    ta.write_config({"transfer": {"bwlimit": "300k"}})
+    content = make_tree(tmp_path / "d", ["a.dat", "b.dat"], size=400_000)
+    agent_proc = ta.popen("agent", "--headless")
+    try:
+        wait_until(lambda: (ta.home / "run" / "agent.json").exists(), 30, what="the agent's API")
+        cli = ta.popen("upload", str(tmp_path / "d"), "--dataset", "orphaned", "--json")
+        wait_until(lambda: "orphaned" in ta.log_text, 30, what="the agent to take the upload")
+        agent_proc.kill()
+        _, err = cli.communicate(timeout=60)
+    finally:
+        stop_process(agent_proc, 10)
+    assert cli.returncode == 1
+    assert "the agent is not answering" in err and "Traceback" not in err
+    rc, out = ta.upload_json(str(tmp_path / "d"), "--dataset", "orphaned", timeout=120)
+    assert rc == 0 and out["files_ok"] == 2
+    assert tree_of(ta.storage_dir / "no-proposal" / "orphaned") == content
+
+
 def test_login_route_with_scicat(ta: Trayagent, scicat: ScicatServer) -> None:
     ta.write_config({"catalogue": {"kind": "scicat", "url": scicat.url}})
     proc = subprocess.Popen([sys.executable, "-m", "trayagent.cli", "agent", "--headless"], env=ta.env(),

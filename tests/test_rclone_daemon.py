@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from waiting import stop_process, wait_until
 
 from trayagent.errors import StorageError
 from trayagent.rclone import RcError, RcloneDaemon, find_rclone
@@ -64,3 +67,23 @@ def test_bytes_are_uploaded_from_memory_without_a_scratch_file(tmp_path: Path) -
             daemon.upload(str(tmp_path / "a-file" / "sub"), "x.json", small, {})
     finally:
         daemon.stop()
+
+
+def test_an_idle_rclone_dies_with_its_killed_owner(tmp_path: Path) -> None:
+    """kill -9 of the process that owns rclone ends rclone too, even when rclone has nothing to
+    write (a busy one would also die of its broken log pipe): PR_SET_PDEATHSIG, set in the child
+    between fork and exec from a function looked up beforehand."""
+    code = ("import sys, time\nfrom pathlib import Path\nfrom trayagent.rclone import RcloneDaemon, find_rclone\n"
+            "d = RcloneDaemon(find_rclone(), Path(sys.argv[1]))\nd.launch()\nd.call('core/version')\n"
+            "print(d.pid, flush=True)\ntime.sleep(600)\n")
+    owner = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        rcd = int(owner.stdout.readline())
+        assert b"rclone" in Path(f"/proc/{rcd}/cmdline").read_bytes()
+        owner.kill()
+        owner.wait(10)
+        wait_until(lambda: not Path(f"/proc/{rcd}").exists()
+                   or b"rclone" not in Path(f"/proc/{rcd}/cmdline").read_bytes(), 10, what="rclone to end")
+    finally:
+        stop_process(owner, 5)

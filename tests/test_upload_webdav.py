@@ -114,8 +114,12 @@ def test_kill_9_mid_upload_then_rerun(ta: Trayagent, webdav_server: WebDAVServer
     args = ("upload", str(tmp_path / "d"), "--dataset", "killed", "--proposal", "p")
     proc = ta.popen(*args)
     wait_until(lambda: 5 <= ta.files_sent() < 30, 60, what="mid-upload")
+    rcd = int((ta.home / "run" / f"rclone-rcd-{proc.pid}.pid").read_text())
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
+    # its rclone dies with it: no orphan keeps uploading (the idle case: test_rclone_daemon)
+    wait_until(lambda: not Path(f"/proc/{rcd}").exists() or b"rclone" not in Path(f"/proc/{rcd}/cmdline")
+               .read_bytes(), 10, what="the killed upload's rclone to end")
     states = ta.queue_states()
     assert states.get("registered", 0) < 30, states
     rc, out = ta.upload_json(*args[1:], timeout=300)

@@ -2,12 +2,12 @@
 
 The stdlib ``http.client`` rather than requests: the agent listens on loopback only, so proxies,
 redirects and TLS never apply, and a CLI run forwarded to the agent does not pay ~60 ms to import
-requests before its upload can start.
+requests before its upload can start. Imported on first request: a run with no agent starts rclone
+before it (see rclone._http_client).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,8 @@ class AgentClient:
     def _request(self, method: str, path: str, body: bytes | None, timeout: float) -> Any:
         """One request on its own connection (a few hundred microseconds on loopback): no shared
         state, so dialog threads and the CLI can use one client freely."""
+        import http.client
+
         conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
         headers = {"Authorization": f"Bearer {self._token}", "Host": f"{self._host}:{self._port}"}
         if body is not None:
