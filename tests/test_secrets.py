@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets as pysecrets
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
+
+from trayagent import secretservice
 from trayagent.secrets import delete_secret, get_secret, prefetch_secret, set_secret
 
 
@@ -24,3 +32,74 @@ def test_prefetching_a_missing_secret_gives_none() -> None:
     service = f"trayagent:test:{pysecrets.token_hex(4)}"
     prefetch_secret(service, "nobody")
     assert get_secret(service, "nobody") is None
+
+
+# -- the direct Secret Service path (trayagent.secretservice) and keyring see the same entries ----------
+
+
+def test_the_secret_service_path_is_taken_here() -> None:
+    """The session keyring is what keyring itself would use: trayagent talks to it directly."""
+    assert secretservice.applies()
+
+
+def test_a_secret_stored_by_keyring_is_read_by_trayagent_and_the_other_way_round() -> None:
+    import keyring
+
+    service = f"trayagent:test:{pysecrets.token_hex(4)}"
+    keyring.set_password(service, "ann", "from-keyring")
+    try:
+        assert secretservice.read(service, "ann") == "from-keyring"
+        set_secret(service, "ann", "from-trayagent")  # replaces keyring's item, no second entry
+        assert keyring.get_password(service, "ann") == "from-trayagent"
+        assert delete_secret(service, "ann") is True
+        assert keyring.get_password(service, "ann") is None
+        assert delete_secret(service, "ann") is False
+    finally:
+        with contextlib.suppress(Exception):
+            keyring.delete_password(service, "ann")
+
+
+def test_trayagent_writes_the_item_keyring_writes() -> None:
+    """Same attributes and label as keyring's SecretService backend, so its tools list it too."""
+    import secretstorage
+
+    service = f"trayagent:test:{pysecrets.token_hex(4)}"
+    set_secret(service, "ann", "pw")
+    try:
+        with contextlib.closing(secretstorage.dbus_init()) as bus:
+            items = list(secretstorage.get_default_collection(bus).search_items({"service": service}))
+            assert len(items) == 1
+            assert items[0].get_attributes() == {"service": service, "username": "ann",
+                                                 "application": "Python keyring library"}
+            assert items[0].get_label() == f"Password for 'ann' on '{service}'"
+    finally:
+        delete_secret(service, "ann")
+
+
+@pytest.mark.parametrize("setting", ["backend", "property", "config-file"])
+def test_keyring_configured_otherwise_is_left_to_keyring(setting: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert secretservice.applies()
+    if setting == "backend":
+        monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    elif setting == "property":
+        monkeypatch.setenv("KEYRING_PROPERTY_SCHEME", "KeePassXC")
+    else:
+        (tmp_path / "python_keyring").mkdir()
+        (tmp_path / "python_keyring" / "keyringrc.cfg").write_text("[backend]\ndefault-keyring=x.Y\n")
+    assert not secretservice.applies()
+
+
+def test_no_session_bus_says_what_to_do() -> None:
+    """Without a reachable Secret Service the message names the keyring, for reads and writes."""
+    code = ("from trayagent.secrets import get_secret, set_secret\n"
+            "for call in (lambda: get_secret('s', 'a'), lambda: set_secret('s', 'a', 'x')):\n"
+            "    try:\n        call()\n    except Exception as exc:\n"
+            "        print(type(exc).__name__, str(exc).splitlines()[0])\n")
+    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                         check=False)
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2, out.stderr
+    assert all(line.startswith("AuthError The OS keyring is not available") for line in lines), lines

@@ -114,6 +114,23 @@ def test_status_lists_datasets(ta: Trayagent, tmp_path: Path) -> None:
     assert d["name"] == "s1" and d["state"] == "complete" and d["files"]["registered"] == 1
 
 
+def test_upload_ends_without_a_checkpoint_and_the_next_command_reads_its_wal(ta: Trayagent,
+                                                                              tmp_path: Path) -> None:
+    """`trayagent upload` skips SQLite's close-time checkpoint (its fsync waits for the disk to
+    take whatever else was just written): the commits are in the WAL, and the next run reads them."""
+    make_tree(tmp_path / "d", ["a.dat", "b.dat"])
+    ta.run("upload", str(tmp_path / "d"), "--dataset", "w1", check=True)
+    for name in ("queue.sqlite-wal", "catalogue.sqlite-wal"):
+        wal = ta.home / "data" / name
+        assert wal.exists() and wal.stat().st_size > 0, name
+    [d] = json.loads(ta.run("status", "--json", check=True).stdout)["datasets"]
+    assert d["state"] == "complete" and d["files"]["registered"] == 2
+    assert set(ta.catalogue_files("w1")) == {"a.dat", "b.dat"}
+    rc, out = ta.upload_json(str(tmp_path / "d"), "--dataset", "w1")  # the same upload again: nothing to send
+    assert rc == 0 and out["files_failed"] == 0
+    assert len(ta.catalogue_datasets()) == 1 and ta.log_text.count("a.dat: Copied") == 1
+
+
 def test_rclone_killed_mid_upload_is_restarted(ta: Trayagent, tmp_path: Path) -> None:
     import os
     import signal

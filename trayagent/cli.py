@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from . import __version__, sqlitedb
 from .client import AgentClient
 from .config import Config, load_config, reference_markdown
 from .errors import ConfigError, TrayagentError
@@ -41,7 +41,8 @@ log = logging.getLogger("trayagent.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Commands that close everything they open (queue, catalogue, rclone, threads) before they return:
-# the console script ends them without the interpreter's teardown of a few hundred modules.
+# the console script ends them without the interpreter's teardown of a few hundred modules, and
+# without SQLite's close-time checkpoint (see sqlitedb).
 _FAST_EXIT = frozenset({"upload", "status", "resume", "login", "logout", "config"})
 
 
@@ -142,6 +143,8 @@ def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
     paths = resolve_paths()
     redactor = Redactor()
     setup_logging(paths.log_file, redactor, verbose=getattr(args, "verbose", False))
+    if fast_exit and args.command in _FAST_EXIT:
+        sqlitedb.end_without_checkpoint()
     try:
         cfg = load_config(paths, getattr(args, "config", None))
         code = int(_COMMANDS[args.command](args, cfg, paths, redactor))

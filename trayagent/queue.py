@@ -27,6 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from . import sqlitedb
 from .errors import TrayagentError
 
 
@@ -167,7 +168,7 @@ class Queue:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            sqlitedb.close(self._db)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -6,14 +6,20 @@ One keyring entry per (service, account): service names are ``trayagent:storage:
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from types import ModuleType
+from typing import Literal, TypeVar
 
+from . import secretservice
 from .errors import AuthError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def storage_service(remote: str) -> str:
@@ -33,11 +39,26 @@ def _unavailable(exc: Exception) -> AuthError:
 
 def _keyring() -> ModuleType:
     """Imported on first use (it loads its backends' entry points): a CLI run against the
-    embedded default never needs it, and an upload reads it while rclone starts."""
+    embedded default never needs it, and on Linux the Secret Service is usually spoken to directly."""
     import keyring
     import keyring.errors
 
     return keyring
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """Whatever the store fails with becomes one message that says what to do."""
+    try:
+        yield
+    except secretservice.SecretServiceError as exc:
+        raise _unavailable(exc) from exc
+    except (RuntimeError, OSError) as exc:  # keyring: no viable backend, or its session bus is gone
+        raise _unavailable(exc) from exc
+    except Exception as exc:
+        if isinstance(exc, _keyring().errors.KeyringError):
+            raise _unavailable(exc) from exc
+        raise
 
 
 _prefetched: dict[tuple[str, str], Future[str | None]] = {}
@@ -47,8 +68,8 @@ _prefetch_lock = threading.Lock()
 def prefetch_secret(service: str, account: str) -> None:
     """Start reading a secret in a background thread; the next ``get_secret`` of it collects it.
 
-    Reading costs an upload ~50 ms (importing keyring, detecting its backend, D-Bus round trips to
-    the Secret Service); started early, the round trips overlap the caller's own start-up."""
+    Reading costs ~40 ms (imports, D-Bus round trips, the session's key exchange; about twice
+    that through keyring, see secretservice); started early, it overlaps the caller's start-up."""
     key = (service, account)
     with _prefetch_lock:
         if key in _prefetched:
@@ -72,31 +93,44 @@ def get_secret(service: str, account: str) -> str | None:
     return future.result() if future is not None else _read(service, account)
 
 
-def _read(service: str, account: str) -> str | None:
-    keyring = _keyring()
-    try:
-        return keyring.get_password(service, account)
-    except keyring.errors.KeyringError as exc:
-        raise _unavailable(exc) from exc
-
-
 def set_secret(service: str, account: str, secret: str) -> None:
-    keyring = _keyring()
-    try:
-        keyring.set_password(service, account, secret)
-    except keyring.errors.KeyringError as exc:
-        raise _unavailable(exc) from exc
+    with _store_errors():
+        if _direct(secretservice.write, service, account, secret) is _Ask.KEYRING:
+            _keyring().set_password(service, account, secret)
     log.info("stored a secret in the keyring for %s (account %s)", service, account)
 
 
 def delete_secret(service: str, account: str) -> bool:
     """Remove the entry; False when there was none."""
-    keyring = _keyring()
+    with _store_errors():
+        removed = _direct(secretservice.remove, service, account)
+        if removed is _Ask.KEYRING:
+            keyring = _keyring()
+            try:
+                keyring.delete_password(service, account)
+                removed = True
+            except keyring.errors.PasswordDeleteError:
+                removed = False
+    if removed:
+        log.info("removed the keyring secret for %s (account %s)", service, account)
+    return removed
+
+
+def _read(service: str, account: str) -> str | None:
+    with _store_errors():
+        found = _direct(secretservice.read, service, account)
+        return _keyring().get_password(service, account) if found is _Ask.KEYRING else found
+
+
+class _Ask(enum.Enum):
+    KEYRING = "keyring"
+
+
+def _direct(op: Callable[..., T], *args: str) -> T | Literal[_Ask.KEYRING]:
+    """``op`` on the Secret Service when keyring would use it, else ``_Ask.KEYRING``."""
+    if not secretservice.applies():
+        return _Ask.KEYRING
     try:
-        keyring.delete_password(service, account)
-    except keyring.errors.PasswordDeleteError:
-        return False
-    except keyring.errors.KeyringError as exc:
-        raise _unavailable(exc) from exc
-    log.info("removed the keyring secret for %s (account %s)", service, account)
-    return True
+        return op(*args)
+    except secretservice.Unavailable:
+        return _Ask.KEYRING

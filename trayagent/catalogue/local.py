@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .. import sqlitedb
 from ..errors import CatalogueError
 from .base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 
@@ -145,7 +146,7 @@ class LocalCatalogue(Catalogue):
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            sqlitedb.close(self._conn)
 
     def __enter__(self) -> LocalCatalogue:
         return self

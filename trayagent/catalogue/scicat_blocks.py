@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import sqlitedb
 from .base import FileRecord
 
 MAX_FILES_PER_BLOCK = 20_000  # PSI's ingestor limit; keeps blocks readable in the web UI
@@ -100,7 +101,7 @@ class BlockIndex:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            sqlitedb.close(self._conn)
 
     def _write(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
         with self._lock:
