@@ -41,12 +41,16 @@ def applies() -> bool:
         return False
     if any(k.startswith("KEYRING_PROPERTY_") for k in os.environ):
         return False
-    return not _keyring_config_file().exists()
+    config = _keyring_config_file()
+    return config is not None and not config.exists()
 
 
-def _keyring_config_file() -> Path:
-    """keyring's own config file on Linux (its ``platform_.config_root``)."""
-    root = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+def _keyring_config_file() -> Path | None:
+    """keyring's own config file on Linux (its ``platform_.config_root``); None: no home to find it in."""
+    try:
+        root = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    except RuntimeError:
+        return None
     return Path(root, "python_keyring", "keyringrc.cfg")
 
 
