@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from agentctl import Trayagent
+from servers import WebDAVServer
 
 from trayagent import secretservice
 from trayagent.secrets import delete_secret, get_secret, prefetch_secret, set_secret
@@ -103,3 +105,19 @@ def test_no_session_bus_says_what_to_do() -> None:
     lines = out.stdout.splitlines()
     assert len(lines) == 2, out.stderr
     assert all(line.startswith("AuthError The OS keyring is not available") for line in lines), lines
+
+
+def test_commands_without_a_keyring_say_what_to_do(ta: Trayagent, webdav_server: WebDAVServer,
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`login storage` and an upload that needs the stored password: exit 2 and the message, no traceback."""
+    ta.use_webdav(webdav_server)  # stored while the keyring is there
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.dat").write_bytes(b"x")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")  # ta.env() copies os.environ
+    for args, stdin in ((("login", "storage", "--password-stdin"), "pw\n"),
+                        (("upload", str(tmp_path / "d"), "--dataset", "nokeyring"), None)):
+        proc = ta.run(*args, input=stdin)
+        assert proc.returncode == 2, proc.stderr
+        assert "The OS keyring is not available" in proc.stderr and "unlock the keyring" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not ta.catalogue_datasets()

@@ -94,8 +94,8 @@ class Agent:
         """Block until stopped and closed. In slices: a signal that the kernel delivers to another
         thread runs its Python handler (SIGTERM -> stop) only once the main thread runs again, which
         an untimed wait never does (seen: a headless agent ignoring SIGTERM)."""
-        while not self._closed.wait(0.5):
-            pass
+        while not self._closed.is_set():
+            self._closed.wait(0.5)
 
     @property
     def running(self) -> bool:

@@ -30,9 +30,9 @@ from .errors import ConfigError, TrayagentError
 from .logs import setup_logging
 from .paths import Paths, resolve_paths
 from .progressbar import ProgressBar
-from .rclone import RcloneDaemon, Redactor, find_rclone
+from .rclone import RcloneDaemon, Redactor
 from .secrets import delete_secret, set_secret, storage_service
-from .storage import prefetch_secret
+from .storage import launch_rclone, prefetch_secret
 
 if TYPE_CHECKING:  # imported by the commands that use them, after an upload has set rclone going
     from .uploader import Uploader
@@ -193,15 +193,6 @@ def _uploader(cfg: Config, paths: Paths, redactor: Redactor, daemon: RcloneDaemo
     return Uploader(cfg, paths, redactor, daemon)
 
 
-def _launched_rclone(cfg: Config, paths: Paths, redactor: Redactor) -> RcloneDaemon:
-    """rclone, started before the engine is even imported: its ~40 ms start-up overlaps the
-    imports, the keyring read and the scan instead of following them."""
-    daemon = RcloneDaemon(find_rclone(cfg.storage.rclone), paths.ensure().runtime_dir,
-                          cfg.storage.rclone_config, redactor)
-    daemon.launch()
-    return daemon
-
-
 def cmd_upload(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
     client = None if args.dry_run else _agent(paths)
     if client is not None:
@@ -209,7 +200,7 @@ def cmd_upload(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
     daemon = None
     if not args.dry_run:
         prefetch_secret(cfg)  # first: the keyring read is the longest step before the first copy
-        daemon = _launched_rclone(cfg, paths, redactor)
+        daemon = launch_rclone(cfg, paths, redactor)  # before the engine is even imported
     try:
         with _uploader(cfg, paths, redactor, daemon) as up:
             return _upload(up, args)

@@ -54,7 +54,7 @@ class AgentClient:
         import http.client
 
         conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
-        headers = {"Authorization": f"Bearer {self._token}", "Host": f"{self._host}:{self._port}"}
+        headers = {"Authorization": f"Bearer {self._token}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:

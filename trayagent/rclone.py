@@ -367,9 +367,10 @@ def _http_client() -> ModuleType:
 
 
 class _LoopbackHttp:
-    """JSON POSTs to rclone's loopback rc server over kept-alive connections, one per thread
-    (``http.client`` connections are not thread-safe). The stdlib keeps a CLI run from paying
-    ~60 ms to import requests, and the rc server never needs proxies, cookies or redirects."""
+    """POSTs (JSON, or a multipart upload) to rclone's loopback rc server over kept-alive
+    connections, one per thread (``http.client`` connections are not thread-safe). The stdlib
+    keeps a CLI run from paying ~60 ms to import requests, and the rc server never needs
+    proxies, cookies or redirects."""
 
     def __init__(self) -> None:
         self._local = threading.local()

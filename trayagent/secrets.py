@@ -33,7 +33,7 @@ def catalogue_service(url: str) -> str:
 def _unavailable(exc: Exception) -> AuthError:
     return AuthError(
         f"The OS keyring is not available ({exc}).",
-        "Start a keyring service (GNOME Keyring, KWallet, Windows Credential Manager) and log in again.",
+        "Start or unlock the keyring (GNOME Keyring, KWallet, Windows Credential Manager), then log in again.",
     )
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from .config import Config
 from .errors import AuthError
 from .paths import Paths
+from .rclone import RcloneDaemon, Redactor, find_rclone
 from .secrets import get_secret, storage_service
 from .secrets import prefetch_secret as _prefetch
 
@@ -138,6 +139,15 @@ class StorageTarget:
                 value = obscure(self.secret) if must_obscure else self.secret
                 extra.append(f"{secret_key}='{value}'")
         return f"{head}{',' if extra else ''}{','.join(extra)}:{path}"
+
+
+def launch_rclone(cfg: Config, paths: Paths, redactor: Redactor) -> RcloneDaemon:
+    """The configured rclone, started without waiting for it (the first rc call waits): it starts
+    up while the caller imports the engine, reads the keyring and scans the folders."""
+    daemon = RcloneDaemon(find_rclone(cfg.storage.rclone), paths.ensure().runtime_dir,
+                          cfg.storage.rclone_config, redactor)
+    daemon.launch()
+    return daemon
 
 
 def prefetch_secret(cfg: Config) -> None:

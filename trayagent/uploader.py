@@ -24,9 +24,9 @@ from .lock import Busy, ProcessLock
 from .naming import render_root
 from .paths import Paths
 from .queue import Dataset, Queue, State
-from .rclone import RcError, RcloneDaemon, Redactor, find_rclone
+from .rclone import RcError, RcloneDaemon, Redactor
 from .scan import Filters, Source, plan_sources, scan
-from .storage import StorageTarget, parallel_transfers, storage_target
+from .storage import StorageTarget, launch_rclone, parallel_transfers, storage_target
 from .transfer import Transfer
 
 if TYPE_CHECKING:  # sync pulls in watchdog: imported where a session starts, not for every upload
@@ -149,12 +149,8 @@ class Uploader:
         return self._engine
 
     def launch_rclone(self) -> None:
-        """Start rclone now without waiting for it: it starts up while the caller reads the
-        keyring and scans the folders (the first rc call waits)."""
         if self._daemon is None:
-            self._daemon = RcloneDaemon(find_rclone(self.cfg.storage.rclone), self.paths.runtime_dir,
-                                        self.cfg.storage.rclone_config, self.redactor)
-            self._daemon.launch()
+            self._daemon = launch_rclone(self.cfg, self.paths, self.redactor)
 
     def _remote_config(self, target: StorageTarget) -> dict[str, Any]:
         """A named remote's rclone config: its type (webdav, s3...) decides how credentials are
