@@ -11,11 +11,12 @@ import os
 import sqlite3
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from servers import S3Server, WebDAVServer
+from waiting import stop_process
 
 from trayagent.config import toml_value
 
@@ -23,6 +24,14 @@ from trayagent.config import toml_value
 @dataclass
 class Trayagent:
     home: Path
+    _started: list[subprocess.Popen[str]] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        """Stop what ``popen`` started and is still running: a test that failed half-way must not
+        leave an upload retrying against a server it stopped (its home is deleted later)."""
+        for proc in self._started:
+            if proc.poll() is None:
+                stop_process(proc, 10)
 
     @property
     def storage_dir(self) -> Path:
@@ -66,8 +75,10 @@ class Trayagent:
             raise AssertionError(f"no JSON from upload (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "trayagent.cli", *args], text=True,
+        proc = subprocess.Popen([sys.executable, "-m", "trayagent.cli", *args], text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+        self._started.append(proc)
+        return proc
 
     # -- reading state back -------------------------------------------------------------------
     def catalogue_files(self, dataset: str) -> dict[str, dict[str, Any]]:

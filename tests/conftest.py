@@ -88,9 +88,11 @@ from agentctl import Trayagent
 
 
 @pytest.fixture
-def ta(ta_home: Path) -> Trayagent:
+def ta(ta_home: Path) -> Iterator[Trayagent]:
     """A private trayagent installation driven through its real CLI."""
-    return Trayagent(ta_home)
+    agent = Trayagent(ta_home)
+    yield agent
+    agent.close()
 
 
 # ------------------------------------------------------------------------------------------------------

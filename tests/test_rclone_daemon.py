@@ -87,3 +87,18 @@ def test_an_idle_rclone_dies_with_its_killed_owner(tmp_path: Path) -> None:
                    or b"rclone" not in Path(f"/proc/{rcd}/cmdline").read_bytes(), 10, what="rclone to end")
     finally:
         stop_process(owner, 5)
+
+
+def test_a_process_about_to_exit_signals_rclone_without_waiting(tmp_path: Path) -> None:
+    """At the end of a short command (os._exit next) `stop` signals rclone and returns; rclone
+    then ends on its own. In a subprocess: the switch holds for the rest of its process."""
+    code = ("import sys, time\nfrom pathlib import Path\nfrom trayagent import rclone\n"
+            "d = rclone.RcloneDaemon(rclone.find_rclone(), Path(sys.argv[1]))\nd.call('core/version')\n"
+            "waited = d._proc\nd.stop()\nprint('waited', waited.returncode is not None)\n"
+            "rclone.end_without_waiting()\nd.call('core/version')\nleft = d._proc\nd.stop()\n"
+            "print('left', left.returncode is None)\n"
+            "print('ended', left.wait(10) is not None)\n"
+            "print('files', sorted(p.name for p in Path(sys.argv[1]).iterdir()))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.stdout.splitlines() == ["waited True", "left True", "ended True", "files []"], out.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from agentctl import Trayagent
-from servers import WebDAVServer
+from servers import SessionKeyring, WebDAVServer
 
 from trayagent import secretservice
 from trayagent.secrets import delete_secret, get_secret, prefetch_secret, set_secret
@@ -121,3 +121,36 @@ def test_commands_without_a_keyring_say_what_to_do(ta: Trayagent, webdav_server:
         assert "The OS keyring is not available" in proc.stderr and "unlock the keyring" in proc.stderr
         assert "Traceback" not in proc.stderr
     assert not ta.catalogue_datasets()
+
+
+def test_a_read_is_one_short_exchange_without_cryptography() -> None:
+    """On the path to the first byte: an unlocked keyring is read over a plain session (see
+    secretservice), without importing secretstorage's encryption (~10 ms of CPU)."""
+    service = f"trayagent:test:{pysecrets.token_hex(4)}"
+    set_secret(service, "ann", "pw ✓")
+    try:
+        code = ("import sys\nfrom trayagent.secrets import get_secret\n"
+                f"print(get_secret({service!r}, 'ann'), get_secret({service!r}, 'bob'))\n"
+                "print(sorted(m for m in ('cryptography', 'secretstorage', 'keyring') if m in sys.modules))\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+        assert out.stdout.splitlines() == ["pw ✓ None", "[]"], out.stderr
+    finally:
+        delete_secret(service, "ann")
+
+
+def test_a_locked_keyring_goes_to_its_unlock_prompt(tmp_path: Path) -> None:
+    """A locked keyring is left to secretstorage, which asks the Secret Service to unlock it (its
+    prompt). Nobody can answer the prompt here, so the read ends with the keyring message at once
+    instead of returning "no secret". Its own keyring: a locked one cannot be unlocked again here."""
+    code = ("import contextlib, secretstorage\nfrom trayagent.secrets import get_secret, set_secret\n"
+            "set_secret('svc', 'ann', 'pw')\nprint(get_secret('svc', 'ann'))\n"
+            "with contextlib.closing(secretstorage.dbus_init()) as bus:\n"
+            "    secretstorage.get_default_collection(bus).lock()\n"
+            "try:\n    print(get_secret('svc', 'ann'))\nexcept Exception as exc:\n"
+            "    print(type(exc).__name__, str(exc).splitlines()[0])\n")
+    with SessionKeyring(tmp_path / "keyring") as keyring_:
+        out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **keyring_.env()}, capture_output=True,
+                             text=True, timeout=60, check=False)
+    message = ("AuthError The OS keyring is not available (the keyring stays locked (the unlock prompt was "
+               "dismissed)).")
+    assert out.stdout.splitlines() == ["pw", message], out.stderr
