@@ -24,7 +24,7 @@ from trayagent.config import toml_value
 @dataclass
 class Trayagent:
     home: Path
-    _started: list[subprocess.Popen[str]] = field(default_factory=list, repr=False)
+    _started: list[subprocess.Popen[str]] = field(default_factory=list, init=False, repr=False)
 
     def close(self) -> None:
         """Stop what ``popen`` started and is still running: a test that failed half-way must not

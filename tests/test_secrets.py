@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from agentctl import Trayagent
-from servers import SessionKeyring, WebDAVServer
+from servers import SessionKeyring, WebDAVServer, _DBusDaemon
 
 from trayagent import secretservice
 from trayagent.secrets import delete_secret, get_secret, prefetch_secret, set_secret
@@ -105,6 +105,22 @@ def test_no_session_bus_says_what_to_do() -> None:
     lines = out.stdout.splitlines()
     assert len(lines) == 2, out.stderr
     assert all(line.startswith("AuthError The OS keyring is not available") for line in lines), lines
+
+
+def test_a_session_bus_without_a_secret_service_says_what_to_do(tmp_path: Path) -> None:
+    """A desktop without a keyring daemon: the quick read learns there is no Secret Service, keyring
+    then finds no backend either, and reads and writes end in the keyring message, no traceback."""
+    code = ("from trayagent.secrets import get_secret, set_secret\n"
+            "for call in (lambda: get_secret('s', 'a'), lambda: set_secret('s', 'a', 'x')):\n"
+            "    try:\n        call()\n    except Exception as exc:\n"
+            "        print(type(exc).__name__, str(exc).splitlines()[0])\n")
+    with _DBusDaemon(tmp_path / "bus") as bus:  # a session bus with no service directories
+        out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus.address},
+                             capture_output=True, text=True, timeout=60, check=False)
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2, out.stderr
+    assert all(line.startswith("AuthError The OS keyring is not available") for line in lines), lines
+    assert "Traceback" not in out.stderr
 
 
 def test_commands_without_a_keyring_say_what_to_do(ta: Trayagent, webdav_server: WebDAVServer,

@@ -143,9 +143,11 @@ def run() -> None:
 
 
 def _started() -> None:
-    """Start-up is over: its objects are frozen out of later collections, and collection resumes."""
-    gc.freeze()
-    gc.enable()
+    """Start-up is over: its objects are frozen out of later collections, and collection resumes.
+    Only where ``run`` held collection off: ``main`` called from other code leaves its GC alone."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:

@@ -1,4 +1,4 @@
-"""The Linux Secret Service, spoken to through secretstorage rather than through keyring.
+"""The Linux Secret Service, spoken to through jeepney and secretstorage rather than through keyring.
 
 Why: at the start of every `trayagent upload` the secret is read while the first byte waits.
 Through keyring one read took 91 ms (86 ms of CPU, mostly importing keyring's metadata,
