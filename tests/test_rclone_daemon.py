@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from waiting import stop_process, wait_until
 
+from trayagent import rclone
 from trayagent.errors import StorageError
 from trayagent.rclone import RcError, RcloneDaemon, find_rclone
+
+GO_DEFAULT_LIMIT = 2**63 - 1
+
+
+def _memory_limit(daemon: RcloneDaemon) -> int:
+    """rclone's current soft memory limit (a negative input only reads it)."""
+    return int(daemon.call("debug/set-soft-memory-limit", {"mem-limit": -1})["existing-mem-limit"])
+
+
+def _go_environment(daemon: RcloneDaemon) -> dict[str, str]:
+    assert daemon.pid is not None
+    raw = Path(f"/proc/{daemon.pid}/environ").read_bytes().split(b"\0")
+    pairs = (item.decode().partition("=") for item in raw if item.startswith(b"GO"))
+    return {key: value for key, _, value in pairs}
 
 
 def test_copied_lines_are_counted_and_end_the_wait_of_a_job(tmp_path: Path) -> None:
@@ -102,3 +118,45 @@ def test_a_process_about_to_exit_signals_rclone_without_waiting(tmp_path: Path) 
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True,
                          timeout=60, check=False)
     assert out.stdout.splitlines() == ["waited True", "left True", "ended True", "files []"], out.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_rclone_starts_without_garbage_collection_then_gets_go_defaults_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start-up with Go's collector off under a 256 MiB ceiling; once it serves and the hold is
+    over, collection (GOGC 100) and Go's unlimited default come back."""
+    monkeypatch.delenv("GOGC", raising=False)
+    monkeypatch.delenv("GOMEMLIMIT", raising=False)
+    monkeypatch.setattr(rclone, "_GC_HELD_SECONDS", 30.0)
+    held = RcloneDaemon(find_rclone(), tmp_path / "held")
+    try:
+        held.start()
+        assert _go_environment(held) == {"GOGC": "off", "GOMEMLIMIT": "256MiB"}
+        assert _memory_limit(held) == 256 << 20
+    finally:
+        held.stop()
+    monkeypatch.setattr(rclone, "_GC_HELD_SECONDS", 0.05)
+    released = RcloneDaemon(find_rclone(), tmp_path / "released")
+    try:
+        released.start()
+        wait_until(lambda: _memory_limit(released) == GO_DEFAULT_LIMIT, 10, what="the default limit back")
+        previous = released.call("debug/set-gc-percent", {"gc-percent": 100})["existing-gc-percent"]
+        assert previous == 100
+    finally:
+        released.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_users_own_go_settings_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOGC", "50")
+    monkeypatch.delenv("GOMEMLIMIT", raising=False)
+    monkeypatch.setattr(rclone, "_GC_HELD_SECONDS", 0.05)
+    daemon = RcloneDaemon(find_rclone(), tmp_path / "run")
+    try:
+        daemon.start()
+        assert _go_environment(daemon) == {"GOGC": "50"}
+        time.sleep(0.5)  # past the hold: nothing is released, since nothing was held
+        assert daemon.call("debug/set-gc-percent", {"gc-percent": 50})["existing-gc-percent"] == 50
+        assert _memory_limit(daemon) == GO_DEFAULT_LIMIT
+    finally:
+        daemon.stop()

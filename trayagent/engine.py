@@ -32,7 +32,7 @@ from typing import Any, Literal
 from .catalogue.base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 from .checksum import FAST_STRONG, Digest, hash_file, stat_file
 from .errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError
-from .manifest import build_ro_crate
+from .manifest import build_ro_crate, load_media_types
 from .queue import Dataset, Queue, QueuedFile, State
 from .rclone import RcError
 from .scan import Filters, Source, batched, scan
@@ -207,9 +207,10 @@ class Engine:
                 self._wait_for_due(dataset_ids())
 
     def _step(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
-        """One turn for one dataset: make sure it is catalogued, send a batch, register what's verified."""
-        dataset = self._ensure_catalogued(dataset)
+        """One turn for one dataset: send a batch (the dataset is catalogued while rclone copies it),
+        register what's verified."""
         worked = self._upload_next_batch(dataset, tracker)
+        dataset = self._ensure_catalogued(self.queue.dataset(dataset.id))
         worked |= self._register_verified(dataset)
         tracker.emit()
         return worked
@@ -298,10 +299,18 @@ class Engine:
         ids = [f.id for f in batch]
         self.queue.mark(ids, State.UPLOADING, expect=State.PENDING)
         digests = self._start_digests(batch)
+        refused: list[CatalogueError] = []
 
         def meanwhile() -> None:
-            self._verify_uploaded(dataset, force=False)
-            self._register_verified(dataset)
+            """While rclone copies: the catalogue's dataset (a SciCat round trip or several) and
+            the registration of earlier batches. Storage access was checked before any of it."""
+            try:
+                current = self._ensure_catalogued(dataset)
+                self._verify_uploaded(current, force=False)
+                self._register_verified(current)
+            except CatalogueError as exc:  # permanent: raised once this batch's copy is recorded
+                refused.append(exc)
+            load_media_types()  # for the manifest at the end, read now while rclone works
         try:
             errors = self.transfer.copy_batch(dataset.storage_path, batch, on_job=tracker.on_job,
                                               meanwhile=meanwhile)
@@ -326,6 +335,8 @@ class Engine:
                 fresh.append((f.id, digest.size, digest.mtime_ns, digest.value, digest.algorithm))
         self.queue.set_hashes(fresh)
         self.queue.mark(uploaded, State.UPLOADED, expect=State.UPLOADING)
+        if refused:
+            raise refused[0]
         if not self.queue.due(dataset.id, State.PENDING, 1):
             self._verify_uploaded(dataset, force=True)
         return True

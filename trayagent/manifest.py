@@ -98,6 +98,13 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def load_media_types() -> None:
+    """Read the system's media-type tables (``/etc/mime.types`` and the like, or the Windows
+    registry; ~3 ms) ahead of the first manifest, at a moment when the caller is waiting anyway."""
+    if not mimetypes.inited:
+        mimetypes.init()
+
+
 def _file_entity(record: FileRecord, checksums: dict[str, dict[str, Any]]) -> dict[str, Any]:
     entity: dict[str, Any] = {
         "@id": encode_path(record.path),

@@ -26,7 +26,8 @@ writes two random data sets once (default 1 GiB as one file and 2,000 x 512 KiB 
 Single-file runs are short and noisy, so by default they are repeated 5 times (interleaved across tools,
 in an order that rotates every round) and the median is reported; the many-files ones 3 times (``--repeat N`` for all). Every run goes to a fresh destination (WebDAV folder / S3 bucket) that is deleted afterwards; the
 page cache is warmed by reading the data set before every timed run, and ``sync`` flushes the servers'
-writes from the previous run. Results are printed as a table and written as JSON to
+writes from the previous run and the set-up's own (trayagent's configuration, login, agent) just before
+the clock starts. Results are printed as a table and written as JSON to
 build/bench-results/upload-<timestamp>.json. Not a pytest module (not named test_*.py).
 """
 
@@ -325,6 +326,7 @@ def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: 
     with contextlib.ExitStack() as stack:
         agent_pids = stack.enter_context(running_agent(ta)) if agent else []
         log_offset = log.stat().st_size if log.exists() else 0
+        os.sync()  # as before every tool: the set-up's writes (config, keyring, agent) are on disk
         ds.warm()
         agent_cpu0 = sum(proc_cpu(p) or 0.0 for p in agent_pids)
         with cpu_meter(target.server_pid) as cpu:
