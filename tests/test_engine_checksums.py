@@ -10,13 +10,18 @@ Faults are injected by wrapping the real ``Transfer`` methods; everything else i
 from __future__ import annotations
 
 import hashlib
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 
+from trayagent import checksum
 from trayagent.config import load_config
 from trayagent.paths import resolve_paths
+from trayagent.priority import BACKGROUND_NICE
 from trayagent.queue import State
 from trayagent.transfer import RemoteFile, Transfer
 from trayagent.uploader import Uploader
@@ -92,3 +97,34 @@ def test_file_rewritten_after_the_copy_registers_its_new_version(uploader: Uploa
     assert got["scan.h5"] == (hashlib.md5(b"old" * 100 + b"new").hexdigest(), "md5", "hash")
     stored = uploader.paths.default_storage / "no-proposal" / "d3" / "scan.h5"
     assert stored.read_bytes() == b"old" * 100 + b"new"
+
+
+def _nice_of_this_thread() -> int:
+    stat = Path(f"/proc/self/task/{threading.get_native_id()}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_files_are_hashed_beside_the_copy_at_a_lower_priority(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """BLAKE3 computed here (with ``auto`` the local backend's MD5 would come from rclone in transit;
+    it reads BLAKE3 back): the hashing threads run at nice 10, the caller's thread stays as it was."""
+    paths = resolve_paths({"TRAYAGENT_HOME": str(tmp_path / "home")})
+    paths.ensure()
+    paths.config_file.write_text('[transfer]\nchecksum = "blake3"\n')
+    files = {"a.bin": b"a" * 5000, "sub/b.bin": b"b" * 7000}
+    _write(tmp_path / "src", files)
+    seen: list[tuple[str, int]] = []
+    real_hash = checksum.hash_file
+
+    def observed(path: Path, algorithm: str) -> checksum.Digest:
+        seen.append((threading.current_thread().name, _nice_of_this_thread()))
+        return real_hash(path, algorithm)
+    monkeypatch.setattr("trayagent.engine.hash_file", observed)
+    with Uploader(load_config(paths), paths) as up:
+        outcome = up.run(up.submit(up.plan([str(tmp_path / "src")], dataset="niced")))
+        got = _registered(up, up.queue.datasets()[0].id)
+    assert (outcome.files_ok, outcome.files_failed) == (2, 0)
+    assert got == {rel: (blake3.blake3(data).hexdigest(), "blake3", "hash") for rel, data in files.items()}
+    assert len(seen) == 2 and all(name.startswith("hash") and nice == BACKGROUND_NICE for name, nice in seen), seen
+    assert _nice_of_this_thread() == 0

@@ -33,6 +33,7 @@ from .catalogue.base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 from .checksum import FAST_STRONG, Digest, hash_file, stat_file
 from .errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError
 from .manifest import build_ro_crate, load_media_types
+from .priority import lower_current_thread
 from .queue import Dataset, Queue, QueuedFile, State
 from .rclone import RcError
 from .scan import Filters, Source, batched, scan
@@ -120,7 +121,8 @@ class Engine:
         self.on_login_needed: Callable[[], None] = lambda: None
         self.waiting: str | None = None
         self._catalogue_paused_until = 0.0
-        self._hashers = ThreadPoolExecutor(tuning.hash_threads, thread_name_prefix="hash")
+        self._hashers = ThreadPoolExecutor(tuning.hash_threads, thread_name_prefix="hash",
+                                            initializer=lower_current_thread)  # yields to rclone and acquisition
         self._algorithm: str | None = None
         self._job_errors: dict[int, list[str]] = {}
         self._verify_hash: str | None = None
