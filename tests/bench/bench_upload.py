@@ -59,7 +59,16 @@ REPO = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
 from agentctl import Trayagent
-from benchlib import git_commit, prepare_environment, proc_cpu, run_main, write_results
+from benchlib import (
+    adopting_orphans,
+    git_commit,
+    prepare_environment,
+    proc_cpu,
+    ratio_interval,
+    reap,
+    run_main,
+    write_results,
+)
 from servers import (
     S3Server,
     SessionKeyring,
@@ -329,12 +338,15 @@ def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: 
         os.sync()  # as before every tool: the set-up's writes (config, keyring, agent) are on disk
         ds.warm()
         agent_cpu0 = sum(proc_cpu(p) or 0.0 for p in agent_pids)
-        with cpu_meter(target.server_pid) as cpu:
+        with cpu_meter(target.server_pid) as cpu, adopting_orphans():
             t_start = time.time()
             t0 = time.perf_counter()
             proc = ta.run("upload", str(ds.path), "--dataset", dataset_name, "--json", timeout=timeout)
             seconds = time.perf_counter() - t0
             t_end = time.time()
+            rcd = None if agent else _rcd_pid(log, log_offset)
+            if rcd is not None:
+                reap(rcd)  # left running as the command exits: its CPU counts with the command's
         cpu["client"] += sum(proc_cpu(p) or 0.0 for p in agent_pids) - agent_cpu0
     try:
         out = json.loads(proc.stdout)
@@ -352,6 +364,14 @@ def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: 
               "phases": log_phases(log, log_offset, t_start, t_end)}
     return Result(target.name, ds.name, tool, seconds, n, ds.bytes, n, seconds,
                   client_cpu=cpu["client"], server_cpu=cpu["server"], detail=detail)
+
+
+def _rcd_pid(log: Path, offset: int) -> int | None:
+    """The pid of the rclone rcd this command started, from its log ("rclone rcd (pid N) serving")."""
+    with open(log, "rb") as fh:
+        fh.seek(offset)
+        found = re.search(rb"rclone rcd \(pid (\d+)\) serving", fh.read())
+    return int(found.group(1)) if found else None
 
 
 def run_rclone_copy(target: Target, ds: DataSet, dest: Dest, timeout: float, tuned: bool = False) -> Result:
@@ -464,8 +484,9 @@ def print_table(results: list[Result]) -> None:
             notes.append("median of " + ", ".join(f"{x:.2f}" for x in r.detail["samples_seconds"]))
         note = "; ".join(notes)
         print(f"{r.target:<7} {r.dataset:<13} {r.tool:<15} {r.seconds:>8.2f} {r.mb_s:>8.1f} {r.files_s:>8.1f} "
-              f"{r.client_cpu:>8.1f} {r.server_cpu:>8.1f}  {note}")
-    print("(MB = 10^6 bytes; CPU = user+sys seconds of the tool's processes / the storage server process)")
+              f"{r.client_cpu:>8.2f} {r.server_cpu:>8.2f}  {note}")
+    print("(MB = 10^6 bytes; CPU = user+sys seconds of the tool's processes, trayagent's rclone and agent included"
+          " / the storage server process)")
 
 
 def ratios(results: list[Result]) -> list[dict[str, Any]]:
@@ -477,12 +498,26 @@ def ratios(results: list[Result]) -> list[dict[str, Any]]:
         for tool, key in (("rclone-copy", "vs_rclone_copy"), ("rclone-tuned", "vs_rclone_tuned"),
                           ("naive-loop", "vs_naive_loop")):
             other = by_tool.get(tool)
-            row[key] = round(other.seconds / ta.seconds, 3) if ta and other and ta.seconds else None
+            row[key] = _ratio(other, ta)
         via_agent, copy = by_tool.get("trayagent-agent"), by_tool.get("rclone-copy")
-        row["agent_vs_rclone_copy"] = (round(copy.seconds / via_agent.seconds, 3)
-                                       if via_agent and copy and via_agent.seconds else None)
+        row["agent_vs_rclone_copy"] = _ratio(copy, via_agent)
+        for key, mine in (("vs_rclone_copy", ta), ("agent_vs_rclone_copy", via_agent)):
+            interval = ratio_interval(_samples(copy), _samples(mine)) if mine and copy else None
+            row[key + "_95"] = [round(x, 3) for x in interval] if interval else None
         rows.append(row)
     return rows
+
+
+def _ratio(other: Result | None, mine: Result | None) -> float | None:
+    """other's median seconds / mine (true medians, as in ``ratio_interval``)."""
+    if not (other and mine):
+        return None
+    return round(statistics.median(_samples(other)) / statistics.median(_samples(mine)), 3)
+
+
+def _samples(r: Result) -> list[float]:
+    """A tool's seconds per round, in round order (one value when it ran once)."""
+    return list(r.detail.get("samples_seconds") or [r.seconds])
 
 
 def keys_order(results: list[Result]) -> list[tuple[str, str]]:
@@ -501,6 +536,13 @@ def print_ratios(rows: list[dict[str, Any]]) -> None:
         a, b, c, d = (f"{row[k]:.2f}" if row[k] is not None else "-"
                       for k in ("vs_rclone_copy", "vs_rclone_tuned", "vs_naive_loop", "agent_vs_rclone_copy"))
         print(f"{row['target']:<7} {row['dataset']:<13} {a:>15} {b:>16} {c:>14} {d:>21}")
+    intervals = [row for row in rows if row["vs_rclone_copy_95"] or row["agent_vs_rclone_copy_95"]]
+    if intervals:
+        print("95 % intervals of those ratios (bootstrap over interleaved rounds; 5 rounds or more):")
+        for row in intervals:
+            a, d = ("{:.2f}-{:.2f}".format(*row[k]) if row[k] else "-"
+                    for k in ("vs_rclone_copy_95", "agent_vs_rclone_copy_95"))
+            print(f"{row['target']:<7} {row['dataset']:<13} {a:>15} {'':>16} {'':>14} {d:>21}")
 
 
 def print_phases(results: list[Result]) -> None:

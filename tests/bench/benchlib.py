@@ -1,14 +1,20 @@
 """What both benchmarks need: a clean environment that runs the working tree's trayagent, the code's
-revision for the results, and per-process CPU time from /proc."""
+revision for the results, per-process CPU time (including processes a tool leaves running as it
+exits), and how far a ratio of medians can be trusted on a noisy machine."""
 
 from __future__ import annotations
 
 import compileall
+import contextlib
+import ctypes
 import os
+import random
 import signal
+import statistics
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -49,6 +55,62 @@ def proc_cpu(pid: int | None) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15 of stat)
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@contextlib.contextmanager
+def adopting_orphans() -> Iterator[None]:
+    """Inside, processes orphaned below this one become its children instead of init's (Linux).
+
+    ``trayagent upload`` ends without waiting for its rclone (it is signalled and left to exit), so
+    rclone's CPU would never reach this process's RUSAGE_CHILDREN: the tool would look cheaper than
+    it is. Adopted, rclone is collected with ``reap`` and counted."""
+    libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+    if libc is None or libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "cannot become a child subreaper (Linux only)")
+    try:
+        yield
+    finally:
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def reap(pid: int, timeout: float = 10.0) -> float | None:
+    """Wait for an adopted child to exit; its user+sys CPU seconds (now also in RUSAGE_CHILDREN).
+    None if it is not this process's child (its parent waited for it: its CPU is already counted
+    with the parent's); TimeoutError if it still runs after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got, _, usage = os.wait4(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if got:
+            return usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {pid} still runs {timeout:.0f} s after its parent ended")
+        time.sleep(0.005)
+
+
+def ratio_interval(reference: Sequence[float], tool: Sequence[float], resamples: int = 5000,
+                   seed: int = 1) -> tuple[float, float] | None:
+    """95 % bootstrap interval of median(reference) / median(tool), in rounds.
+
+    The tools ran interleaved, one sample each per round, so a round is resampled whole: what the
+    machine was doing then hit both. Single runs here spread by more than the 5 % a target allows,
+    and a ratio of two medians says nothing about whether it would hold on the next run; its
+    interval does. None for fewer than 5 rounds."""
+    n = min(len(reference), len(tool))
+    if n < 5:
+        return None
+    rnd = random.Random(seed)
+    ratios = []
+    for _ in range(resamples):
+        rounds = [rnd.randrange(n) for _ in range(n)]
+        ratios.append(statistics.median(reference[i] for i in rounds) / statistics.median(tool[i] for i in rounds))
+    ratios.sort()
+    return ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]
 
 
 RESULTS = REPO / "build" / "bench-results"
