@@ -26,6 +26,8 @@ CASES = [
     ("rclone is not answering", True, False),
     ("401 Unauthorized", False, True),
     ("couldn't list files: 401 Unauthorized: ", False, True),
+    ("read metadata failed: 401 Not Authorized", False, True),  # WebDAV, building the remote
+    ("read metadata failed: 404 Not Found", False, False),
     ("403 Forbidden", False, True),
     (("SignatureDoesNotMatch: The request signature we calculated does not match the signature you "
       "provided. Check your key and signing method.\n\tstatus code: 403, request id: 1769A2F7B1E2C3D4, "

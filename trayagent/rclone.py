@@ -539,12 +539,13 @@ class RcError(StorageError):
 
 
 # HTTP status codes only where rclone prints them as statuses, never digits inside file paths.
-_STATUS = r"(?:status(?: code)?:? ?|http |error |\()"
+_STATUS = r"(?:status(?: code)?:? ?|http |error |failed: |\()"
 @functools.cache
 def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
     """(auth, permanent, transient), compiled when the first error is classified, not at start-up."""
     flags = re.IGNORECASE | re.MULTILINE
-    auth = re.compile(rf"({_STATUS}(401|403)\b|^(401|403)\b|\b(unauthori[sz]ed|forbidden|access ?denied|"
+    auth = re.compile(rf"({_STATUS}(401|403)\b|^(401|403)\b|\b(not authori[sz]ed|unauthori[sz]ed|forbidden|"
+                      r"access ?denied|"
                       r"invalidaccesskeyid|signaturedoesnotmatch)\b)", flags)
     permanent = re.compile(rf"(({_STATUS}|^)(400|404|405|409|411|413|414|415)\b|\b(permission denied|"
                            r"no such bucket|nosuchbucket|directory not found|is a directory|invalid)\b)", flags)

@@ -16,10 +16,10 @@ writes two random data sets once (default 1 GiB as one file and 2,000 x 512 KiB 
               agent, whose rclone and keyring session are already up, and waits for the end. CPU counts
               the CLI, the agent and its rclone
   rclone-copy ``rclone copy DIR remote:path --transfers 4`` (rclone's defaults)
-  rclone-tuned the same with what trayagent sets on the backend by default (trayagent.storage.TUNING and
-              the ``auto`` number of transfers; WebDAV: ``--webdav-pacer-min-sleep 1ms``; S3:
-              ``--s3-upload-concurrency 8 --transfers 8``): it separates what trayagent's defaults gain
-              from what its engine costs
+  rclone-tuned the same with what trayagent sets by default (trayagent.storage.TUNING, the ``auto``
+              number of transfers and no read-ahead buffer; WebDAV: ``--webdav-pacer-min-sleep 1ms
+              --buffer-size 0``; S3: ``--s3-upload-concurrency 8 --transfers 8 --buffer-size 0``): it
+              separates what trayagent's defaults gain from what its engine costs
   naive-loop  one ``rclone copyto FILE remote:path/FILE`` process per file, sequentially (for many files
               only the first ``--naive-limit`` files are timed and the time is extrapolated linearly)
 
@@ -27,7 +27,8 @@ Single-file runs are short and noisy, so by default they are repeated 5 times (i
 in an order that rotates every round) and the median is reported; the many-files ones 3 times (``--repeat N`` for all). Every run goes to a fresh destination (WebDAV folder / S3 bucket) that is deleted afterwards; the
 page cache is warmed by reading the data set before every timed run, and ``sync`` flushes the servers'
 writes from the previous run and the set-up's own (trayagent's configuration, login, agent) just before
-the clock starts. Results are printed as a table and written as JSON to
+the clock starts. On WebDAV the storage root that trayagent's dataset folder goes into exists before the
+clock, as the server's root does for rclone, so that each tool creates one folder. Results are printed as a table and written as JSON to
 build/bench-results/upload-<timestamp>.json. Not a pytest module (not named test_*.py).
 """
 
@@ -80,6 +81,7 @@ from servers import (
 from waiting import stop_process
 
 from trayagent.storage import TUNING, parallel_transfers
+from trayagent.transfer import BUFFER_SIZE
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -165,7 +167,7 @@ class Target:
         """rclone flags for what trayagent sets on this backend by default: its options
         (storage.TUNING) and, where ``[transfer] transfers = "auto"`` differs from rclone's 4, --transfers."""
         flags = [f"--{self.backend}-{key.replace('_', '-')}={value}"
-                 for key, value in TUNING.get(self.backend, {}).items()]
+                 for key, value in TUNING.get(self.backend, {}).items()] + [f"--buffer-size={BUFFER_SIZE}"]
         transfers = parallel_transfers("auto", self.backend)
         return flags + ([f"--transfers={transfers}"] if transfers != TRANSFERS else [])
 
@@ -202,7 +204,10 @@ class WebDAVTarget(Target):
         return Dest(tag, f"{self.remote}:{tag}", f"{tag}/{{dataset}}")
 
     def configure(self, ta: Trayagent, dest: Dest) -> None:
+        """The storage root exists, as on a facility's storage and as the server's root does for
+        rclone: each tool then creates one new folder (trayagent's dataset folder below it)."""
         ta.use_webdav(self.server, storage={"root": dest.storage_root})
+        (self.server.root / dest.tag).mkdir(exist_ok=True)
 
     def cleanup(self, dest: Dest) -> None:
         shutil.rmtree(self.server.root / dest.tag, ignore_errors=True)

@@ -1,0 +1,67 @@
+"""The storage side of the engine (Transfer) against a real rclone and a real WebDAV server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from servers import WebDAVServer
+
+from trayagent.errors import StorageError
+from trayagent.queue import QueuedFile
+from trayagent.rclone import RcloneDaemon, find_rclone
+from trayagent.storage import StorageTarget, parse_remote
+from trayagent.transfer import RemoteFile, Transfer
+
+
+def _requests(server: WebDAVServer, since: int) -> list[str]:
+    """'METHOD /path' of each request the server logged after byte offset ``since``."""
+    text = server.log_path.read_text()[since:]
+    return [f"{m[0]} {m[1]}" for m in re.findall(r'"([A-Z]+) (\S+)"', text)]
+
+
+def test_one_remote_serves_a_dataset_until_storage_fails(webdav_server: WebDAVServer, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The secret is obscured once, so rclone builds the dataset folder's remote once: the read-back
+    and the manifest after the copy make only their own requests. After a storage error rclone's
+    remotes are dropped, and the next call after the outage works at once."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.bin").write_bytes(b"a" * 1000)
+    daemon = RcloneDaemon(find_rclone(), tmp_path / "run")
+    obscured: list[str] = []
+    real_obscure = daemon.obscure
+
+    def counting(clear: str) -> str:
+        obscured.append(clear)
+        return real_obscure(clear)
+
+    monkeypatch.setattr(daemon, "obscure", counting)
+    remote = parse_remote(f":webdav,url='{webdav_server.url}',vendor=other:")
+    target = StorageTarget(remote, webdav_server.user, webdav_server.password, "dav", "127.0.0.1")
+    transfer = Transfer(daemon, target, transfers=4, scratch_dir=tmp_path / "scratch", backend_type="webdav")
+    f = QueuedFile(1, 1, str(src), "a.bin", "a.bin", 1000, None, None, None, "uploading", None, 0, None)
+    try:
+        transfer.check_access("ds")
+        assert transfer.hash_types() == []
+        assert transfer.copy_batch("ds", [f]) == []
+        before = webdav_server.log_path.stat().st_size
+        assert transfer.stat("ds", ["a.bin"], None) == {"a.bin": RemoteFile(1000, {})}
+        transfer.put_bytes("ds", "m.json", b"{}")
+        after = _requests(webdav_server, before)
+        assert "PUT /ds/m.json" in after
+        assert not [r for r in after if r.rstrip("/") == "PROPFIND /ds"], after  # no remote built again
+        assert obscured == [webdav_server.password]
+        assert daemon.call("fscache/entries")["entries"] >= 1
+
+        webdav_server.stop()
+        with pytest.raises(StorageError) as exc:
+            transfer.stat("ds", ["a.bin"], None)
+        assert exc.value.transient
+        assert daemon.call("fscache/entries")["entries"] == 0
+        webdav_server.start()
+        assert transfer.stat("ds", ["a.bin"], None) == {"a.bin": RemoteFile(1000, {})}
+        assert (webdav_server.root / "ds" / "a.bin").read_bytes() == b"a" * 1000
+    finally:
+        daemon.stop()
