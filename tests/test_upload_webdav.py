@@ -54,6 +54,8 @@ def test_wrong_password_is_exit_2_and_registers_nothing(ta: Trayagent, webdav_se
     assert proc.returncode == 2
     assert "refused the credentials" in proc.stderr and "trayagent login storage" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert 'rc: "' not in proc.stderr  # rclone's echo of the failed call stays in the log file
+    assert 'rc: "operations/mkdir": error: ' in ta.log_text
     assert not (ta.home / "data" / "catalogue.sqlite").exists() or not ta.catalogue_files("w")
     assert not (Path(webdav_server.root) / "no-proposal" / "w").exists()
     # with the right password, the same command finishes the job

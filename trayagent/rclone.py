@@ -48,6 +48,9 @@ _NO_MEMORY_LIMIT = 2**63 - 1  # Go's default; sent as a string (a JSON number wo
 _LISTEN = re.compile(r"Serving remote control on (http://127\.0\.0\.1:\d+)/")
 _COPIED = re.compile(r": (?:Multi-thread )?Copied \(")
 _LEVEL = re.compile(r"^\S+ \S+ (ERROR|NOTICE|INFO|DEBUG|WARNING|CRITICAL)\s*: ?(.*)$")
+# rclone's echo of an rc call that failed: the caller gets the same error as RcError and reports it
+# in its own words, so the echo goes to the log file only, not to the console as well.
+_RC_ECHO = re.compile(r'^rc: "[^"]+": error: ')
 
 
 def find_rclone(configured: str = "") -> str:
@@ -242,6 +245,8 @@ class RcloneDaemon:
             level, text = (m.group(1), m.group(2)) if m else ("INFO", line.rstrip())
             pylevel = {"ERROR": logging.ERROR, "CRITICAL": logging.ERROR, "WARNING": logging.WARNING,
                        "NOTICE": logging.INFO, "DEBUG": logging.DEBUG}.get(level, logging.INFO)
+            if _RC_ECHO.match(text):
+                pylevel = min(pylevel, logging.INFO)
             if text:
                 rclone_log.log(pylevel, "%s", self.redact(text))
             if _COPIED.search(text):
