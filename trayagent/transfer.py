@@ -143,8 +143,12 @@ class Transfer:
         try:
             return call()
         except RcError as exc:
-            self._forget_remotes()
-            raise self.explain(exc.error) from exc
+            raise self._failure(exc.error) from exc
+
+    def _failure(self, error: str) -> StorageError | AuthError:
+        """A storage call failed: rclone's remotes are dropped, and the error is put in the user's terms."""
+        self._forget_remotes()
+        return self.explain(error)
 
     def explain(self, error: str) -> StorageError | AuthError:
         """Turn rclone's error text into the error a user can act on."""
@@ -179,12 +183,10 @@ class Transfer:
                     job = self.daemon.start_job("sync/copy", {
                         "srcFs": source_fs(root), "dstFs": self.fs(dst), "createEmptySrcDirs": False,
                         "_config": self._config(), "_filter": {"FilesFrom0": [str(listing)]}})
-                except RcError:
+                except BaseException as exc:
                     listing.unlink(missing_ok=True)
-                    self._forget_remotes()
-                    raise
-                except BaseException:
-                    listing.unlink(missing_ok=True)
+                    if isinstance(exc, RcError):
+                        self._forget_remotes()
                     raise
                 started.append((listing, job))
             if meanwhile is not None:
@@ -230,8 +232,7 @@ class Transfer:
             except RcError as exc:
                 if "not found" in exc.error.lower():
                     continue
-                self._forget_remotes()
-                raise self.explain(exc.error) from exc
+                raise self._failure(exc.error) from exc
             for item in result.get("list") or []:
                 out[item["Path"]] = RemoteFile(int(item["Size"]), dict(item.get("Hashes") or {}))
         return out
@@ -251,8 +252,7 @@ class Transfer:
             except RcError as exc:
                 if "not found" in exc.error.lower():
                     continue
-                self._forget_remotes()
-                raise self.explain(exc.error) from exc
+                raise self._failure(exc.error) from exc
             if item:
                 out[rclone_name(rel)] = RemoteFile(int(item["Size"]), dict(item.get("Hashes") or {}))
         return out
