@@ -108,7 +108,10 @@ def scicat() -> Iterator[ScicatServer]:
     with ScicatServer() as server:
         server.add_user("alice", random_secret(), ["p1234", "staff"], display_name="Alice Liddell")
         yield server
-        from trayagent.secrets import catalogue_service, delete_secret  # ports get reused: forget this one's
+        from trayagent.secrets.store import (  # ports get reused: forget this one's
+            catalogue_service,
+            delete_secret,
+        )
         service = catalogue_service(server.url)
         for account in ["#current", *server.users, *(f"{u}#token" for u in server.users)]:
             delete_secret(service, account)

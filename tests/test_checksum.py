@@ -1,4 +1,4 @@
-"""Unit tests for trayagent.checksum.hash_file."""
+"""Unit tests for trayagent.pipeline.checksum.hash_file."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from trayagent import checksum
-from trayagent.checksum import ALGORITHMS, FileChanging, hash_file, stat_file
 from trayagent.errors import LocalFileError
-from trayagent.rclone import find_rclone
+from trayagent.pipeline import checksum
+from trayagent.pipeline.checksum import ALGORITHMS, FileChanging, hash_file, stat_file
+from trayagent.storage.rclone import find_rclone
 
 PAYLOAD = os.urandom((1 << 20) * 2 + 12345)  # spans several read chunks
 

@@ -278,7 +278,7 @@ def test_without_the_blake3_wheel_blake3_is_a_config_error_and_auto_uses_sha256(
     """A platform without a blake3 wheel: a clear config message, never a traceback at upload."""
     code = (
         "import sys; sys.modules['blake3'] = None\n"  # makes `import blake3` fail
-        "from trayagent.checksum import FAST_STRONG\n"
+        "from trayagent.pipeline.checksum import FAST_STRONG\n"
         "from trayagent.config import validate\n"
         "from trayagent.errors import ConfigError\n"
         "print(FAST_STRONG)\n"

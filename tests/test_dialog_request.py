@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from trayagent.agent import new_request_id
-from trayagent.cli import build_parser
+from trayagent.agent.agent import new_request_id
+from trayagent.cli.main import build_parser
 
 
 def test_request_ids_survive_the_dialog_command_line() -> None:

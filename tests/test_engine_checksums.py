@@ -18,12 +18,12 @@ from typing import Any
 import blake3
 import pytest
 
-from trayagent import checksum
 from trayagent.config import load_config
 from trayagent.paths import resolve_paths
-from trayagent.priority import BACKGROUND_NICE
+from trayagent.pipeline import checksum
+from trayagent.platform.priority import BACKGROUND_NICE
 from trayagent.queue import State
-from trayagent.transfer import RemoteFile, Transfer
+from trayagent.storage.transfer import RemoteFile, Transfer
 from trayagent.uploader import Uploader
 
 
@@ -52,7 +52,7 @@ def test_storage_hash_is_recorded_without_hashing_here(uploader: Uploader, tmp_p
 
     def no_local_hashing(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("hashed locally although rclone computed the storage's hash")
-    monkeypatch.setattr("trayagent.engine.hash_file", no_local_hashing)
+    monkeypatch.setattr("trayagent.pipeline.engine.hash_file", no_local_hashing)
     plan = uploader.plan([str(tmp_path / "src")], dataset="d1")
     outcome = uploader.run(uploader.submit(plan))
     assert (outcome.files_ok, outcome.files_failed) == (2, 0)
@@ -120,7 +120,7 @@ def test_files_are_hashed_beside_the_copy_at_a_lower_priority(tmp_path: Path,
     def observed(path: Path, algorithm: str) -> checksum.Digest:
         seen.append((threading.current_thread().name, _nice_of_this_thread()))
         return real_hash(path, algorithm)
-    monkeypatch.setattr("trayagent.engine.hash_file", observed)
+    monkeypatch.setattr("trayagent.pipeline.engine.hash_file", observed)
     with Uploader(load_config(paths), paths) as up:
         outcome = up.run(up.submit(up.plan([str(tmp_path / "src")], dataset="niced")))
         got = _registered(up, up.queue.datasets()[0].id)

@@ -11,7 +11,7 @@ from pathlib import Path
 def test_cli_import_leaves_requests_keyring_and_watchdog_for_later() -> None:
     """requests (~60 ms, catalogue), keyring (read only when a secret is needed, while rclone
     starts) and watchdog (sync sessions) are imported where they are used."""
-    code = ("import sys, trayagent.cli, trayagent.uploader, trayagent.engine\n"
+    code = ("import sys, trayagent.cli, trayagent.uploader, trayagent.pipeline.engine\n"
             "print(sorted(m for m in ('requests', 'keyring', 'watchdog') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -30,7 +30,7 @@ def test_the_console_script_collects_no_garbage_until_its_start_up_is_over(tmp_p
     imported, the queue open), then resumes with those objects frozen out of later collections."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.bin").write_bytes(b"x")
-    code = ("import gc, sys\nfrom trayagent import cli\nopen_uploader = cli._uploader\n"
+    code = ("import gc, sys\nfrom trayagent.cli import main as cli\nopen_uploader = cli._uploader\n"
             "def spy(*args):\n    print('opening', gc.isenabled())\n    return open_uploader(*args)\n"
             "cli._uploader = spy\n"
             "cli._dry_run = lambda up, plan, as_json: print('planned', gc.isenabled(), gc.get_freeze_count() > 0) or 0\n"

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from trayagent.catalogue.base import FileRecord
-from trayagent.manifest import RO_CRATE_CONTEXT, build_ro_crate, write_ro_crate
+from trayagent.pipeline.manifest import RO_CRATE_CONTEXT, build_ro_crate, write_ro_crate
 
 DATASET: dict[str, Any] = {
     "id": "local/1234",

@@ -1,4 +1,4 @@
-"""Unit tests for trayagent.naming: nothing a user types can climb out of the storage root."""
+"""Unit tests for trayagent.storage.naming: nothing a user types can climb out of the storage root."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import posixpath
 import pytest
 
 from trayagent.errors import ConfigError
-from trayagent.naming import render_root, sanitise_component
+from trayagent.storage.naming import render_root, sanitise_component
 
 HOSTILE = ["..", ".", "...", "../../etc", "..\\..\\windows", "/", "\\", "/etc/passwd", "a/../../b",
            "", "   ", " . . ", "\x00", "evil\x00name", "tab\there", "new\nline", "\x7fdel", "esc\x1b[31m",

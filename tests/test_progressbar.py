@@ -1,4 +1,4 @@
-"""Unit tests for trayagent.progressbar: the one-line terminal bar and its number formatting."""
+"""Unit tests for trayagent.cli.progressbar: the one-line terminal bar and its number formatting."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from trayagent.engine import Progress
-from trayagent.progressbar import ProgressBar, human_bytes, human_seconds, render
+from trayagent.cli.progressbar import ProgressBar, human_bytes, human_seconds, render
+from trayagent.pipeline.engine import Progress
 
 
 def _progress(**kw: object) -> Progress:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from waiting import stop_process, wait_until
 
-from trayagent import rclone
 from trayagent.errors import StorageError
-from trayagent.rclone import RcError, RcloneDaemon, find_rclone
+from trayagent.storage import rclone
+from trayagent.storage.rclone import RcError, RcloneDaemon, find_rclone
 
 GO_DEFAULT_LIMIT = 2**63 - 1
 
@@ -89,7 +89,7 @@ def test_an_idle_rclone_dies_with_its_killed_owner(tmp_path: Path) -> None:
     """kill -9 of the process that owns rclone ends rclone too, even when rclone has nothing to
     write (a busy one would also die of its broken log pipe): PR_SET_PDEATHSIG, set in the child
     between fork and exec from a function looked up beforehand."""
-    code = ("import sys, time\nfrom pathlib import Path\nfrom trayagent.rclone import RcloneDaemon, find_rclone\n"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom trayagent.storage.rclone import RcloneDaemon, find_rclone\n"
             "d = RcloneDaemon(find_rclone(), Path(sys.argv[1]))\nd.launch()\nd.call('core/version')\n"
             "print(d.pid, flush=True)\ntime.sleep(600)\n")
     owner = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True)
@@ -108,7 +108,7 @@ def test_an_idle_rclone_dies_with_its_killed_owner(tmp_path: Path) -> None:
 def test_a_process_about_to_exit_signals_rclone_without_waiting(tmp_path: Path) -> None:
     """At the end of a short command (os._exit next) `stop` signals rclone and returns; rclone
     then ends on its own. In a subprocess: the switch holds for the rest of its process."""
-    code = ("import sys, time\nfrom pathlib import Path\nfrom trayagent import rclone\n"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom trayagent.storage import rclone\n"
             "d = rclone.RcloneDaemon(rclone.find_rclone(), Path(sys.argv[1]))\nd.call('core/version')\n"
             "waited = d._proc\nd.stop()\nprint('waited', waited.returncode is not None)\n"
             "rclone.end_without_waiting()\nd.call('core/version')\nleft = d._proc\nd.stop()\n"

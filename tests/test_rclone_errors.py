@@ -1,11 +1,11 @@
-"""Unit tests for trayagent.rclone's error classification and secret redaction (no rclone process)."""
+"""Unit tests for trayagent.storage.rclone's error classification and secret redaction (no rclone process)."""
 
 from __future__ import annotations
 
 import pytest
 
 from trayagent.errors import StorageError
-from trayagent.rclone import RcError, Redactor, is_auth_error, is_transient
+from trayagent.storage.rclone import RcError, Redactor, is_auth_error, is_transient
 
 # (rclone error text, transient?, auth?)
 CASES = [

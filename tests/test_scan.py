@@ -1,4 +1,4 @@
-"""Unit tests for trayagent.scan: the source mapping rule, filters and the tree walk."""
+"""Unit tests for trayagent.pipeline.scan: the source mapping rule, filters and the tree walk."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from trayagent import scan as scan_module
 from trayagent.errors import ConfigError
+from trayagent.pipeline import scan as scan_module
+from trayagent.pipeline.scan import Filters, Source, batched, plan_sources, scan
 from trayagent.queue import NewFile
-from trayagent.scan import Filters, Source, batched, plan_sources, scan
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:

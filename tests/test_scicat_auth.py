@@ -12,9 +12,15 @@ import pytest
 import requests
 from scicat_server import ScicatServer
 
-from trayagent.auth import CURRENT, client_for, login_catalogue, logout_catalogue, token_account
+from trayagent.catalogue.scicat.auth import (
+    CURRENT,
+    client_for,
+    login_catalogue,
+    logout_catalogue,
+    token_account,
+)
 from trayagent.errors import AuthError, ConfigError, LoginRequired
-from trayagent.secrets import catalogue_service, get_secret
+from trayagent.secrets.store import catalogue_service, get_secret
 
 
 def test_password_login_stores_password_and_token_in_keyring(scicat: ScicatServer, scicat_config) -> None:
@@ -100,7 +106,7 @@ def test_oidc_callback_checks_the_per_run_secret(scicat: ScicatServer, scicat_co
         assert requests.get(forged, timeout=10).status_code == 400
 
     with pytest.raises(AuthError, match="did not finish"):
-        from trayagent.auth import oidc_login
+        from trayagent.catalogue.scicat.auth import oidc_login
         oidc_login(scicat.url, "trayagent", opener, timeout=0.5)
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from scicat_server import ScicatServer
 
-from trayagent.auth import login_catalogue
 from trayagent.catalogue.base import DatasetSpec, FileRecord, StorageLocation
-from trayagent.catalogue.scicat import ScicatCatalogue
+from trayagent.catalogue.scicat.auth import login_catalogue
+from trayagent.catalogue.scicat.catalogue import ScicatCatalogue
 from trayagent.errors import CatalogueError, LoginRequired
 
 LOCATION = StorageLocation("webdav+https://store.example.org/dav", "store.example.org", "20260123/run42")

@@ -21,7 +21,7 @@ from scicat_server import ScicatServer
 
 def _wired() -> bool:
     from trayagent import uploader
-    from trayagent.cli import build_parser
+    from trayagent.cli.main import build_parser
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             build_parser().parse_args(["login", "--token-stdin"])

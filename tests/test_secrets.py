@@ -1,4 +1,4 @@
-"""trayagent.secrets against the session's real Secret Service (gnome-keyring, conftest)."""
+"""trayagent.secrets.store against the session's real Secret Service (gnome-keyring, conftest)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from agentctl import Trayagent
 from servers import SessionKeyring, WebDAVServer, _DBusDaemon
 
-from trayagent import secretservice
-from trayagent.secrets import delete_secret, get_secret, prefetch_secret, set_secret
+from trayagent.secrets import secretservice
+from trayagent.secrets.store import delete_secret, get_secret, prefetch_secret, set_secret
 
 
 def test_a_prefetched_secret_is_collected_once_then_read_afresh() -> None:
@@ -36,7 +36,7 @@ def test_prefetching_a_missing_secret_gives_none() -> None:
     assert get_secret(service, "nobody") is None
 
 
-# -- the direct Secret Service path (trayagent.secretservice) and keyring see the same entries ----------
+# -- the direct Secret Service path (trayagent.secrets.secretservice) and keyring see the same entries ----------
 
 
 def test_the_secret_service_path_is_taken_here() -> None:
@@ -95,7 +95,7 @@ def test_keyring_configured_otherwise_is_left_to_keyring(setting: str, tmp_path:
 
 def test_no_session_bus_says_what_to_do() -> None:
     """Without a reachable Secret Service the message names the keyring, for reads and writes."""
-    code = ("from trayagent.secrets import get_secret, set_secret\n"
+    code = ("from trayagent.secrets.store import get_secret, set_secret\n"
             "for call in (lambda: get_secret('s', 'a'), lambda: set_secret('s', 'a', 'x')):\n"
             "    try:\n        call()\n    except Exception as exc:\n"
             "        print(type(exc).__name__, str(exc).splitlines()[0])\n")
@@ -110,7 +110,7 @@ def test_no_session_bus_says_what_to_do() -> None:
 def test_a_session_bus_without_a_secret_service_says_what_to_do(tmp_path: Path) -> None:
     """A desktop without a keyring daemon: the quick read learns there is no Secret Service, keyring
     then finds no backend either, and reads and writes end in the keyring message, no traceback."""
-    code = ("from trayagent.secrets import get_secret, set_secret\n"
+    code = ("from trayagent.secrets.store import get_secret, set_secret\n"
             "for call in (lambda: get_secret('s', 'a'), lambda: set_secret('s', 'a', 'x')):\n"
             "    try:\n        call()\n    except Exception as exc:\n"
             "        print(type(exc).__name__, str(exc).splitlines()[0])\n")
@@ -145,7 +145,7 @@ def test_a_read_is_one_short_exchange_without_cryptography() -> None:
     service = f"trayagent:test:{pysecrets.token_hex(4)}"
     set_secret(service, "ann", "pw ✓")
     try:
-        code = ("import sys\nfrom trayagent.secrets import get_secret\n"
+        code = ("import sys\nfrom trayagent.secrets.store import get_secret\n"
                 f"print(get_secret({service!r}, 'ann'), get_secret({service!r}, 'bob'))\n"
                 "print(sorted(m for m in ('cryptography', 'secretstorage', 'keyring') if m in sys.modules))\n")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
@@ -158,7 +158,7 @@ def test_a_locked_keyring_goes_to_its_unlock_prompt(tmp_path: Path) -> None:
     """A locked keyring is left to secretstorage, which asks the Secret Service to unlock it (its
     prompt). Nobody can answer the prompt here, so the read ends with the keyring message at once
     instead of returning "no secret". Its own keyring: a locked one cannot be unlocked again here."""
-    code = ("import contextlib, secretstorage\nfrom trayagent.secrets import get_secret, set_secret\n"
+    code = ("import contextlib, secretstorage\nfrom trayagent.secrets.store import get_secret, set_secret\n"
             "set_secret('svc', 'ann', 'pw')\nprint(get_secret('svc', 'ann'))\n"
             "with contextlib.closing(secretstorage.dbus_init()) as bus:\n"
             "    secretstorage.get_default_collection(bus).lock()\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trayagent.settle import Settler
+from trayagent.sync.settle import Settler
 
 
 class Clock:

@@ -1,8 +1,8 @@
-"""Unit tests for trayagent.storage: the rclone fs strings the engine sends over rc."""
+"""Unit tests for trayagent.storage.target: the rclone fs strings the engine sends over rc."""
 
 from __future__ import annotations
 
-from trayagent.storage import StorageTarget, parallel_transfers, parse_remote
+from trayagent.storage.target import StorageTarget, parallel_transfers, parse_remote
 
 
 def _target(spec: str, user: str = "", secret: str | None = None) -> StorageTarget:

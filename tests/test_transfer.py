@@ -10,9 +10,9 @@ from servers import WebDAVServer
 
 from trayagent.errors import StorageError
 from trayagent.queue import QueuedFile
-from trayagent.rclone import RcError, RcloneDaemon, find_rclone
-from trayagent.storage import StorageTarget, parse_remote
-from trayagent.transfer import RemoteFile, Transfer
+from trayagent.storage.rclone import RcError, RcloneDaemon, find_rclone
+from trayagent.storage.target import StorageTarget, parse_remote
+from trayagent.storage.transfer import RemoteFile, Transfer
 
 
 def _requests(server: WebDAVServer, since: int) -> list[str]:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checksum import ALGORITHMS
 from .errors import ConfigError
 from .paths import Paths
+from .pipeline.checksum import ALGORITHMS
 
 CHECKSUMS = ("auto", *ALGORITHMS)  # blake3 only where its wheel is installed
 

@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Any
 from .catalogue.base import Catalogue, DatasetSpec, StorageLocation
 from .catalogue.local import LocalCatalogue
 from .config import Config
-from .engine import Engine, Outcome, Progress, Tuning, source_paths
 from .errors import ConfigError
-from .lock import Busy, ProcessLock
-from .naming import render_root
 from .paths import Paths
+from .pipeline.engine import Engine, Outcome, Progress, Tuning, source_paths
+from .pipeline.scan import Filters, Source, plan_sources, scan
+from .platform.lock import Busy, ProcessLock
 from .queue import Dataset, Queue, State
-from .rclone import RcError, RcloneDaemon, Redactor
-from .scan import Filters, Source, plan_sources, scan
-from .storage import StorageTarget, launch_rclone, parallel_transfers, storage_target
-from .transfer import Transfer
+from .storage.naming import render_root
+from .storage.rclone import RcError, RcloneDaemon, Redactor
+from .storage.target import StorageTarget, launch_rclone, parallel_transfers, storage_target
+from .storage.transfer import Transfer
 
 if TYPE_CHECKING:  # sync pulls in watchdog: imported where a session starts, not for every upload
-    from .sync import SyncSession
+    from .sync.session import SyncSession
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Plan:
 
 def make_catalogue(cfg: Config, paths: Paths) -> Catalogue:
     if cfg.catalogue.kind == "scicat":
-        from .catalogue.scicat import ScicatCatalogue  # network code only where it is chosen
+        from .catalogue.scicat.catalogue import ScicatCatalogue  # network code only where it is chosen
 
         return ScicatCatalogue.from_config(cfg, paths.data_dir / "scicat-index.sqlite")
     return LocalCatalogue(paths.catalogue_db)
@@ -213,7 +213,7 @@ class Uploader:
     # -- sync sessions --------------------------------------------------------------------------
     def start_sync(self, plan: Plan) -> Dataset:
         """Record a sync session (restored after restarts) and start watching."""
-        from .sync import sources_to_json
+        from .sync.session import sources_to_json
 
         dataset = self.record(plan)
         self.queue.save_session(dataset.id, sources_to_json(plan.sources),
@@ -223,7 +223,7 @@ class Uploader:
 
     def restore_syncs(self) -> list[Dataset]:
         """Start again every sync session that was running when the agent stopped or died."""
-        from .sync import sources_from_json
+        from .sync.session import sources_from_json
 
         restored = []
         for row in self.queue.sessions("running") + self.queue.sessions("finalize"):
@@ -236,7 +236,7 @@ class Uploader:
         return restored
 
     def _start_session(self, dataset: Dataset, sources: list[Source], filters: Filters) -> None:
-        from .sync import SyncSession
+        from .sync.session import SyncSession
 
         engine = self.engine
         self.queue.set_dataset(dataset.id, state="active", scan_done=0)

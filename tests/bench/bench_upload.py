@@ -80,8 +80,8 @@ from servers import (
 )
 from waiting import stop_process
 
-from trayagent.storage import TUNING, parallel_transfers
-from trayagent.transfer import BUFFER_SIZE
+from trayagent.storage.target import TUNING, parallel_transfers
+from trayagent.storage.transfer import BUFFER_SIZE
 
 MiB = 1 << 20
 KiB = 1 << 10

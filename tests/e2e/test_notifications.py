@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from desktop_session import AgentProcess, DesktopSession
 from waiting import wait_until
 
-FAILURE_WINDOW = 10.0  # trayagent.notify.Notifications default
+FAILURE_WINDOW = 10.0  # trayagent.agent.notify.Notifications default
 
 
 @pytest.fixture(scope="module")

@@ -280,7 +280,7 @@ def test_without_gtk_the_degraded_xorg_backend_warns(desktop: DesktopSession, tm
 def test_install_desktop_writes_the_launcher_and_icon(tmp_path: Path) -> None:
     from PIL import Image
 
-    from trayagent.desktop import desktop_entry
+    from trayagent.platform.desktop import desktop_entry
 
     env = {**os.environ, "TRAYAGENT_HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "share")}
     proc = subprocess.run([sys.executable, "-m", "trayagent.cli", "install-desktop"], env=env,

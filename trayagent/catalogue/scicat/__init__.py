@@ -1,0 +1,1 @@
+"""The SciCat catalogue and its login. Imported only where SciCat is chosen (it needs requests)."""

@@ -1,0 +1,291 @@
+"""The SciCat catalogue: datasets as raw datasets, files as OrigDatablocks (backend v4.x, API v3).
+
+The storage location is the dataset's identity: ``sourceFolder`` is ``/`` + the storage path and
+``sourceFolderHost`` the storage host, and ``ensure_dataset`` looks for that folder before creating
+anything, so a re-run or restart reuses the dataset. Files go into new OrigDatablocks of at most
+20,000 files and 8 MB of JSON; a modified file is patched inside its block. The local block index
+(``scicat_blocks``) makes ``register_files`` idempotent without re-reading the dataset's blocks.
+
+Every call may raise ``LoginRequired`` (the hour-long token expired and no password is stored) or a
+transient ``CatalogueError``: the engine then pauses registration and calls again later with the same
+files, which this class skips or patches as needed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ... import __version__
+from ...config import Config
+from ...errors import CatalogueError
+from ..base import Catalogue, DatasetSpec, FileRecord, StorageLocation
+from .auth import Identity, catalogue_url, client_for, parse_identity, parse_whoami
+from .blocks import (
+    MAX_BLOCK_BYTES,
+    MAX_FILES_PER_BLOCK,
+    BlockIndex,
+    cut_blocks,
+    data_file,
+    epoch,
+    index_from_blocks,
+)
+from .http import ScicatError, ScicatHttp, quote_id
+from .proposals import proposal_facts
+
+log = logging.getLogger(__name__)
+
+AGENT_KEY = "trayagent"  # our part of scientificMetadata
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _plain_json(value: Any) -> Any:
+    """User metadata (TOML dates and all) as plain JSON values."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def source_folder(location: StorageLocation) -> str:
+    return "/" + location.path.strip("/")
+
+
+class ScicatCatalogue(Catalogue):
+    """The ``Catalogue`` contract on a SciCat backend."""
+
+    register_batch = 20_000  # one origdatablock per call, at PSI's per-block cap
+
+    kind = "scicat"
+
+    def __init__(self, connect: Callable[[], ScicatHttp], url: str, index_path: Path, *,
+                 owner_group: str = "", access_groups: Sequence[str] = (), create_proposals: bool = False,
+                 max_files: int = MAX_FILES_PER_BLOCK, max_bytes: int = MAX_BLOCK_BYTES) -> None:
+        self._connect = connect
+        self._http: ScicatHttp | None = None
+        self._identity: Identity | None = None
+        self.url = url.rstrip("/")
+        self.index = BlockIndex(index_path, self.url)
+        self.owner_group = owner_group
+        self.access_groups = list(access_groups)
+        self.create_proposals = create_proposals
+        self.max_files = max_files
+        self.max_bytes = max_bytes
+
+    @classmethod
+    def from_config(cls, cfg: Config, index_path: Path) -> ScicatCatalogue:
+        """Logging in is deferred to the first call, so uploads start even before ``trayagent login``."""
+        c = cfg.catalogue
+        return cls(lambda: client_for(cfg)[0], catalogue_url(cfg), index_path, owner_group=c.owner_group,
+                   access_groups=c.access_groups, create_proposals=c.create_proposals)
+
+    @property
+    def http(self) -> ScicatHttp:
+        if self._http is None:
+            self._http = self._connect()
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+        self.index.close()
+
+    def identity(self) -> Identity:
+        if self._identity is None:
+            ident = self.http.call("GET", "/users/my/identity", "reading your identity", accept=(403, 404))
+            found = None if isinstance(ident, ScicatError) else parse_identity(ident)
+            who = None if found else self.http.call("GET", "/auth/whoami", "reading who you are")
+            self._identity = found or parse_whoami(who)
+        return self._identity
+
+    # -- datasets -------------------------------------------------------------------------------
+    def ensure_dataset(self, spec: DatasetSpec, location: StorageLocation) -> str:
+        folder = source_folder(location)
+        existing = self._find(folder, location.host)
+        if existing:
+            log.info("reusing SciCat dataset %s (sourceFolder %s)", existing, folder)
+            return existing
+        ident = self.identity()
+        facts = proposal_facts(self.http, spec, ident, self.owner_group, self.create_proposals) \
+            if spec.proposal else {}
+        group = self.owner_group or facts.get("ownerGroup") or (ident.groups[0] if ident.groups else "")
+        if not group:
+            raise CatalogueError("no ownerGroup for the new SciCat dataset: your account lists no groups",
+                                 "Set [catalogue] owner_group to the group that should own your data.")
+        body = self._dataset_body(spec, location, ident, group, facts)
+        what = f"creating the dataset {spec.name!r} with ownerGroup {group!r}"
+        created = self.http.call("POST", "/datasets", what, body=body, accept=(403,))
+        if isinstance(created, ScicatError):
+            raise CatalogueError(
+                f"SciCat refused to create {spec.name!r} owned by group {group!r}: you are not a member "
+                f"(your groups: {', '.join(ident.groups) or 'none'}). {created.server_message}".strip(),
+                "Set [catalogue] owner_group to one of your groups, or ask the catalogue team to add you.")
+        pid = created.get("pid") if isinstance(created, dict) else None
+        if not isinstance(pid, str) or not pid:
+            raise ScicatError("SciCat created the dataset but its answer holds no pid",
+                              "Retried automatically; the dataset is found by its folder next time.",
+                              transient=True)
+        log.info("created SciCat dataset %s for %s", pid, folder)
+        return pid
+
+    def _find(self, folder: str, host: str) -> str | None:
+        query = {"where": {"sourceFolder": folder}, "fields": {"pid": 1, "sourceFolderHost": 1}}
+        found = self.http.call("GET", "/datasets", f"looking up datasets in {folder}",
+                               params={"filter": json.dumps(query)})
+        if not isinstance(found, list):
+            raise ScicatError("SciCat's dataset search did not answer a list", "Check [catalogue] url.")
+        pids = [d["pid"] for d in found if isinstance(d, dict) and isinstance(d.get("pid"), str)
+                and d.get("sourceFolderHost") in (None, "", host)]
+        if len(pids) > 1:
+            log.warning("%d SciCat datasets share sourceFolder %s; using %s", len(pids), folder, pids[0])
+        return pids[0] if pids else None
+
+    def _dataset_body(self, spec: DatasetSpec, location: StorageLocation, ident: Identity, group: str,
+                      facts: dict[str, str]) -> dict[str, Any]:
+        meta: dict[str, Any] = _plain_json(spec.metadata)
+        if spec.investigation_description:
+            meta["investigation_description"] = spec.investigation_description
+        if facts.get("title"):
+            meta["proposal_title"] = facts["title"]
+        meta[AGENT_KEY] = {"agent": f"trayagent {__version__}", "storage_url": location.url,
+                           "local_folders": list(spec.source_folders), "complete": False}
+        body: dict[str, Any] = {
+            "type": "raw", "datasetName": spec.name, "ownerGroup": group,
+            "owner": ident.display_name or spec.owner or ident.username,
+            "contactEmail": ident.email or facts.get("email") or "unknown",
+            "sourceFolder": source_folder(location), "sourceFolderHost": location.host,
+            "creationTime": _now(), "creationLocation": spec.creation_location or "/unknown",
+            "principalInvestigator": facts.get("pi") or ident.display_name or ident.username,
+            "keywords": list(spec.keywords), "scientificMetadata": meta, "size": 0, "numberOfFiles": 0,
+        }
+        if ident.email:
+            body["ownerEmail"] = ident.email
+        if self.access_groups:
+            body["accessGroups"] = self.access_groups
+        if spec.description or facts.get("title"):
+            body["description"] = spec.description or facts["title"]
+        if spec.proposal:
+            body["proposalId"] = spec.proposal
+        return body
+
+    def _dataset(self, pid: str) -> dict[str, Any]:
+        got = self.http.call("GET", f"/datasets/{quote_id(pid)}", f"reading dataset {pid}")
+        if not isinstance(got, dict):
+            raise ScicatError(f"SciCat's answer for dataset {pid} is not an object", "Check [catalogue] url.")
+        return got
+
+    def lookup_proposal(self, proposal_id: str) -> dict[str, str]:
+        """PI, ownerGroup, title and email of a proposal, to prefill the Dataset dialog."""
+        return proposal_facts(self.http, DatasetSpec(name="", proposal=proposal_id), self.identity(), "",
+                              False)
+
+    def finish_dataset(self, dataset_id: str) -> None:
+        meta = self._dataset(dataset_id).get("scientificMetadata") or {}
+        mark = dict(meta.get(AGENT_KEY) or {}, complete=True, finished=_now())
+        self.http.call("PATCH", f"/datasets/{quote_id(dataset_id)}", f"marking dataset {dataset_id} complete",
+                       body={"scientificMetadata": {**meta, AGENT_KEY: mark}})
+
+    def dataset_info(self, dataset_id: str) -> dict[str, Any]:
+        d = self._dataset(dataset_id)
+        meta = d.get("scientificMetadata") or {}
+        mark = meta.get(AGENT_KEY) or {}
+        return {"id": dataset_id, "name": d.get("datasetName", ""), "description": d.get("description"),
+                "proposal": d.get("proposalId"), "keywords": d.get("keywords") or [],
+                "investigation_description": meta.get("investigation_description"),
+                "created": d.get("creationTime"), "finished": mark.get("finished"),
+                "size": d.get("size", 0), "number_of_files": d.get("numberOfFiles", 0),
+                "owner_group": d.get("ownerGroup"), "source_folder": d.get("sourceFolder"),
+                "storage_url": mark.get("storage_url"), "catalogue": self.url}
+
+    # -- files ----------------------------------------------------------------------------------
+    def _blocks(self, pid: str) -> list[dict[str, Any]]:
+        path = f"/datasets/{quote_id(pid)}/origdatablocks"
+        got = self.http.call("GET", path, f"reading the files of {pid}")
+        if not isinstance(got, list):
+            raise ScicatError(f"SciCat's file list of {pid} is not a list", "Check [catalogue] url.")
+        return [b for b in got if isinstance(b, dict)]
+
+    def list_files(self, dataset_id: str) -> list[FileRecord]:
+        files: dict[str, FileRecord] = {}
+        for block in self._blocks(dataset_id):
+            alg = str(block.get("chkAlg") or "")
+            for f in block.get("dataFileList") or []:
+                files[f["path"]] = FileRecord(f["path"], int(f.get("size") or 0), epoch(f.get("time", "")),
+                                              str(f.get("chk") or ""), alg, "size")
+        return sorted(files.values(), key=lambda r: r.path)
+
+    def register_files(self, dataset_id: str, files: Sequence[FileRecord]) -> None:
+        latest = {f.path: f for f in files}
+        if not latest:
+            return
+        if not self.index.synced(dataset_id):
+            self.index.replace_all(dataset_id, index_from_blocks(self._blocks(dataset_id)))
+        known = self.index.lookup(dataset_id, list(latest))
+        new = [f for p, f in latest.items() if p not in known]
+        changed: dict[str, list[FileRecord]] = defaultdict(list)
+        for p, entry in known.items():
+            f = latest[p]
+            if (entry.chk, entry.size) != (f.checksum, f.size):
+                changed[entry.block].append(f)
+        for block, updates in changed.items():
+            new += self._patch_block(dataset_id, block, updates)
+        by_alg: dict[str, list[FileRecord]] = defaultdict(list)
+        for f in new:
+            by_alg[f.algorithm].append(f)
+        for alg, group in by_alg.items():
+            for entries in cut_blocks([data_file(f) for f in group], self.max_files, self.max_bytes):
+                self._create_block(dataset_id, alg, entries)
+        log.info("SciCat %s: %d files registered, %d updated, %d already there", dataset_id, len(new),
+                 sum(map(len, changed.values())), len(latest) - len(new) - sum(map(len, changed.values())))
+
+    def _create_block(self, pid: str, alg: str, entries: list[dict[str, Any]]) -> None:
+        body = {"datasetId": pid, "size": sum(e["size"] for e in entries), "dataFileList": entries}
+        if alg:
+            body["chkAlg"] = alg
+        self.index.mark_unsynced(pid)
+        made = self.http.call("POST", "/origdatablocks", f"registering {len(entries)} files of {pid}",
+                              body=body, accept=(413,))
+        if isinstance(made, ScicatError):  # a smaller body limit than the backend's default
+            if len(entries) < 2:
+                raise made
+            half = len(entries) // 2
+            log.info("SciCat refused a block of %d files as too large; sending halves", len(entries))
+            self._create_block(pid, alg, entries[:half])
+            self._create_block(pid, alg, entries[half:])
+            return
+        block = made.get("_id") or made.get("id") if isinstance(made, dict) else None
+        if not block:
+            raise ScicatError("SciCat's answer to a new file block holds no id",
+                              "Retried automatically; nothing is registered twice.", transient=True)
+        self.index.record(pid, str(block), entries)
+
+    def _patch_block(self, pid: str, block: str, updates: list[FileRecord]) -> list[FileRecord]:
+        """Replace modified files' entries in ``block``; returns files that must move to a new block
+        (their checksum algorithm differs from the block's)."""
+        what = f"updating modified files of {pid}"
+        current = self.http.call("GET", f"/origdatablocks/{quote_id(block)}", what)
+        if not isinstance(current, dict):
+            raise ScicatError(f"SciCat's answer for file block {block} is not an object",
+                              "Check [catalogue] url.")
+        alg = str(current.get("chkAlg") or "")
+        listed = [e for e in current.get("dataFileList") or [] if isinstance(e, dict) and "path" in e]
+        present = {e["path"] for e in listed}
+        movers = [f for f in updates if f.algorithm != alg or f.path not in present]
+        stay = {f.path: data_file(f) for f in updates if f not in movers}
+        moving = {f.path for f in movers}
+        entries = [stay.get(e["path"], e) for e in listed if e["path"] not in moving]
+        if not entries:  # every file of the block moves: the block takes the new algorithm instead
+            alg = movers[0].algorithm
+            entries = [data_file(f) for f in movers if f.algorithm == alg and f.path in present]
+            movers = [f for f in movers if f.algorithm != alg or f.path not in present]
+            if not entries:
+                return movers
+        body = {"size": sum(int(e["size"]) for e in entries), "dataFileList": entries, "chkAlg": alg}
+        self.http.call("PATCH", f"/origdatablocks/{quote_id(block)}", what, body=body)
+        self.index.record(pid, block, entries)
+        return movers

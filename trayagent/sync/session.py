@@ -1,0 +1,199 @@
+"""Sync mode: while the experiment runs, every file the acquisition system finishes goes up.
+
+A session = one dataset + its folders. It scans once at start (catching up on whatever happened
+while it was down), then watches; completed files go into the queue and wake the engine. The
+session's definition lives in the queue database, so a restarted agent restores it; a periodic
+safety rescan catches anything the events missed. Finalizing stops the watching, rescans one last
+time and lets the engine finish the dataset (manifest, catalogue completion).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..pipeline.scan import DEFAULT_IGNORES, Filters, Source, batched, scan
+from ..queue import Dataset, NewFile, Queue
+from .settle import Settler
+from .watcher import FolderWatcher
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL = 1.0   # how often the waiting count is written for `trayagent status`
+FOLDER_CHECK = 5.0      # how often a vanished watched folder is looked for again
+
+
+def sources_to_json(sources: tuple[Source, ...] | list[Source]) -> list[dict[str, str | None]]:
+    return [{"root": str(s.root), "prefix": s.prefix, "only": s.only} for s in sources]
+
+
+def sources_from_json(items: list[dict[str, str | None]]) -> list[Source]:
+    return [Source(Path(str(i["root"])), str(i["prefix"] or ""), i.get("only")) for i in items]
+
+
+class SyncSession:
+    """Watches one dataset's folders and feeds completed files to the queue."""
+
+    def __init__(self, queue: Queue, dataset: Dataset, sources: list[Source], filters: Filters, *,
+                 quiet_seconds: float, polling: bool, rescan_seconds: float,
+                 wake: Callable[[], None], on_trouble: Callable[[str], None] | None = None) -> None:
+        self.queue = queue
+        self.dataset = dataset
+        self.sources = sources
+        self.filters = Filters(filters.include, filters.exclude + DEFAULT_IGNORES)
+        self.rescan_seconds = rescan_seconds
+        self.wake = wake
+        self.on_trouble = on_trouble or (lambda message: None)
+        self.settler = Settler(quiet_seconds)
+        self.watchers = [FolderWatcher(s.root, self.settler, self._accepts(s), polling=polling,
+                                       on_folder=self._folder_appeared, on_trouble=self._trouble)
+                         for s in sources if s.only is None]
+        self._stop = threading.Event()
+        self._rescan_requested = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.warning: str | None = None
+        self.finalizing = False
+        self.gone: set[Path] = set()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Watch first, then scan: a file written during the scan is seen by one or the other."""
+        for w in self.watchers:
+            if not w.start():
+                self._folder_gone(w)
+        self.rescan("start")
+        self._spawn(self._settle_loop, "settle")
+        self._spawn(self._housekeeping_loop, "sync-housekeeping")
+        self._save_status(force=True)
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        t = threading.Thread(target=target, name=f"{name}-{self.dataset.id}", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        """Stop watching; what is queued stays queued (and is resumed next time)."""
+        self._stop.set()
+        self.settler.nudge()
+        for w in self.watchers:
+            w.close()
+        for t in self._threads:
+            t.join(5)
+
+    def finalize(self) -> None:
+        """The experiment is over: stop watching, take every file as it is now, end the scan."""
+        self.finalizing = True
+        self.stop()
+        self.rescan("finalize", settled_only=False)
+        self.queue.set_dataset(self.dataset.id, scan_done=1)
+        self.wake()
+
+    # -- feeding the queue ----------------------------------------------------------------------
+    def rescan(self, reason: str, settled_only: bool = True) -> int:
+        """Enqueue what is new or changed. Files modified within the quiet period go to the
+        settler instead (they may still be being written), unless ``settled_only`` is False."""
+        started = time.monotonic()
+        errors: list[str] = []
+        fresh_before = time.time_ns() - int(self.settler.quiet * 1e9)
+        queued = 0
+        for chunk in batched(scan(self.sources, self.filters, errors), 1000):
+            ready = [f for f in chunk if not settled_only or f.mtime_ns <= fresh_before]
+            for f in chunk:
+                if settled_only and f.mtime_ns > fresh_before:
+                    self.settler.found(Path(f.src_root) / f.src_rel)
+            queued += self.queue.enqueue(self.dataset.id, ready)
+        if queued:
+            self.wake()
+        log.info("%s: rescan (%s) queued %d new or changed files in %.1f s", self.dataset.name, reason,
+                 queued, time.monotonic() - started)
+        return queued
+
+    def _settle_loop(self) -> None:
+        while not self._stop.is_set():
+            self.settler.wait(1.0)
+            ready = self.settler.take_ready()
+            if ready:
+                self.queue.enqueue(self.dataset.id, [self._new_file(p, st) for p, st in ready])
+                self.wake()
+            self._save_status()
+
+    def _new_file(self, path: Path, st: os.stat_result) -> NewFile:
+        source = self._source_of(path)
+        rel = path.relative_to(source.root).as_posix()
+        relpath = f"{source.prefix}/{rel}" if source.prefix else rel
+        return NewFile(str(source.root), rel, relpath, st.st_size, st.st_mtime_ns)
+
+    def _source_of(self, path: Path) -> Source:
+        return max((s for s in self.sources if s.only is None and path.is_relative_to(s.root)),
+                   key=lambda s: len(s.root.parts))
+
+    def _accepts(self, source: Source) -> Callable[[Path], bool]:
+        def accept(path: Path) -> bool:
+            try:
+                rel = path.relative_to(source.root).as_posix()
+            except ValueError:
+                return False
+            return self.filters.wants(rel)
+        return accept
+
+    def _folder_appeared(self, folder: Path) -> None:
+        """A folder created or moved into the tree: its files may have arrived without events."""
+        for source in self.sources:
+            if source.only is None and folder.is_relative_to(source.root):
+                sub = Source(folder, "", None)
+                for f in scan([sub], Filters()):
+                    path = folder / f.src_rel
+                    if self._accepts(source)(path):
+                        self.settler.found(path)
+
+    # -- keeping watch --------------------------------------------------------------------------
+    def _housekeeping_loop(self) -> None:
+        next_rescan = time.monotonic() + self.rescan_seconds
+        while not self._stop.wait(FOLDER_CHECK if self.gone else 1.0):
+            self._check_folders()
+            if self._rescan_requested.is_set() or time.monotonic() >= next_rescan:
+                self._rescan_requested.clear()
+                self.rescan("safety" if time.monotonic() >= next_rescan else "after a warning")
+                next_rescan = time.monotonic() + self.rescan_seconds
+
+    def _check_folders(self) -> None:
+        for w in self.watchers:
+            if w.fall_back_to_polling():
+                self._rescan_requested.set()
+            if w.root in self.gone:
+                if w.start():
+                    self.gone.discard(w.root)
+                    self._trouble(f"watched folder {w.root} is back; catching up", rescan=True)
+            elif not w.alive():
+                self._folder_gone(w)
+
+    def _folder_gone(self, w: FolderWatcher) -> None:
+        w.stop()
+        self.gone.add(w.root)
+        self._trouble(f"watched folder {w.root} is gone (unplugged disk or unmounted share?); "
+                      "watching for it to come back", rescan=False)
+
+    def _trouble(self, message: str, rescan: bool = True) -> None:
+        log.warning("%s: %s", self.dataset.name, message)
+        self.warning = message
+        if rescan:
+            self._rescan_requested.set()
+        self.on_trouble(message)
+        self._save_status(force=True)
+
+    _last_status = 0.0
+    _last_waiting = -1
+
+    def _save_status(self, force: bool = False) -> None:
+        now = time.monotonic()
+        waiting = self.settler.waiting
+        if not force and (waiting == self._last_waiting or now - self._last_status < STATUS_INTERVAL):
+            return
+        self._last_status, self._last_waiting = now, waiting
+        watch = ", ".join(f"{w.root}: {w.mode}" for w in self.watchers)
+        self.queue.update_session(self.dataset.id, waiting=waiting, watch=watch, warning=self.warning,
+                                  pid=os.getpid())

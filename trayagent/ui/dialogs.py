@@ -1,0 +1,152 @@
+"""Dialog windows: each dialog is a web page of the agent, shown by pywebview in its own process.
+
+Why a process per dialog: pywebview wants the main thread, and so does the tray on some platforms.
+The dialog process reads the control token from the 0600 file itself (it never travels on a
+command line) and hands it to the page in the URL fragment, which is never sent over the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from ..agent.client import AgentClient
+from ..errors import TrayagentError
+from ..paths import Paths
+
+log = logging.getLogger(__name__)
+
+TITLES = {"dataset": "trayagent: Dataset", "activity": "trayagent: Activity", "login": "trayagent: Log in",
+          "settings": "trayagent: Settings"}
+SIZES = {"dataset": (760, 760), "activity": (760, 620), "login": (420, 380), "settings": (640, 680)}
+
+
+class DialogLauncher:
+    """The agent's ``open_dialog``: starts ``trayagent dialog NAME`` as a child process."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def __call__(self, name: str, params: dict[str, Any]) -> None:
+        self.children = [c for c in self.children if c.poll() is None]
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            log.info("no display: the %s dialog was not opened", name)
+            return
+        cmd = [sys.executable, "-m", "trayagent.cli", "dialog", name, "--request", str(params.get("request", ""))]
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        self.children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, creationflags=flags,
+                                              env=dict(os.environ)))
+        log.info("opened the %s dialog", name)
+
+
+def dialog_url(client: AgentClient, token: str, name: str, request: str) -> str:
+    return f"{client.base_url}/ui/{name}.html#token={token}&request={request}"
+
+
+class _Bridge:
+    """What the page may ask of its native window (pywebview's ``js_api``): close it, pick or take
+    dropped paths.
+
+    Our pages' CSP has no 'unsafe-eval', and pywebview's own way back into the page (return values,
+    ``evaluate_js``, its DOM API) is built on ``eval``; so these calls return nothing and hand their
+    results to the page with ``run_js`` (plain script injection) calling ``window.trayagentDropped``.
+    Attributes start with ``_`` so pywebview does not expose them to the page.
+    """
+
+    def __init__(self) -> None:
+        self._window: Any = None
+
+    def close(self) -> None:
+        if self._window is not None:
+            self._window.destroy()
+            # Return only once the window is gone: pywebview then skips answering the page. Answering a
+            # window being destroyed can block this call's (non-daemon) thread for ever, and with it
+            # the process's exit.
+            self._window.events.closed.wait(5)
+
+    def pick(self, folders: bool = True) -> None:
+        """The native chooser: folders (or files) to add to the dataset."""
+        import webview
+
+        kind = webview.FileDialog.FOLDER if folders else webview.FileDialog.OPEN
+        chosen = self._window.create_file_dialog(kind, allow_multiple=True) if self._window else None
+        self._give([str(p) for p in chosen or []])
+
+    def dropped(self, names: list[str]) -> None:
+        """Full paths of the files just dropped on the page, which the page itself knows by name only.
+
+        The GTK backend records them (name, path) while a drop listener is registered (see
+        ``_watch_drops``); this is the lookup pywebview's own DOM drop handler does.
+        """
+        from webview.dom import _dnd_state as state
+
+        _dnd_state: dict[str, Any] = state  # pywebview internals, untyped
+        paths = []
+        for name in names:
+            match = next((item for item in _dnd_state["paths"] if unquote(item[0]) == name), None)
+            if match is not None:
+                _dnd_state["paths"].remove(match)
+                paths.append(unquote(match[1]))
+        self._give(paths)
+
+    def _give(self, paths: list[str]) -> None:
+        if paths and self._window is not None:
+            self._window.run_js(f"window.trayagentDropped && window.trayagentDropped({json.dumps(paths)})")
+
+
+def _watch_drops() -> None:
+    """Let the GTK backend record the full paths of dropped files (for ``_Bridge.dropped``)."""
+    try:
+        from webview.dom import _dnd_state
+
+        state: dict[str, Any] = _dnd_state  # pywebview internals, untyped
+        state["num_listeners"] += 1
+    except (ImportError, AttributeError, KeyError, TypeError):  # another pywebview: typing paths still works
+        log.debug("no drop support in this pywebview", exc_info=True)
+
+
+def _quiet_bridge_errors() -> None:
+    """pywebview answers every page call with ``evaluate_js`` (eval), which the CSP refuses: expected."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if type(args.exc_value).__name__ == "JavascriptException":
+            log.debug("pywebview could not answer the page: %s", args.exc_value)
+            return
+        previous(args)
+
+    threading.excepthook = hook
+
+
+def show_dialog(paths: Paths, name: str, request: str) -> int:
+    """Run one dialog window until it is closed (blocks; needs the main thread)."""
+    client = AgentClient.find(paths.runtime_dir)
+    if client is None:
+        raise TrayagentError("the trayagent agent is not running", "Start it with `trayagent`.")
+    token = (paths.runtime_dir / "agent.token").read_text(encoding="utf-8").strip()
+    import webview
+
+    width, height = SIZES[name]
+    bridge = _Bridge()
+    window = webview.create_window(TITLES[name], dialog_url(client, token, name, request), width=width,
+                                   height=height, min_size=(360, 300), js_api=bridge,
+                                   background_color="#F6F7F9")
+    bridge._window = window
+    _quiet_bridge_errors()
+    if name == "dataset":
+        _watch_drops()
+    gui: Any = os.environ.get("TRAYAGENT_WEBVIEW_GUI") or None  # e.g. "qt" where GTK is missing
+    webview.start(gui=gui, private_mode=True)
+    return 0
+
+
+def ui_folder() -> Path:
+    return Path(__file__).with_name("pages")
