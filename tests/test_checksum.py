@@ -15,7 +15,7 @@ import pytest
 from trayagent.errors import LocalFileError
 from trayagent.pipeline import checksum
 from trayagent.pipeline.checksum import ALGORITHMS, FileChanging, hash_file, stat_file
-from trayagent.storage.rclone import find_rclone
+from trayagent.storage.process import find_rclone
 
 PAYLOAD = os.urandom((1 << 20) * 2 + 12345)  # spans several read chunks
 

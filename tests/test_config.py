@@ -292,3 +292,11 @@ def test_without_the_blake3_wheel_blake3_is_a_config_error_and_auto_uses_sha256(
     assert fallback == "sha256"
     assert "[transfer] checksum: expected one of 'auto', 'md5', 'sha1', 'sha256', 'blake2b', got 'blake3'" \
         in message
+
+
+def test_the_checksums_a_user_may_choose_are_the_ones_the_pipeline_hashes() -> None:
+    """config.py spells the list out (the configuration imports no pipeline module): the two agree."""
+    from trayagent.config import CHECKSUMS
+    from trayagent.pipeline.checksum import ALGORITHMS
+
+    assert CHECKSUMS == ("auto", *ALGORITHMS)

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from trayagent.cli.progressbar import ProgressBar, human_bytes, human_seconds, render
-from trayagent.pipeline.engine import Progress
+from trayagent.pipeline.progress import Progress
 
 
 def _progress(**kw: object) -> Progress:

@@ -12,7 +12,9 @@ from waiting import stop_process, wait_until
 
 from trayagent.errors import StorageError
 from trayagent.storage import rclone
-from trayagent.storage.rclone import RcError, RcloneDaemon, find_rclone
+from trayagent.storage.process import find_rclone
+from trayagent.storage.rcerrors import RcError
+from trayagent.storage.rclone import RcloneDaemon
 
 GO_DEFAULT_LIMIT = 2**63 - 1
 
@@ -89,7 +91,7 @@ def test_an_idle_rclone_dies_with_its_killed_owner(tmp_path: Path) -> None:
     """kill -9 of the process that owns rclone ends rclone too, even when rclone has nothing to
     write (a busy one would also die of its broken log pipe): PR_SET_PDEATHSIG, set in the child
     between fork and exec from a function looked up beforehand."""
-    code = ("import sys, time\nfrom pathlib import Path\nfrom trayagent.storage.rclone import RcloneDaemon, find_rclone\n"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom trayagent.storage.process import find_rclone\nfrom trayagent.storage.rclone import RcloneDaemon\n"
             "d = RcloneDaemon(find_rclone(), Path(sys.argv[1]))\nd.launch()\nd.call('core/version')\n"
             "print(d.pid, flush=True)\ntime.sleep(600)\n")
     owner = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True)
@@ -108,10 +110,10 @@ def test_an_idle_rclone_dies_with_its_killed_owner(tmp_path: Path) -> None:
 def test_a_process_about_to_exit_signals_rclone_without_waiting(tmp_path: Path) -> None:
     """At the end of a short command (os._exit next) `stop` signals rclone and returns; rclone
     then ends on its own. In a subprocess: the switch holds for the rest of its process."""
-    code = ("import sys, time\nfrom pathlib import Path\nfrom trayagent.storage import rclone\n"
-            "d = rclone.RcloneDaemon(rclone.find_rclone(), Path(sys.argv[1]))\nd.call('core/version')\n"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom trayagent.storage import process, rclone\n"
+            "d = rclone.RcloneDaemon(process.find_rclone(), Path(sys.argv[1]))\nd.call('core/version')\n"
             "waited = d._proc\nd.stop()\nprint('waited', waited.returncode is not None)\n"
-            "rclone.end_without_waiting()\nd.call('core/version')\nleft = d._proc\nd.stop()\n"
+            "process.end_without_waiting()\nd.call('core/version')\nleft = d._proc\nd.stop()\n"
             "print('left', left.returncode is None)\n"
             "print('ended', left.wait(10) is not None)\n"
             "print('files', sorted(p.name for p in Path(sys.argv[1]).iterdir()))\n")

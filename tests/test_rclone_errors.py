@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from trayagent.errors import StorageError
-from trayagent.storage.rclone import RcError, Redactor, is_auth_error, is_transient
+from trayagent.storage.rcerrors import RcError, is_auth_error, is_transient
+from trayagent.storage.redact import Redactor
 
 # (rclone error text, transient?, auth?)
 CASES = [

@@ -10,7 +10,9 @@ from servers import WebDAVServer
 
 from trayagent.errors import StorageError
 from trayagent.queue import QueuedFile
-from trayagent.storage.rclone import RcError, RcloneDaemon, find_rclone
+from trayagent.storage.process import find_rclone
+from trayagent.storage.rcerrors import RcError
+from trayagent.storage.rclone import RcloneDaemon
 from trayagent.storage.target import StorageTarget, parse_remote
 from trayagent.storage.transfer import RemoteFile, Transfer
 

@@ -1,7 +1,7 @@
 """Configuration: one schema drives defaults, validation (all problems reported at once) and the docs.
 
 The file is TOML. Unknown sections or keys are errors, because a misspelt key silently ignored is how
-data ends up in the wrong place. Secrets are never read from here: see ``secrets.py``.
+data ends up in the wrong place. Secrets are never read from here: see ``secrets/``.
 """
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 from .paths import Paths
-from .pipeline.checksum import ALGORITHMS
 
-CHECKSUMS = ("auto", *ALGORITHMS)  # blake3 only where its wheel is installed
+# The checksums a user may choose: the same list as pipeline/checksum.py's ALGORITHMS (a test holds
+# them equal), spelt out here so that the configuration depends on no pipeline module.
+CHECKSUMS = ("auto", "md5", "sha1", "sha256", "blake2b") + (("blake3",) if find_spec("blake3") else ())
 
 
 @dataclass(frozen=True)

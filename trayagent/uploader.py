@@ -20,12 +20,15 @@ from .catalogue.local import LocalCatalogue
 from .config import Config
 from .errors import ConfigError
 from .paths import Paths
-from .pipeline.engine import Engine, Outcome, Progress, Tuning, source_paths
+from .pipeline.engine import Engine, source_paths
+from .pipeline.progress import Outcome, Progress, Tuning
 from .pipeline.scan import Filters, Source, plan_sources, scan
 from .platform.lock import Busy, ProcessLock
 from .queue import Dataset, Queue, State
 from .storage.naming import render_root
-from .storage.rclone import RcError, RcloneDaemon, Redactor
+from .storage.rcerrors import RcError
+from .storage.rclone import RcloneDaemon
+from .storage.redact import Redactor
 from .storage.target import StorageTarget, launch_rclone, parallel_transfers, storage_target
 from .storage.transfer import Transfer
 

@@ -12,7 +12,6 @@ import collections
 import logging
 import os
 import secrets
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,11 +20,12 @@ from typing import Any
 from .. import __version__
 from ..config import Config
 from ..errors import AuthError, ConfigError
+from ..icons import app_icon
 from ..paths import Paths
-from ..pipeline.engine import Outcome
+from ..pipeline.progress import Outcome
 from ..platform.lock import ProcessLock
 from ..queue import Dataset, State
-from ..storage.rclone import Redactor
+from ..storage.redact import Redactor
 from ..uploader import Uploader
 from .notify import Notifications, PlyerSender, Sender
 from .server import ApiError, ControlServer
@@ -41,7 +41,7 @@ class Agent:
         self.cfg = cfg
         self.paths = paths.ensure()
         self.uploader = Uploader(cfg, paths, redactor)
-        self.notes = Notifications(send or PlyerSender(_app_icon()))
+        self.notes = Notifications(send or PlyerSender(app_icon()))
         self.server = ControlServer(paths.runtime_dir)
         self.open_dialog: OpenDialog = open_dialog or (lambda name, params: None)
         self.problem: str | None = None     # shown by the tray as the error state
@@ -310,15 +310,6 @@ class Agent:
                              "waiting": self.uploader.engine.waiting},
                       activity=self.activity())
         return status
-
-
-def _app_icon() -> Any:
-    """The icon notifications carry (Windows balloons need .ico)."""
-    from importlib import resources
-
-    icon = resources.files("trayagent").joinpath("icons", "trayagent.ico" if sys.platform == "win32"
-                                                 else "trayagent.png")
-    return icon if icon.is_file() else None
 
 
 def new_request_id() -> str:

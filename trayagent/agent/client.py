@@ -3,7 +3,7 @@
 The stdlib ``http.client`` rather than requests: the agent listens on loopback only, so proxies,
 redirects and TLS never apply, and a CLI run forwarded to the agent does not pay ~60 ms to import
 requests before its upload can start. Imported on first request: a run with no agent starts rclone
-before it (see rclone._http_client).
+before it (see storage.rchttp.http_client).
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ from ..errors import ConfigError, TrayagentError
 from ..logs import setup_logging
 from ..paths import Paths, resolve_paths
 from ..secrets.store import delete_secret, set_secret, storage_service
-from ..storage.rclone import RcloneDaemon, Redactor, end_without_waiting
+from ..storage.process import end_without_waiting
+from ..storage.rclone import RcloneDaemon
+from ..storage.redact import Redactor
 from ..storage.target import launch_rclone, prefetch_secret
 from .progressbar import ProgressBar
 
@@ -258,7 +260,7 @@ def _upload_via_agent(client: AgentClient, args: argparse.Namespace) -> int:
         d = client.post(f"/api/datasets/{answer['dataset_id']}/wait", {"timeout": 0.5 if bar else 30},
                         timeout=90)
         if bar:
-            from ..pipeline.engine import Progress
+            from ..pipeline.progress import Progress
 
             bar.update(Progress(d["name"], d["files"], d["bytes_total"], d["bytes_done"], d["rate"], d["eta"]))
         if d["state"] == "complete":

@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from ..pipeline.engine import Progress
+    from ..pipeline.progress import Progress
 
 
 def human_bytes(n: float) -> str:

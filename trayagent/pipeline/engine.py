@@ -26,17 +26,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from ..catalogue.base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 from ..errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError
 from ..platform.priority import lower_current_thread
 from ..queue import Dataset, Queue, QueuedFile, State
-from ..storage.rclone import RcError
+from ..storage.rcerrors import RcError
 from ..storage.transfer import RemoteFile, Transfer, rclone_name
 from .checksum import FAST_STRONG, Digest, hash_file, stat_file
 from .manifest import build_ro_crate, load_media_types
+from .progress import Outcome, Progress, Tuning
 from .scan import Filters, Source, batched, scan
 
 log = logging.getLogger(__name__)
@@ -45,57 +45,6 @@ MANIFEST_NAME = "ro-crate-metadata.json"
 ENQUEUE_BATCH = 1000
 MAX_VERIFY_ATTEMPTS = 5
 STAT_MAX = 16  # up to this many files are read back one by one, beyond by folder listings
-
-
-@dataclass
-class Tuning:
-    """The ``[transfer]`` knobs the pipeline uses."""
-
-    batch_files: int = 500
-    batch_bytes: int = 4 << 30
-    checksum: str = "auto"
-    retry_base_seconds: float = 1.0
-    retry_max_seconds: float = 600.0
-    hash_threads: int = 2
-    verify_files: int = 2000  # uploaded files read back in one go (fewer listings of big folders)
-
-
-@dataclass
-class Progress:
-    """A snapshot for progress bars and status: counts per state, bytes, rate and ETA."""
-
-    dataset: str
-    counts: dict[str, int]
-    bytes_total: int
-    bytes_done: int
-    rate: float  # bytes per second since the run started
-    eta: float | None
-    waiting: str | None = None  # why the engine is waiting (storage unreachable...), if it is
-
-    @property
-    def files_total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def files_done(self) -> int:
-        return self.counts.get("registered", 0) + self.counts.get("failed", 0)
-
-
-@dataclass
-class Outcome:
-    """What happened to one dataset run; the CLI's ``--json`` prints it."""
-
-    dataset: str
-    files_ok: int
-    files_failed: int
-    bytes: int
-    seconds: float
-    failures: list[dict[str, str]] = field(default_factory=list)
-    catalogue_id: str | None = None
-    storage_path: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def backoff(attempts: int, base: float, ceiling: float) -> float:

@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..ui.tray import icon_file
+from ..icons import icon_file
 
 ENTRY = """[Desktop Entry]
 Type=Application

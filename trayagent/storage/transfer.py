@@ -20,7 +20,8 @@ from typing import Any
 
 from ..errors import AuthError, StorageError
 from ..queue import QueuedFile
-from .rclone import RcError, RcloneDaemon, is_auth_error
+from .rcerrors import RcError, is_auth_error
+from .rclone import RcloneDaemon
 from .target import StorageTarget
 
 log = logging.getLogger(__name__)

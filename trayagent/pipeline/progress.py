@@ -1,0 +1,57 @@
+"""What the pipeline reports and how it is tuned: the types the CLI, the agent and the bench read."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Tuning:
+    """The ``[transfer]`` knobs the pipeline uses."""
+
+    batch_files: int = 500
+    batch_bytes: int = 4 << 30
+    checksum: str = "auto"
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 600.0
+    hash_threads: int = 2
+    verify_files: int = 2000  # uploaded files read back in one go (fewer listings of big folders)
+
+
+@dataclass
+class Progress:
+    """A snapshot for progress bars and status: counts per state, bytes, rate and ETA."""
+
+    dataset: str
+    counts: dict[str, int]
+    bytes_total: int
+    bytes_done: int
+    rate: float  # bytes per second since the run started
+    eta: float | None
+    waiting: str | None = None  # why the engine is waiting (storage unreachable...), if it is
+
+    @property
+    def files_total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def files_done(self) -> int:
+        return self.counts.get("registered", 0) + self.counts.get("failed", 0)
+
+
+@dataclass
+class Outcome:
+    """What happened to one dataset run; the CLI's ``--json`` prints it."""
+
+    dataset: str
+    files_ok: int
+    files_failed: int
+    bytes: int
+    seconds: float
+    failures: list[dict[str, str]] = field(default_factory=list)
+    catalogue_id: str | None = None
+    storage_path: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
