@@ -72,7 +72,8 @@ class Trayagent:
         try:
             return proc.returncode, json.loads(proc.stdout)
         except json.JSONDecodeError:
-            raise AssertionError(f"no JSON from upload (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"no JSON from upload (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from None
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen([sys.executable, "-m", "trayagent.cli", *args], text=True,

@@ -65,6 +65,20 @@ def test_cli_talks_to_the_running_agent(agent: tuple[subprocess.Popen[str], Api]
     assert second.returncode == 0 and "already running" in second.stderr
 
 
+def test_upload_json_through_the_agent_is_the_standalone_result(agent: tuple[subprocess.Popen[str], Api],
+                                                                ta: Trayagent, tmp_path: Path) -> None:
+    """``upload --json`` through the agent prints what a standalone run prints, the catalogue's id of
+    the dataset included (it printed "catalogue_id": null, a second, hand-built copy of the result)."""
+    make_tree(tmp_path / "d", ["a.dat", "b.dat"])
+    rc, out = ta.upload_json(str(tmp_path / "d"), "--dataset", "with-id")
+    assert rc == 0
+    [entry] = [d for d in ta.catalogue_datasets() if d["name"] == "with-id"]
+    assert out["catalogue_id"] == entry["id"] and entry["id"]
+    assert set(out) == {"dataset", "files_ok", "files_failed", "bytes", "seconds", "failures", "catalogue_id",
+                        "storage_path"}
+    assert (out["dataset"], out["files_ok"], out["files_failed"], out["failures"]) == ("with-id", 2, 0, [])
+
+
 def test_sigterm_stops_the_headless_agent_cleanly(agent: tuple[subprocess.Popen[str], Api], ta: Trayagent,
                                                  tmp_path: Path) -> None:
     """systemd and the desktop session stop the agent with SIGTERM: it must end at once, cleanly,

@@ -203,7 +203,8 @@ def test_validation_error_from_file_names_that_file(paths: Paths, tmp_path: Path
     cfg.write_text("[transfer]\ntransfers = true\n")
     with pytest.raises(ConfigError) as info:
         load_config(paths, cfg)
-    assert info.value.message == f"{cfg}: [transfer] transfers: expected `auto` or a whole number greater than 0, got True"
+    assert info.value.message == \
+        f"{cfg}: [transfer] transfers: expected `auto` or a whole number greater than 0, got True"
 
 
 # -- dump_config ---------------------------------------------------------------------------------
@@ -299,4 +300,4 @@ def test_the_checksums_a_user_may_choose_are_the_ones_the_pipeline_hashes() -> N
     from trayagent.config import CHECKSUMS
     from trayagent.pipeline.checksum import ALGORITHMS
 
-    assert CHECKSUMS == ("auto", *ALGORITHMS)
+    assert ("auto", *ALGORITHMS) == CHECKSUMS

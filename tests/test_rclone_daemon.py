@@ -91,7 +91,8 @@ def test_an_idle_rclone_dies_with_its_killed_owner(tmp_path: Path) -> None:
     """kill -9 of the process that owns rclone ends rclone too, even when rclone has nothing to
     write (a busy one would also die of its broken log pipe): PR_SET_PDEATHSIG, set in the child
     between fork and exec from a function looked up beforehand."""
-    code = ("import sys, time\nfrom pathlib import Path\nfrom trayagent.storage.process import find_rclone\nfrom trayagent.storage.rclone import RcloneDaemon\n"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom trayagent.storage.process import find_rclone\n"
+            "from trayagent.storage.rclone import RcloneDaemon\n"
             "d = RcloneDaemon(find_rclone(), Path(sys.argv[1]))\nd.launch()\nd.call('core/version')\n"
             "print(d.pid, flush=True)\ntime.sleep(600)\n")
     owner = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True)

@@ -40,6 +40,23 @@ class State(StrEnum):
     FAILED = "failed"
 
 
+class DatasetState(StrEnum):
+    ACTIVE = "active"       # files still to scan, copy, verify or register
+    COMPLETE = "complete"   # manifest written, catalogue entry finished
+
+
+class Mode(StrEnum):
+    BATCH = "batch"         # a fixed set of files, uploaded once
+    SYNC = "sync"           # folders watched while acquisition writes into them
+
+
+class SessionState(StrEnum):
+    RUNNING = "running"     # watching (restored after a restart)
+    STOPPED = "stopped"     # the user stopped watching; queued files stay queued
+    FINALIZE = "finalize"   # finishing requested: the owner process stops watching and completes
+    FINALIZED = "finalized"  # the dataset is complete
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
     id INTEGER PRIMARY KEY,
@@ -103,7 +120,7 @@ class QueuedFile:
     mtime_ns: int | None
     checksum: str | None
     algorithm: str | None
-    state: str
+    state: State
     verification: str | None
     attempts: int
     last_error: str | None
@@ -118,16 +135,30 @@ class Dataset:
     id: int
     name: str
     spec: dict[str, Any]
-    mode: str
+    mode: Mode
     storage_url: str
     storage_path: str
     catalogue_kind: str
     catalogue_id: str | None
-    state: str
+    state: DatasetState
     scan_done: bool
     manifest_done: bool
     created: float
     finished: float | None
+
+
+@dataclass(frozen=True)
+class Session:
+    """One row of ``sessions``: a sync dataset's folders, filters and watch state."""
+
+    dataset_id: int
+    sources: list[dict[str, Any]]
+    filters: dict[str, list[str]]
+    state: SessionState
+    waiting: int
+    watch: str
+    warning: str | None
+    pid: int | None
 
 
 @dataclass(frozen=True)
@@ -187,7 +218,7 @@ class Queue:
             return self._db.execute(sql, args).fetchall()
 
     # -- datasets -------------------------------------------------------------------------------
-    def ensure_dataset(self, *, name: str, spec: dict[str, Any], mode: str, storage_url: str,
+    def ensure_dataset(self, *, name: str, spec: dict[str, Any], mode: Mode, storage_url: str,
                        storage_path: str, catalogue_kind: str) -> Dataset:
         """The dataset for this storage location, created once; re-running re-activates it."""
         now = time.time()
@@ -214,7 +245,7 @@ class Queue:
             raise QueueError(f"no dataset with id {dataset_id} in the queue")
         return _dataset(rows[0])
 
-    def datasets(self, state: str | None = None) -> list[Dataset]:
+    def datasets(self, state: DatasetState | None = None) -> list[Dataset]:
         if state:
             return [_dataset(r) for r in self._rows("SELECT * FROM datasets WHERE state=? ORDER BY id",
                                                      (state,))]
@@ -260,7 +291,7 @@ class Queue:
 
     # -- sync sessions --------------------------------------------------------------------------
     def save_session(self, dataset_id: int, sources: list[dict[str, Any]], filters: dict[str, Any],
-                     state: str = "running") -> None:
+                     state: SessionState = SessionState.RUNNING) -> None:
         with self._tx() as db:
             db.execute("INSERT INTO sessions (dataset_id, sources, filters, state, updated) VALUES (?,?,?,?,?)"
                        " ON CONFLICT (dataset_id) DO UPDATE SET sources=excluded.sources,"
@@ -276,16 +307,12 @@ class Queue:
             db.execute(f"UPDATE sessions SET {cols}, updated=? WHERE dataset_id=?",
                        (*fields.values(), time.time(), dataset_id))
 
-    def sessions(self, state: str | None = None) -> list[dict[str, Any]]:
+    def sessions(self, *states: SessionState) -> list[Session]:
+        """The sync sessions (in any of ``states``, or all), oldest dataset first."""
         sql, args = "SELECT * FROM sessions", tuple[str, ...]()
-        if state:
-            sql, args = sql + " WHERE state=?", (state,)
-        out = []
-        for r in self._rows(sql + " ORDER BY dataset_id", args):
-            row = dict(r)
-            row["sources"], row["filters"] = json.loads(row["sources"]), json.loads(row["filters"])
-            out.append(row)
-        return out
+        if states:
+            sql, args = sql + f" WHERE state IN ({','.join('?' * len(states))})", tuple(states)
+        return [_session(r) for r in self._rows(sql + " ORDER BY dataset_id", args)]
 
     def recent_files(self, dataset_id: int, limit: int = 10) -> list[QueuedFile]:
         rows = self._rows("SELECT * FROM files WHERE dataset_id=? AND state='registered' "
@@ -295,7 +322,8 @@ class Queue:
     def last_registered(self, dataset_id: int) -> float | None:
         rows = self._rows("SELECT MAX(updated) AS t FROM files WHERE dataset_id=? AND state='registered'",
                           (dataset_id,))
-        return rows[0]["t"]
+        when: float | None = rows[0]["t"]
+        return when
 
     # -- fetching work --------------------------------------------------------------------------
     def due(self, dataset_id: int, state: State, limit: int, now: float | None = None) -> list[QueuedFile]:
@@ -309,7 +337,8 @@ class Queue:
         """When the earliest waiting pending file becomes due, or None if none waits."""
         rows = self._rows("SELECT MIN(next_retry) AS t FROM files WHERE dataset_id=? AND state='pending'",
                           (dataset_id,))
-        return rows[0]["t"]
+        when: float | None = rows[0]["t"]
+        return when
 
     def files(self, dataset_id: int, state: State | None = None) -> list[QueuedFile]:
         if state is None:
@@ -411,17 +440,23 @@ class Queue:
 
 
 def _dataset(row: sqlite3.Row) -> Dataset:
-    return Dataset(id=row["id"], name=row["name"], spec=json.loads(row["spec"]), mode=row["mode"],
+    return Dataset(id=row["id"], name=row["name"], spec=json.loads(row["spec"]), mode=Mode(row["mode"]),
                    storage_url=row["storage_url"], storage_path=row["storage_path"],
                    catalogue_kind=row["catalogue_kind"], catalogue_id=row["catalogue_id"],
-                   state=row["state"], scan_done=bool(row["scan_done"]),
+                   state=DatasetState(row["state"]), scan_done=bool(row["scan_done"]),
                    manifest_done=bool(row["manifest_done"]), created=row["created"],
                    finished=row["finished"])
+
+
+def _session(row: sqlite3.Row) -> Session:
+    return Session(dataset_id=row["dataset_id"], sources=json.loads(row["sources"]),
+                   filters=json.loads(row["filters"]), state=SessionState(row["state"]),
+                   waiting=row["waiting"], watch=row["watch"], warning=row["warning"], pid=row["pid"])
 
 
 def _file(row: sqlite3.Row) -> QueuedFile:
     return QueuedFile(id=row["id"], dataset_id=row["dataset_id"], src_root=row["src_root"],
                       src_rel=row["src_rel"], relpath=row["relpath"], size=row["size"],
                       mtime_ns=row["mtime_ns"], checksum=row["checksum"], algorithm=row["algorithm"],
-                      state=row["state"], verification=row["verification"], attempts=row["attempts"],
+                      state=State(row["state"]), verification=row["verification"], attempts=row["attempts"],
                       last_error=row["last_error"])

@@ -13,7 +13,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .catalogue.base import Catalogue, DatasetSpec, StorageLocation
 from .catalogue.local import LocalCatalogue
@@ -24,16 +24,14 @@ from .pipeline.engine import Engine, source_paths
 from .pipeline.progress import Outcome, Progress, Tuning
 from .pipeline.scan import Filters, Source, plan_sources, scan
 from .platform.lock import Busy, ProcessLock
-from .queue import Dataset, Queue, State
+from .queue import Dataset, DatasetState, Mode, Queue, Session, State
 from .storage.naming import render_root
 from .storage.rcerrors import RcError
 from .storage.rclone import RcloneDaemon
 from .storage.redact import Redactor
 from .storage.target import StorageTarget, launch_rclone, parallel_transfers, storage_target
 from .storage.transfer import Transfer
-
-if TYPE_CHECKING:  # sync pulls in watchdog: imported where a session starts, not for every upload
-    from .sync.session import SyncSession
+from .sync.sessions import SyncSessions, SyncTiming  # watchdog only once a session starts
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +44,7 @@ class Plan:
     sources: tuple[Source, ...]
     filters: Filters
     storage_path: str
-    mode: str = "batch"
+    mode: Mode = Mode.BATCH
 
 
 def make_catalogue(cfg: Config, paths: Paths) -> Catalogue:
@@ -73,7 +71,7 @@ class Uploader:
         self._target: StorageTarget | None = None
         self._engine: Engine | None = None
         self._locks: dict[int, ProcessLock] = {}
-        self.sessions: dict[int, SyncSession] = {}
+        self._sessions: SyncSessions | None = None
 
     def __enter__(self) -> Uploader:
         return self
@@ -82,8 +80,8 @@ class Uploader:
         self.close()
 
     def close(self) -> None:
-        for session in self.sessions.values():
-            session.stop()
+        if self._sessions is not None:
+            self._sessions.close()
         if self._engine:
             self._engine.close()
         if self._daemon:
@@ -96,9 +94,9 @@ class Uploader:
     # -- planning -------------------------------------------------------------------------------
     def plan(self, paths: Sequence[str], *, dataset: str, proposal: str | None = None,
              description: str | None = None, investigation_description: str | None = None,
-             include: Sequence[str] = (), exclude: Sequence[str] = (), mode: str = "batch") -> Plan:
+             include: Sequence[str] = (), exclude: Sequence[str] = (), mode: Mode = Mode.BATCH) -> Plan:
         if not dataset.strip():
-            raise ConfigError("the dataset name is empty", "Give one with --dataset NAME.")
+            raise ConfigError("the dataset name is empty", "Give the dataset a name.")
         sources = tuple(plan_sources(paths))
         user = self.cfg.storage.user or getpass.getuser()
         storage_path = render_root(self.cfg.storage.root, dataset=dataset, proposal=proposal, user=user)
@@ -151,6 +149,11 @@ class Uploader:
                                   lambda path: StorageLocation(target.display, target.host, path))
         return self._engine
 
+    def prepare(self) -> None:
+        """Build the pipeline now (rclone started, the storage secret read), so that a problem
+        shows when a long-lived owner starts rather than at its first upload."""
+        self.engine  # noqa: B018 - built on first use
+
     def launch_rclone(self) -> None:
         if self._daemon is None:
             self._daemon = launch_rclone(self.cfg, self.paths, self.redactor)
@@ -197,8 +200,8 @@ class Uploader:
         """Finish every batch dataset left active by an earlier, interrupted run (unless another
         process is working on it)."""
         outcomes = []
-        for d in self.queue.datasets("active"):
-            if d.mode != "batch" or not self.try_claim(d.id):
+        for d in self.queue.datasets(DatasetState.ACTIVE):
+            if d.mode != Mode.BATCH or not self.try_claim(d.id):
                 continue
             outcomes.append(self.engine.run(d.id, on_progress))
         return outcomes
@@ -213,96 +216,176 @@ class Uploader:
             return False
         return True
 
-    # -- sync sessions --------------------------------------------------------------------------
+    # -- sync sessions (bookkeeping in sync/sessions.py) ---------------------------------------
+    @property
+    def sessions(self) -> SyncSessions:
+        if self._sessions is None:
+            s = self.cfg.sync
+            timing = SyncTiming(quiet_seconds=float(s.quiet_seconds), polling=bool(s.polling),
+                                rescan_seconds=float(s.rescan_minutes) * 60)
+            self._sessions = SyncSessions(self.queue, timing, self.try_claim)
+        return self._sessions
+
     def start_sync(self, plan: Plan) -> Dataset:
         """Record a sync session (restored after restarts) and start watching."""
-        from .sync.session import sources_to_json
-
         dataset = self.record(plan)
-        self.queue.save_session(dataset.id, sources_to_json(plan.sources),
-                                {"include": list(plan.filters.include), "exclude": list(plan.filters.exclude)})
-        self._start_session(dataset, list(plan.sources), plan.filters)
+        self.sessions.start(dataset, plan.sources, plan.filters, self.engine.wake.set)
         return dataset
 
     def restore_syncs(self) -> list[Dataset]:
         """Start again every sync session that was running when the agent stopped or died."""
-        from .sync.session import sources_from_json
-
-        restored = []
-        for row in self.queue.sessions("running") + self.queue.sessions("finalize"):
-            if row["dataset_id"] in self.sessions or not self.try_claim(row["dataset_id"]):
-                continue
-            dataset = self.queue.dataset(row["dataset_id"])
-            filters = Filters(tuple(row["filters"]["include"]), tuple(row["filters"]["exclude"]))
-            self._start_session(dataset, sources_from_json(row["sources"]), filters)
-            restored.append(dataset)
-        return restored
-
-    def _start_session(self, dataset: Dataset, sources: list[Source], filters: Filters) -> None:
-        from .sync.session import SyncSession
-
-        engine = self.engine
-        self.queue.set_dataset(dataset.id, state="active", scan_done=0)
-        s = self.cfg.sync
-        session = SyncSession(self.queue, dataset, sources, filters, quiet_seconds=float(s.quiet_seconds),
-                              polling=bool(s.polling), rescan_seconds=float(s.rescan_minutes) * 60,
-                              wake=engine.wake.set)
-        self.sessions[dataset.id] = session
-        session.start()
+        return self.sessions.restore(self.engine.wake.set)
 
     def request_finalize(self, name: str) -> Dataset:
         """Ask for a sync dataset to be finished: done here if no process holds it, else by its owner."""
-        rows = [r for r in self.queue.sessions() if self.queue.dataset(r["dataset_id"]).name == name
-                and r["state"] in ("running", "stopped", "finalize")]
-        if not rows:
-            raise ConfigError(f"no sync session for a dataset named {name!r}",
-                              "See `trayagent status` for the sessions there are.")
-        dataset = self.queue.dataset(rows[-1]["dataset_id"])
-        self.queue.update_session(dataset.id, state="finalize")
+        dataset = self.sessions.request_finalize(name)
         if self.try_claim(dataset.id):
             self.restore_syncs()
         return dataset
+
+    def syncing(self) -> list[tuple[int, str]]:
+        """(dataset id, name) of the sync sessions this process runs."""
+        return self.sessions.names() if self._sessions is not None else []
+
+    def stop_sync(self, dataset_id: int) -> bool:
+        return self.sessions.stop_one(dataset_id)
+
+    def finalize_sync(self, dataset_id: int) -> bool:
+        return self.sessions.finalize(dataset_id)
+
+    def gone_folders(self) -> set[str]:
+        return self.sessions.gone_folders() if self._sessions is not None else set()
+
+    def retire_completed_syncs(self) -> None:
+        if self._sessions is not None:
+            self.sessions.retire_completed()
 
     def serve_syncs(self, on_complete: Callable[[Outcome], None] | None = None) -> None:
         """Run the sessions until stopped; finalize requests are honoured; returns when every
         session of this process is finalized."""
         def complete(outcome: Outcome) -> None:
-            for dataset_id in [i for i in self.sessions if self.queue.dataset(i).state == "complete"]:
-                self.sessions.pop(dataset_id)
-                self.queue.update_session(dataset_id, state="finalized")
+            self.sessions.retire_completed()
             if on_complete:
                 on_complete(outcome)
             if not self.sessions:
                 self.stop()
         watcher = threading.Thread(target=self._watch_finalize_requests, daemon=True, name="finalize-requests")
         watcher.start()
-        self.engine.serve(lambda: list(self.sessions), on_complete=complete)
+        self.engine.serve(self.sessions.ids, on_complete=complete)
 
     def _watch_finalize_requests(self) -> None:
         engine = self.engine
         while not engine.stop_event.wait(1.0):
-            for row in self.queue.sessions("finalize"):
-                session = self.sessions.get(row["dataset_id"])
-                if session is not None and not session.finalizing:
-                    log.info("finalizing sync dataset %r", session.dataset.name)
-                    session.finalize()
+            self.sessions.honour_finalize_requests()
 
     def stop_syncs(self) -> None:
         """Clean stop: watching ends, queued files stay queued; sessions resume on next start."""
-        for dataset_id, session in list(self.sessions.items()):
-            session.stop()
-            if self.queue.dataset(dataset_id).state == "active" and not session.finalizing:
-                self.queue.update_session(dataset_id, state="running", waiting=session.settler.waiting)
+        if self._sessions is not None:
+            self.sessions.stop_all()
         self.stop()
 
     def stop(self) -> None:
         if self._engine:
             self._engine.stop()
 
+    # -- the engine, for a long-lived owner (the agent) -----------------------------------------
+    def serve(self, dataset_ids: Callable[[], list[int]], on_complete: Callable[[Outcome], None],
+              on_failure: Callable[[Dataset, str], None], on_login_needed: Callable[[], None]) -> None:
+        """Work on ``dataset_ids()`` until ``stop``. May be called again after it raised."""
+        engine = self.engine
+        engine.on_failure = lambda dataset, f, reason: on_failure(dataset, reason)
+        engine.on_login_needed = on_login_needed
+        engine.stop_event.clear()
+        engine.serve(dataset_ids, on_complete=on_complete)
+
+    def resume_batches(self) -> list[Dataset]:
+        """Claim the batch datasets an earlier process left active (those no other process holds)."""
+        return [d for d in self.queue.datasets(DatasetState.ACTIVE)
+                if d.mode == Mode.BATCH and self.try_claim(d.id)]
+
+    def enqueue(self, dataset: Dataset, plan: Plan, errors: list[str] | None = None) -> None:
+        self.engine.enqueue(dataset, plan.sources, plan.filters, errors)
+
+    def resume_catalogue(self) -> None:
+        """After a login: registration resumes at once."""
+        self.engine.resume_catalogue()
+
+    @property
+    def waiting(self) -> str | None:
+        """Why the engine waits (storage unreachable...), if it does."""
+        return self._engine.waiting if self._engine else None
+
+    @property
+    def paused(self) -> bool:
+        return self._engine is not None and self._engine.paused.is_set()
+
+    def pause(self, paused: bool) -> None:
+        """Pause all: no new batches (the one in flight finishes)."""
+        (self.engine.paused.set if paused else self.engine.paused.clear)()
+        self.engine.wake.set()
+
+    def retry_failed(self, dataset_id: int) -> int:
+        """Failed files of the dataset go back to the queue; the dataset becomes active again."""
+        n = self.queue.retry_failed(dataset_id)
+        if self.queue.dataset(dataset_id).state != DatasetState.ACTIVE:
+            self.queue.set_dataset(dataset_id, state=DatasetState.ACTIVE)
+            self.try_claim(dataset_id)
+        self.engine.wake.set()
+        return n
+
+    def set_bwlimit(self, rate: str) -> None:
+        """rclone's bandwidth limit, changed at run time."""
+        self.engine.transfer.daemon.set_bwlimit(rate)
+
+    def test_storage(self) -> dict[str, Any]:
+        """Reach the storage and list it; raises what went wrong."""
+        transfer = self.engine.transfer
+        transfer.probe()
+        return {"storage": transfer.target.display, "hashes": transfer.hash_types()}
+
+    def lookup_proposal(self, proposal_id: str) -> dict[str, str]:
+        return self.catalogue.lookup_proposal(proposal_id)
+
+    # -- reading the queue ----------------------------------------------------------------------
+    def dataset(self, dataset_id: int) -> Dataset:
+        """The dataset; QueueError if there is none with this id."""
+        return self.queue.dataset(dataset_id)
+
+    def datasets(self, state: DatasetState | None = None) -> list[Dataset]:
+        return self.queue.datasets(state)
+
+    def served_ids(self) -> list[int]:
+        """The active datasets this process holds."""
+        return [i for i in self.claimed_ids() if self.queue.dataset(i).state == DatasetState.ACTIVE]
+
+    def in_flight(self) -> int:
+        """Files of the datasets this process holds that are not yet done."""
+        busy = (State.PENDING, State.UPLOADING, State.VERIFIED)
+        return sum(self.queue.counts(i)[s.value] for i in self.served_ids() for s in busy)
+
+    def file_counts(self, dataset_id: int) -> dict[str, int]:
+        """Files of the dataset per state (every state present, 0 where none)."""
+        return self.queue.counts(dataset_id)
+
+    def registered_bytes(self, dataset_id: int) -> int:
+        return self.queue.byte_counts(dataset_id).get(State.REGISTERED.value, 0)
+
+    def activity(self, d: Dataset) -> dict[str, Any]:
+        """A dataset as Activity and a following CLI see it (the agent adds the rate)."""
+        counts, sizes = self.queue.counts(d.id), self.queue.byte_counts(d.id)
+        return {
+            "id": d.id, "name": d.name, "mode": d.mode, "state": d.state, "storage_path": d.storage_path,
+            "catalogue_id": d.catalogue_id, "files": counts, "files_total": sum(counts.values()),
+            "bytes_total": sum(sizes.values()), "bytes_done": sizes.get(State.REGISTERED.value, 0),
+            "syncing": self._sessions is not None and d.id in self._sessions,
+            "recent": [f.relpath for f in self.queue.recent_files(d.id, 8)],
+            "errors": [{"path": f.relpath, "reason": f.last_error or ""}
+                       for f in self.queue.files(d.id, State.FAILED)[:50]]}
+
     # -- reporting ------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         datasets = []
-        sessions = {row["dataset_id"]: row for row in self.queue.sessions()}
+        sessions = {row.dataset_id: row for row in self.queue.sessions()}
         for d in self.queue.datasets():
             bytes_by_state = self.queue.byte_counts(d.id)
             datasets.append({
@@ -318,11 +401,11 @@ class Uploader:
                 "config": str(self.cfg.source) if self.cfg.source else "embedded default"}
 
 
-def _session_status(row: dict[str, Any], last_upload: float | None) -> dict[str, Any]:
-    return {"state": row["state"], "folders": [s["root"] + (f"/{s['only']}" if s["only"] else "")
-                                               for s in row["sources"]],
-            "waiting": row["waiting"], "watch": row["watch"], "warning": row["warning"],
-            "last_upload": last_upload, "pid": row["pid"]}
+def _session_status(row: Session, last_upload: float | None) -> dict[str, Any]:
+    return {"state": row.state, "folders": [s["root"] + (f"/{s['only']}" if s["only"] else "")
+                                            for s in row.sources],
+            "waiting": row.waiting, "watch": row.watch, "warning": row.warning,
+            "last_upload": last_upload, "pid": row.pid}
 
 
 def _spec_dict(spec: DatasetSpec) -> dict[str, Any]:

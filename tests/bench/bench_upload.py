@@ -23,13 +23,15 @@ writes two random data sets once (default 1 GiB as one file and 2,000 x 512 KiB 
   naive-loop  one ``rclone copyto FILE remote:path/FILE`` process per file, sequentially (for many files
               only the first ``--naive-limit`` files are timed and the time is extrapolated linearly)
 
-Single-file runs are short and noisy, so by default they are repeated 5 times (interleaved across tools,
-in an order that rotates every round) and the median is reported; the many-files ones 3 times (``--repeat N`` for all). Every run goes to a fresh destination (WebDAV folder / S3 bucket) that is deleted afterwards; the
+Single-file runs are short and noisy, so by default they are repeated 5 times (interleaved across tools, in
+an order that rotates every round) and the median is reported; the many-files ones 3 times (``--repeat N``
+for all). Every run goes to a fresh destination (WebDAV folder / S3 bucket) that is deleted afterwards; the
 page cache is warmed by reading the data set before every timed run, and ``sync`` flushes the servers'
-writes from the previous run and the set-up's own (trayagent's configuration, login, agent) just before
-the clock starts. On WebDAV the storage root that trayagent's dataset folder goes into exists before the
-clock, as the server's root does for rclone, so that each tool creates one folder. Results are printed as a table and written as JSON to
-build/bench-results/upload-<timestamp>.json. Not a pytest module (not named test_*.py).
+writes from the previous run and the set-up's own (trayagent's configuration, login, agent) just before the
+clock starts. On WebDAV the storage root that trayagent's dataset folder goes into exists before the clock,
+as the server's root does for rclone, so that each tool creates one folder. Results are printed as a table
+and written as JSON to build/bench-results/upload-<timestamp>.json. Not a pytest module (not named
+test_*.py).
 """
 
 from __future__ import annotations

@@ -383,7 +383,8 @@ class AgentProcess:
         try:
             wait_until(lambda: text in self.log_text, timeout, 0.1, f"{text!r} in the agent log")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- log ---\n{self.log_text[-4000:]}\n--- output ---\n{self.output}")
+            raise AssertionError(
+                f"{exc}\n--- log ---\n{self.log_text[-4000:]}\n--- output ---\n{self.output}") from None
 
     # control API -----------------------------------------------------------------------------------
     def port(self) -> int:

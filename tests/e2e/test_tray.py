@@ -107,7 +107,7 @@ def dominant(desktop: DesktopSession, win: dict[str, Any], name: str) -> tuple[i
 
 
 def near(colour: tuple[int, int, int], target: tuple[int, int, int]) -> bool:
-    return sum(abs(a - b) for a, b in zip(colour, target)) < 60
+    return sum(abs(a - b) for a, b in zip(colour, target, strict=True)) < 60
 
 
 def menu_window(desktop: DesktopSession) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
 """The agent: one per user, it owns the queue, the engine, the sync sessions and the control API.
 
-It is UI-free. The tray icon and the dialogs are thin clients: the tray calls the agent in-process
-through ``AgentActions``; dialogs run in their own processes and speak the control API. The agent
+It is UI-free and works through the ``Uploader`` facade only. The tray icon and the dialogs are thin
+clients: the tray calls the agent's methods in-process; dialogs run in their own processes and speak
+the control API (routes.py, typed against the small protocol it needs). The agent
 turns engine events into notifications, keeps per-dataset rates for Activity, and survives any
 single failure (a bad request, a storage outage, a wrong password) without stopping.
 """
@@ -18,16 +19,18 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import __version__
-from ..config import Config
+from ..config import SCHEMA, Config, dump_config, load_config, validate
 from ..errors import AuthError, ConfigError
 from ..icons import app_icon
 from ..paths import Paths
 from ..pipeline.progress import Outcome
+from ..platform.autostart import autostart
 from ..platform.lock import ProcessLock
-from ..queue import Dataset, State
+from ..queue import Dataset, DatasetState, Mode, QueueError
 from ..storage.redact import Redactor
-from ..uploader import Uploader
+from ..uploader import Plan, Uploader
 from .notify import Notifications, PlyerSender, Sender
+from .routes import register_routes
 from .server import ApiError, ControlServer
 
 log = logging.getLogger(__name__)
@@ -61,16 +64,11 @@ class Agent:
     def start(self) -> None:
         """Take the per-user lock (Busy if another agent runs), resume work, open the API."""
         self._lock.acquire()
-        engine = self.uploader.engine
-        engine.on_failure = lambda dataset, f, reason: self.notes.file_failed(dataset.name, reason)
-        engine.on_login_needed = self._login_needed
+        self.uploader.prepare()
         self.uploader.restore_syncs()
-        for dataset in self.uploader.queue.datasets("active"):
-            if dataset.mode == "batch" and self.uploader.try_claim(dataset.id):
-                log.info("resuming dataset %r", dataset.name)
-        from .routes import register_routes
-
-        register_routes(self)
+        for dataset in self.uploader.resume_batches():
+            log.info("resuming dataset %r", dataset.name)
+        register_routes(self.server, self)
         self.server.start()
         threading.Thread(target=self._engine_loop, name="engine", daemon=True).start()
         threading.Thread(target=self._housekeeping, name="agent-housekeeping", daemon=True).start()
@@ -101,17 +99,13 @@ class Agent:
     def running(self) -> bool:
         return not self._stopped.is_set()
 
-    def served_ids(self) -> list[int]:
-        q = self.uploader.queue
-        return [i for i in self.uploader.claimed_ids() if q.dataset(i).state == "active"]
-
     def _engine_loop(self) -> None:
         """The engine runs until the agent stops; a refused password waits for a new login."""
-        engine = self.uploader.engine
         while not self._stopped.is_set():
             try:
-                engine.stop_event.clear()
-                engine.serve(self.served_ids, on_complete=self._completed)
+                self.uploader.serve(self.uploader.served_ids, on_complete=self._completed,
+                                    on_failure=lambda dataset, reason: self.notes.file_failed(dataset.name, reason),
+                                    on_login_needed=self._login_needed)
                 return
             except AuthError as exc:
                 self.problem = exc.message
@@ -134,14 +128,11 @@ class Agent:
         """After a login: registration resumes at once."""
         self.login_needed = False
         self.notes.logged_in("catalogue")
-        self.uploader.engine.resume_catalogue()
+        self.uploader.resume_catalogue()
         self.on_change()
 
     def _completed(self, outcome: Outcome) -> None:
-        for dataset_id, session in list(self.uploader.sessions.items()):
-            if self.uploader.queue.dataset(dataset_id).state == "complete":
-                self.uploader.sessions.pop(dataset_id)
-                self.uploader.queue.update_session(dataset_id, state="finalized")
+        self.uploader.retire_completed_syncs()
         with self._completions:  # first: a CLI waiting for this dataset returns at once
             self._completions.notify_all()
         self.notes.dataset_complete(outcome.dataset, outcome.files_ok, outcome.files_failed,
@@ -153,21 +144,21 @@ class Agent:
         gone: set[str] = set()
         while not self._stopped.wait(1.0):
             self.notes.flush()
-            waiting = self.uploader.engine.waiting or ""
+            waiting = self.uploader.waiting or ""
             self.notes.storage_state("storage" not in waiting, waiting)
-            now_gone = {str(r) for s in list(self.uploader.sessions.values()) for r in s.gone}
+            now_gone = self.uploader.gone_folders()
             for folder in now_gone - gone:
                 self.notes.folder_gone(folder)
             for folder in gone - now_gone:
                 self.notes.folder_back(folder)
             gone = now_gone
-            for dataset_id in self.served_ids():
-                done = self.uploader.queue.byte_counts(dataset_id).get(State.REGISTERED.value, 0)
+            for dataset_id in self.uploader.served_ids():
+                done = self.uploader.registered_bytes(dataset_id)
                 self._rates.setdefault(dataset_id, collections.deque(maxlen=30)).append((time.monotonic(), done))
             self.on_change()
 
     # -- actions (the API and the tray call these) ----------------------------------------------
-    def plan_from(self, body: dict[str, Any], mode: str) -> Any:
+    def plan_from(self, body: dict[str, Any], mode: Mode) -> Plan:
         paths = body.get("paths") or []
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             raise ConfigError("paths must be a list of folder or file paths", "Choose at least one folder.")
@@ -178,24 +169,24 @@ class Agent:
                                   mode=mode)
 
     def upload(self, body: dict[str, Any]) -> dict[str, Any]:
-        plan = self.plan_from(body, "batch")
+        plan = self.plan_from(body, Mode.BATCH)
         dataset = self.uploader.record(plan)
         threading.Thread(target=self._enqueue, args=(dataset, plan), name="scan", daemon=True).start()
         return {"dataset_id": dataset.id, "storage_path": dataset.storage_path}
 
-    def _enqueue(self, dataset: Any, plan: Any) -> None:
+    def _enqueue(self, dataset: Dataset, plan: Plan) -> None:
         errors: list[str] = []
-        self.uploader.engine.enqueue(dataset, plan.sources, plan.filters, errors)
+        self.uploader.enqueue(dataset, plan, errors)
         for problem in errors:
             self.notes.file_failed(dataset.name, problem)
 
     def sync(self, body: dict[str, Any]) -> dict[str, Any]:
-        dataset = self.uploader.start_sync(self.plan_from(body, "sync"))
+        dataset = self.uploader.start_sync(self.plan_from(body, Mode.SYNC))
         self.on_change()
         return {"dataset_id": dataset.id, "storage_path": dataset.storage_path}
 
     def preview(self, body: dict[str, Any], limit: int = 500) -> dict[str, Any]:
-        plan = self.plan_from(body, str(body.get("mode") or "batch"))
+        plan = self.plan_from(body, Mode(body.get("mode") or Mode.BATCH))
         errors: list[str] = []
         files: list[dict[str, Any]] = []
         count = size = 0
@@ -207,36 +198,29 @@ class Agent:
                 "errors": errors[:50]}
 
     def dataset_action(self, dataset_id: int, action: str) -> dict[str, Any]:
-        q = self.uploader.queue
-        dataset = q.dataset(dataset_id)
+        dataset = self.uploader.dataset(dataset_id)
         if action == "retry":
-            n = q.retry_failed(dataset_id)
-            if dataset.state != "active":
-                q.set_dataset(dataset_id, state="active")
-                self.uploader.try_claim(dataset_id)
-            self.uploader.engine.wake.set()
-            return {"retried": n}
-        session = self.uploader.sessions.get(dataset_id)
-        if session is None:
+            return {"retried": self.uploader.retry_failed(dataset_id)}
+        act = {"stop": self.uploader.stop_sync, "finalize": self.uploader.finalize_sync}[action]
+        if not act(dataset_id):
             raise ApiError(409, f"{dataset.name} has no running sync session")
-        if action == "stop":
-            session.stop()
-            self.uploader.sessions.pop(dataset_id)
-            q.update_session(dataset_id, state="stopped")
-        elif action == "finalize":
-            threading.Thread(target=session.finalize, name="finalize", daemon=True).start()
         self.on_change()
         return {"ok": True}
 
     def pause(self, paused: bool) -> None:
-        (self.uploader.engine.paused.set if paused else self.uploader.engine.paused.clear)()
-        self.uploader.engine.wake.set()
+        self.uploader.pause(paused)
         self.on_change()
 
     def in_flight(self) -> int:
-        q = self.uploader.queue
-        busy = (State.PENDING, State.UPLOADING, State.VERIFIED)
-        return sum(q.counts(i)[s.value] for i in self.served_ids() for s in busy)
+        return self.uploader.in_flight()
+
+    @property
+    def paused(self) -> bool:
+        return self.uploader.paused
+
+    def syncing(self) -> list[tuple[int, str]]:
+        """(dataset id, name) of the running sync sessions."""
+        return self.uploader.syncing()
 
     def request_dialog(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """Open a dialog process; its parameters wait under a one-time request id it fetches."""
@@ -244,6 +228,57 @@ class Agent:
         self.dialog_requests[request] = {"dialog": name, **params}
         self.open_dialog(name, {"request": request, **params})
         return {"dialog": name, "request": request}
+
+    def dialog_request(self, request: str) -> dict[str, Any]:
+        """The parameters a dialog was opened with ({} for an unknown request)."""
+        return self.dialog_requests.get(request, {})
+
+    # -- settings -------------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        return {"settings": self.cfg.as_dict(), "autostart": autostart().enabled(),
+                "config_file": str(self.cfg.source or self.paths.config_file)}
+
+    def save_settings(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Validate and write config.toml; storage and transfer changes apply on the next start
+        (the bandwidth limit at once)."""
+        sections = body.get("settings") or {}
+        validate({k: v for k, v in sections.items() if k in SCHEMA}, "settings")
+        path = self.cfg.source or self.paths.config_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dump_config(sections), encoding="utf-8")
+        if "autostart" in body:
+            autostart().set(bool(body["autostart"]))
+        if bwlimit := sections.get("transfer", {}).get("bwlimit"):
+            self.uploader.set_bwlimit(str(bwlimit))
+        self.cfg = load_config(self.paths, path)
+        return {"saved": str(path), "restart_needed": True}
+
+    def test_connection(self) -> dict[str, Any]:
+        """The Settings dialog's Test: reach the storage; a failure is the answer, not an error."""
+        try:
+            return {"ok": True, **self.uploader.test_storage()}
+        except Exception as exc:  # noqa: BLE001 - reported to the user as the test result
+            return {"ok": False, "error": str(exc)}
+
+    # -- the catalogue --------------------------------------------------------------------------
+    @property
+    def catalogue_kind(self) -> str:
+        return str(self.cfg.catalogue.kind)
+
+    def lookup_proposal(self, proposal_id: str) -> dict[str, str]:
+        return self.uploader.lookup_proposal(proposal_id)
+
+    def login(self, user: str | None, password: str | None, token: str | None) -> dict[str, Any]:
+        """Catalogue login from the Login dialog: password or a token copied from SciCat."""
+        from ..catalogue.scicat.auth import login_catalogue
+
+        try:
+            ident = login_catalogue(self.cfg, user, password=password, token=token)
+        except AuthError as exc:
+            raise ApiError(401, exc.message, exc.hint) from None
+        self.logged_in()
+        return {"user": ident.username, "email": ident.email, "name": ident.display_name,
+                "groups": list(ident.groups)}
 
     def logout(self) -> bool:
         """Log out of the catalogue (tray menu); registration then waits for the next login."""
@@ -261,9 +296,9 @@ class Agent:
             return "error"
         if self.login_needed:
             return "logged-out"
-        if self.uploader.engine.paused.is_set():
+        if self.uploader.paused:
             return "paused"
-        return "syncing" if self.uploader.sessions or self.in_flight() else "idle"
+        return "syncing" if self.uploader.syncing() or self.in_flight() else "idle"
 
     def wait_dataset(self, dataset_id: int, timeout: float) -> dict[str, Any]:
         """The dataset's activity entry once it is complete, or after ``timeout`` seconds (at most
@@ -271,28 +306,29 @@ class Agent:
         deadline = time.monotonic() + min(max(timeout, 0.0), 60.0)
         with self._completions:
             while (left := deadline - time.monotonic()) > 0 and self.running and \
-                    self.uploader.queue.dataset(dataset_id).state != "complete":
+                    self.uploader.dataset(dataset_id).state != DatasetState.COMPLETE:
                 self._completions.wait(min(left, 1.0))  # 1 s: a dataset completed by a restart is seen too
         return self.dataset_entry(dataset_id)
 
+    def has_dataset(self, dataset_id: int) -> bool:
+        try:
+            self.uploader.dataset(dataset_id)
+        except QueueError:
+            return False
+        return True
+
     def dataset_entry(self, dataset_id: int) -> dict[str, Any]:
-        return self._entry(self.uploader.queue.dataset(dataset_id))
+        return self._entry(self.uploader.dataset(dataset_id))
 
     def activity(self) -> list[dict[str, Any]]:
-        return [self._entry(d) for d in reversed(self.uploader.queue.datasets()[-20:])]
+        return [self._entry(d) for d in reversed(self.uploader.datasets()[-20:])]
 
     def _entry(self, d: Dataset) -> dict[str, Any]:
-        q = self.uploader.queue
-        counts, sizes = q.counts(d.id), q.byte_counts(d.id)
-        total, done = sum(sizes.values()), sizes.get(State.REGISTERED.value, 0)
+        entry = self.uploader.activity(d)
         rate = self._rate(d.id)
-        return {
-            "id": d.id, "name": d.name, "mode": d.mode, "state": d.state, "storage_path": d.storage_path,
-            "files": counts, "files_total": sum(counts.values()), "bytes_total": total, "bytes_done": done,
-            "rate": rate, "eta": (total - done) / rate if rate > 0 else None,
-            "syncing": d.id in self.uploader.sessions,
-            "recent": [f.relpath for f in q.recent_files(d.id, 8)],
-            "errors": [{"path": f.relpath, "reason": f.last_error} for f in q.files(d.id, State.FAILED)[:50]]}
+        left = entry["bytes_total"] - entry["bytes_done"]
+        entry.update(rate=rate, eta=left / rate if rate > 0 else None)
+        return entry
 
     def _rate(self, dataset_id: int) -> float:
         samples = self._rates.get(dataset_id)
@@ -305,9 +341,9 @@ class Agent:
         status = self.uploader.status()
         status.update(agent={"pid": os.getpid(), "version": __version__,
                              "state": self.state(), "problem": self.problem,
-                             "paused": self.uploader.engine.paused.is_set(),
+                             "paused": self.uploader.paused,
                              "login_needed": self.login_needed, "catalogue": self.cfg.catalogue.kind,
-                             "waiting": self.uploader.engine.waiting},
+                             "waiting": self.uploader.waiting},
                       activity=self.activity())
         return status
 

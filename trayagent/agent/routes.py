@@ -1,24 +1,56 @@
-"""The control API's routes: a thin mapping from HTTP to ``Agent`` methods. The full list is the
-API reference (README, "Control API")."""
+"""The control API's routes: a thin mapping from HTTP to the agent's actions. The full list is the
+API reference (README, "Control API").
+
+Routes are typed against ``AgentApi``, the few actions they need, not against ``Agent``: the agent
+imports this module, and this module imports nothing of the agent's.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import Any, Protocol
+from urllib.parse import unquote
 
 from .. import __version__
-from ..config import SCHEMA, dump_config, load_config, validate
-from ..queue import QueueError
-from .server import ApiError
-
-if TYPE_CHECKING:
-    from .agent import Agent
+from .server import ApiError, ControlServer
 
 DIALOGS = ("dataset", "activity", "login", "settings")
 
 
-def register_routes(agent: Agent) -> None:
-    r = agent.server.route
+class AgentApi(Protocol):
+    """What the routes call."""
+
+    @property
+    def catalogue_kind(self) -> str: ...
+    def status(self) -> dict[str, Any]: ...
+    def upload(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def sync(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def preview(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def has_dataset(self, dataset_id: int) -> bool: ...
+    def dataset_action(self, dataset_id: int, action: str) -> dict[str, Any]: ...
+    def dataset_entry(self, dataset_id: int) -> dict[str, Any]: ...
+    def wait_dataset(self, dataset_id: int, timeout: float) -> dict[str, Any]: ...
+    def pause(self, paused: bool) -> None: ...
+    def request_dialog(self, name: str, params: dict[str, Any]) -> dict[str, Any]: ...
+    def dialog_request(self, request: str) -> dict[str, Any]: ...
+    def settings(self) -> dict[str, Any]: ...
+    def save_settings(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def test_connection(self) -> dict[str, Any]: ...
+    def login(self, user: str | None, password: str | None, token: str | None) -> dict[str, Any]: ...
+    def logout(self) -> bool: ...
+    def lookup_proposal(self, proposal_id: str) -> dict[str, str]: ...
+    def in_flight(self) -> int: ...
+    def stop(self) -> None: ...
+
+
+def register_routes(server: ControlServer, agent: AgentApi) -> None:
+    for group in (_status_routes, _dataset_routes, _dialog_routes, _settings_routes, _catalogue_routes):
+        group(server, agent)
+
+
+def _status_routes(server: ControlServer, agent: AgentApi) -> None:
+    r = server.route
 
     @r("GET", "/api/ping")
     def ping(body: dict[str, Any], m: re.Match[str]) -> Any:
@@ -27,6 +59,23 @@ def register_routes(agent: Agent) -> None:
     @r("GET", "/api/status")
     def status(body: dict[str, Any], m: re.Match[str]) -> Any:
         return agent.status()
+
+    @r("POST", "/api/(pause|resume)")
+    def pause(body: dict[str, Any], m: re.Match[str]) -> Any:
+        agent.pause(m.group(1) == "pause")
+        return {"paused": m.group(1) == "pause"}
+
+    @r("POST", "/api/quit")
+    def quit_agent(body: dict[str, Any], m: re.Match[str]) -> Any:
+        busy = agent.in_flight()
+        if busy and not body.get("force"):
+            return {"quit": False, "in_flight": busy}
+        threading.Thread(target=agent.stop, daemon=True).start()
+        return {"quit": True, "in_flight": busy}
+
+
+def _dataset_routes(server: ControlServer, agent: AgentApi) -> None:
+    r = server.route
 
     @r("POST", "/api/upload")
     def upload(body: dict[str, Any], m: re.Match[str]) -> Any:
@@ -42,121 +91,82 @@ def register_routes(agent: Agent) -> None:
 
     @r("POST", r"/api/datasets/(\d+)/(stop|finalize|retry)")
     def dataset_action(body: dict[str, Any], m: re.Match[str]) -> Any:
-        return agent.dataset_action(int(m.group(1)), m.group(2))
+        return agent.dataset_action(_known(agent, m), m.group(2))
 
     @r("GET", r"/api/datasets/(\d+)")
     def dataset(body: dict[str, Any], m: re.Match[str]) -> Any:
-        return agent.dataset_entry(_known(m))
+        return agent.dataset_entry(_known(agent, m))
 
     @r("POST", r"/api/datasets/(\d+)/wait")
     def wait(body: dict[str, Any], m: re.Match[str]) -> Any:
         timeout = body.get("timeout", 30)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
             raise ApiError(400, "timeout must be a number of seconds")
-        return agent.wait_dataset(_known(m), float(timeout))
+        return agent.wait_dataset(_known(agent, m), float(timeout))
 
-    def _known(m: re.Match[str]) -> int:
-        wanted = int(m.group(1))
-        try:
-            agent.uploader.queue.dataset(wanted)
-        except QueueError:
-            raise ApiError(404, f"no dataset {wanted}") from None
-        return wanted
 
-    @r("POST", "/api/(pause|resume)")
-    def pause(body: dict[str, Any], m: re.Match[str]) -> Any:
-        agent.pause(m.group(1) == "pause")
-        return {"paused": m.group(1) == "pause"}
+def _known(agent: AgentApi, m: re.Match[str]) -> int:
+    wanted = int(m.group(1))
+    if not agent.has_dataset(wanted):
+        raise ApiError(404, f"no dataset {wanted}")
+    return wanted
+
+
+def _dialog_routes(server: ControlServer, agent: AgentApi) -> None:
+    r = server.route
 
     @r("POST", "/api/open")
     def open_paths(body: dict[str, Any], m: re.Match[str]) -> Any:
         """Paths dropped on the launcher: open the Dataset dialog prefilled with them."""
         paths = [p for p in body.get("paths") or [] if isinstance(p, str)]
-        return show_dialog("dataset", {"paths": paths})
+        return agent.request_dialog("dataset", {"paths": paths})
 
-    @r("POST", r"/api/show/(dataset|activity|login|settings)")
+    @r("POST", rf"/api/show/({'|'.join(DIALOGS)})")
     def show(body: dict[str, Any], m: re.Match[str]) -> Any:
-        return show_dialog(m.group(1), body)
-
-    def show_dialog(name: str, params: dict[str, Any]) -> dict[str, Any]:
-        return agent.request_dialog(name, params)
+        return agent.request_dialog(m.group(1), body)
 
     @r("GET", r"/api/requests/([A-Za-z0-9_-]+)")
     def dialog_request(body: dict[str, Any], m: re.Match[str]) -> Any:
-        return agent.dialog_requests.get(m.group(1), {})
+        return agent.dialog_request(m.group(1))
+
+
+def _settings_routes(server: ControlServer, agent: AgentApi) -> None:
+    r = server.route
 
     @r("GET", "/api/settings")
     def settings(body: dict[str, Any], m: re.Match[str]) -> Any:
-        from ..platform.autostart import autostart
-
-        return {"settings": agent.cfg.as_dict(), "autostart": autostart().enabled(),
-                "config_file": str(agent.cfg.source or agent.paths.config_file)}
+        return agent.settings()
 
     @r("POST", "/api/settings")
     def save_settings(body: dict[str, Any], m: re.Match[str]) -> Any:
         """Validate and write config.toml; storage and transfer changes apply on the next start."""
-        from ..platform.autostart import autostart
-
-        sections = body.get("settings") or {}
-        validate({k: v for k, v in sections.items() if k in SCHEMA}, "settings")
-        path = agent.cfg.source or agent.paths.config_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dump_config(sections), encoding="utf-8")
-        if "autostart" in body:
-            autostart().set(bool(body["autostart"]))
-        if bwlimit := sections.get("transfer", {}).get("bwlimit"):
-            agent.uploader.engine.transfer.daemon.set_bwlimit(str(bwlimit))
-        agent.cfg = load_config(agent.paths, path)
-        return {"saved": str(path), "restart_needed": True}
+        return agent.save_settings(body)
 
     @r("POST", "/api/settings/test")
     def test_connection(body: dict[str, Any], m: re.Match[str]) -> Any:
-        transfer = agent.uploader.engine.transfer
-        try:
-            transfer.probe()
-        except Exception as exc:  # noqa: BLE001 - reported to the user as the test result
-            return {"ok": False, "error": str(exc)}
-        return {"ok": True, "storage": transfer.target.display, "hashes": transfer.hash_types()}
+        return agent.test_connection()
 
-    def scicat_only() -> None:
-        if agent.cfg.catalogue.kind != "scicat":
-            raise ApiError(404, "The local catalogue needs no login.")
+
+def _catalogue_routes(server: ControlServer, agent: AgentApi) -> None:
+    r = server.route
+
+    def scicat_only(what: str) -> None:
+        if agent.catalogue_kind != "scicat":
+            raise ApiError(404, what)
 
     @r("POST", "/api/login")
     def login(body: dict[str, Any], m: re.Match[str]) -> Any:
         """Catalogue login from the Login dialog: password or a token copied from SciCat."""
-        from ..catalogue.scicat.auth import login_catalogue
-        from ..errors import AuthError
-
-        scicat_only()
-        try:
-            ident = login_catalogue(agent.cfg, body.get("user") or None, password=body.get("password") or None,
-                                    token=body.get("token") or None)
-        except AuthError as exc:
-            raise ApiError(401, exc.message, exc.hint) from None
-        agent.logged_in()
-        return {"user": ident.username, "email": ident.email, "name": ident.display_name,
-                "groups": list(ident.groups)}
+        scicat_only("The local catalogue needs no login.")
+        return agent.login(body.get("user") or None, body.get("password") or None, body.get("token") or None)
 
     @r("POST", "/api/logout")
     def logout(body: dict[str, Any], m: re.Match[str]) -> Any:
-        scicat_only()
+        scicat_only("The local catalogue needs no login.")
         return {"logged_out": agent.logout()}
 
     @r("GET", r"/api/proposals/([^/]+)")
     def proposal(body: dict[str, Any], m: re.Match[str]) -> Any:
-        from urllib.parse import unquote
+        scicat_only("proposal lookup needs the SciCat catalogue")
+        return agent.lookup_proposal(unquote(m.group(1)))
 
-        if agent.cfg.catalogue.kind != "scicat":
-            raise ApiError(404, "proposal lookup needs the SciCat catalogue")
-        return agent.uploader.catalogue.lookup_proposal(unquote(m.group(1)))  # type: ignore[attr-defined]
-
-    @r("POST", "/api/quit")
-    def quit_agent(body: dict[str, Any], m: re.Match[str]) -> Any:
-        busy = agent.in_flight()
-        if busy and not body.get("force"):
-            return {"quit": False, "in_flight": busy}
-        import threading
-
-        threading.Thread(target=agent.stop, daemon=True).start()
-        return {"quit": True, "in_flight": busy}

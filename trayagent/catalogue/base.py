@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..errors import CatalogueError
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -88,5 +90,9 @@ class Catalogue(ABC):
     def list_files(self, dataset_id: str) -> list[FileRecord]:
         """Every file registered in the dataset."""
 
-    def close(self) -> None:
+    def lookup_proposal(self, proposal_id: str) -> dict[str, str]:
+        """What the catalogue knows of a proposal (title, PI...), to prefill the Dataset dialog."""
+        raise CatalogueError(f"the {self.kind} catalogue has no proposals to look up")
+
+    def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Release connections; the default has nothing to release."""

@@ -216,7 +216,7 @@ class LocalCatalogue(Catalogue):
                 raise self._translate(exc) from exc
 
     def _require(self, conn: sqlite3.Connection, dataset_id: str) -> sqlite3.Row:
-        row = conn.execute("SELECT * FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+        row: sqlite3.Row | None = conn.execute("SELECT * FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
         if row is None:
             raise CatalogueError(
                 f"Dataset {dataset_id!r} is not in the local catalogue {self.db_path}.",

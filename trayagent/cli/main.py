@@ -30,6 +30,8 @@ from ..config import Config, load_config, reference_markdown
 from ..errors import ConfigError, TrayagentError
 from ..logs import setup_logging
 from ..paths import Paths, resolve_paths
+from ..pipeline.progress import Outcome, Progress
+from ..queue import DatasetState, Mode
 from ..secrets.store import delete_secret, set_secret, storage_service
 from ..storage.process import end_without_waiting
 from ..storage.rclone import RcloneDaemon
@@ -260,18 +262,14 @@ def _upload_via_agent(client: AgentClient, args: argparse.Namespace) -> int:
         d = client.post(f"/api/datasets/{answer['dataset_id']}/wait", {"timeout": 0.5 if bar else 30},
                         timeout=90)
         if bar:
-            from ..pipeline.progress import Progress
-
             bar.update(Progress(d["name"], d["files"], d["bytes_total"], d["bytes_done"], d["rate"], d["eta"]))
         if d["state"] == "complete":
             break
     if bar:
         bar.close()
-    result = {"dataset": d["name"], "files_ok": d["files"]["registered"], "files_failed": d["files"]["failed"],
-              "bytes": d["bytes_done"], "seconds": round(time.monotonic() - started, 3),
-              "failures": d["errors"], "catalogue_id": None, "storage_path": d["storage_path"]}
-    _report(result, args.json)
-    return EXIT_FAILED if result["files_failed"] else EXIT_OK
+    outcome = Outcome.of_entry(d, seconds=time.monotonic() - started)
+    _report(outcome.as_dict(), args.json)
+    return EXIT_FAILED if outcome.files_failed else EXIT_OK
 
 
 def cmd_sync(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
@@ -286,7 +284,7 @@ def cmd_sync(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Reda
     with _uploader(cfg, paths, redactor) as up:
         plan = up.plan(args.paths, dataset=args.dataset, proposal=args.proposal, description=args.description,
                        investigation_description=args.investigation_description, include=args.include,
-                       exclude=args.exclude, mode="sync")
+                       exclude=args.exclude, mode=Mode.SYNC)
         dataset = up.start_sync(plan)
         print(f"syncing {', '.join(args.paths)} -> {dataset.storage_path} (Ctrl-C stops; "
               f"`trayagent sync --finalize {args.dataset}` finishes the dataset)", file=sys.stderr)
@@ -363,13 +361,13 @@ def _finalize(name: str, cfg: Config, paths: Paths, redactor: Redactor) -> int:
     _sigterm_as_interrupt()
     with _uploader(cfg, paths, redactor) as up:
         dataset = up.request_finalize(name)
-        if up.sessions:  # nobody else held it: finish it here
+        if up.syncing():  # nobody else held it: finish it here
             up.serve_syncs()
         else:
             print(f"asked the running sync of {name!r} to finish; waiting", file=sys.stderr)
-            while up.queue.dataset(dataset.id).state != "complete":
+            while up.dataset(dataset.id).state != DatasetState.COMPLETE:
                 time.sleep(0.5)
-        counts = up.queue.counts(dataset.id)
+        counts = up.file_counts(dataset.id)
     print(f"{name}: complete; {counts['registered']} files registered, {counts['failed']} failed")
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
@@ -410,7 +408,7 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
 def cmd_resume(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
     _sigterm_as_interrupt()
     with _uploader(cfg, paths, redactor) as up:
-        if not up.queue.datasets("active"):
+        if not up.datasets(DatasetState.ACTIVE):
             print("nothing to resume" if not args.json else "[]")
             return EXIT_OK
         outcomes = up.resume()
@@ -541,5 +539,5 @@ def cmd_config(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
 
 
 _COMMANDS = {"upload": cmd_upload, "sync": cmd_sync, "agent": cmd_agent, "open": cmd_open,
-             "dialog": cmd_dialog, "install-desktop": cmd_install_desktop, "status": cmd_status, "resume": cmd_resume, "login": cmd_login,
-             "logout": cmd_logout, "config": cmd_config}
+             "dialog": cmd_dialog, "install-desktop": cmd_install_desktop, "status": cmd_status,
+             "resume": cmd_resume, "login": cmd_login, "logout": cmd_logout, "config": cmd_config}

@@ -49,7 +49,7 @@ STAT_MAX = 16  # up to this many files are read back one by one, beyond by folde
 
 def backoff(attempts: int, base: float, ceiling: float) -> float:
     """Exponential backoff with jitter: spreads retries so a recovering server is not stormed."""
-    delay = min(ceiling, base * (2 ** min(attempts, 30)))
+    delay = min(ceiling, base * (2.0 ** min(attempts, 30)))
     return delay * random.uniform(0.5, 1.0)
 
 

@@ -55,3 +55,12 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def of_entry(cls, entry: dict[str, Any], seconds: float) -> Outcome:
+        """The outcome of a dataset the agent ran, from its activity entry (``Uploader.activity``):
+        the same result, fields and catalogue id as a run in this process."""
+        return cls(dataset=entry["name"], files_ok=entry["files"]["registered"],
+                   files_failed=entry["files"]["failed"], bytes=entry["bytes_done"], seconds=round(seconds, 3),
+                   failures=list(entry["errors"]), catalogue_id=entry["catalogue_id"],
+                   storage_path=entry["storage_path"])

@@ -27,7 +27,7 @@ class ProcessLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")
+        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open (locked) until release()
         try:
             _lock(fh)
         except OSError:

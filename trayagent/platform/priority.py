@@ -2,10 +2,10 @@
 
 Checksums are computed beside the upload, and on a beamline PC the acquisition software and rclone
 should come first. Measured here with a WebDAV server on the same two cores (README "Benchmarks"): the
-BLAKE3 hash of a 1 GiB file at normal priority lengthened the upload by ~30 ms; at nice 10 the
-median upload took 2.55 s instead of 2.67 s while the host was busy (36 rounds; rclone copy 2.62 s),
-and the same time while it was quiet (30 rounds). A lower priority, not the lowest: a thread under Linux's idle policy runs only
-on idle cores and could hold verification up indefinitely on a busy PC, and an unprivileged thread
+BLAKE3 hash of a 1 GiB file at normal priority lengthened the upload by ~30 ms; at nice 10 the median upload
+took 2.55 s instead of 2.67 s while the host was busy (36 rounds; rclone copy 2.62 s), and the same time
+while it was quiet (30 rounds). A lower priority, not the lowest: a thread under Linux's idle policy runs
+only on idle cores and could hold verification up indefinitely on a busy PC, and an unprivileged thread
 cannot raise its priority again. At nice 10 a thread still gets about a tenth of a busy core.
 """
 

@@ -1,4 +1,5 @@
-"""Finding the rclone binary and supervising its process: one launcher thread, death with the parent, no wait at exit."""
+"""Finding the rclone binary and supervising its process: one launcher thread, death with the parent,
+no wait at exit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Which pystray backend runs the tray icon here: probe GTK, AppIndicator and the StatusNotifier watcher; PYSTRAY_BACKEND overrides."""
+"""Which pystray backend runs the tray icon here: probe GTK, AppIndicator and the StatusNotifier
+watcher; PYSTRAY_BACKEND overrides."""
 
 from __future__ import annotations
 

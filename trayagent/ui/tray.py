@@ -141,11 +141,11 @@ class Tray:
     def snapshot(self) -> View:
         agent = self.agent
         state = tray_state(agent)
-        sessions = tuple(sorted((i, s.dataset.name) for i, s in list(agent.uploader.sessions.items())))
+        sessions = tuple(agent.syncing())
         title = "trayagent: stopping…" if self._stopping else tooltip(agent, state)
-        return View(state=state, title=title, paused=agent.uploader.engine.paused.is_set(),
+        return View(state=state, title=title, paused=agent.paused,
                     sessions=sessions, in_flight=agent.in_flight(), login_needed=state == "logged-out",
-                    scicat=agent.cfg.catalogue.get("kind") == "scicat", quit_pending=self._quit_pending,
+                    scicat=agent.catalogue_kind == "scicat", quit_pending=self._quit_pending,
                     stopping=self._stopping)
 
     def _refresher(self) -> None:
