@@ -1,21 +1,19 @@
 """Shared pytest fixtures.
 
 Server / keyring fixtures come first; other fixtures may be appended below the marked section.
-All servers are real subprocesses on 127.0.0.1 (see tests/servers.py) and are torn down even when a test
+All servers are real subprocesses on 127.0.0.1 (see tests/support/servers.py) and are torn down even when a test
 fails, because every fixture uses the servers as context managers around its `yield`.
 """
 
 from __future__ import annotations
 
 import secrets
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))  # make `import servers` work from any rootdir/cwd
-
+from agentctl import Trayagent  # tests/support: on the path by pyproject's pytest pythonpath
+from scicat_server import ScicatServer
 from servers import S3Server, SessionKeyring, WebDAVServer, random_secret, rclone_binary
 
 # ------------------------------------------------------------------------------------------------------
@@ -84,8 +82,6 @@ def ta_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # Other fixtures go below this line.
 # ------------------------------------------------------------------------------------------------------
 
-from agentctl import Trayagent
-
 
 @pytest.fixture
 def ta(ta_home: Path) -> Iterator[Trayagent]:
@@ -96,10 +92,8 @@ def ta(ta_home: Path) -> Iterator[Trayagent]:
 
 
 # ------------------------------------------------------------------------------------------------------
-# SciCat: the contract fake (tests/scicat_server.py), in-process on 127.0.0.1
+# SciCat: the contract fake (tests/support/scicat_server.py), in-process on 127.0.0.1
 # ------------------------------------------------------------------------------------------------------
-
-from scicat_server import ScicatServer
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
 REPO = TESTS.parent
-sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(TESTS / "support"))  # run as a script: the servers and the CLI driver
 
 from agentctl import Trayagent
 from benchlib import (

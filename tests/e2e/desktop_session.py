@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, Self
 
 TESTS = Path(__file__).resolve().parent.parent
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
+if str(TESTS / "support") not in sys.path:  # also run as a script (notify-recorder)
+    sys.path.insert(0, str(TESTS / "support"))
 
 from servers import _LIVE, START_TIMEOUT, ServerStartError, _DBusDaemon, _die_with_parent, _Process
 from waiting import wait_until

@@ -31,7 +31,7 @@ from agentctl import Trayagent
 from datagen import blake3, md5, tree_of
 from servers import WebDAVServer
 
-WRITER = Path(__file__).with_name("writer.py")
+WRITER = Path(__file__).resolve().parents[1] / "support" / "writer.py"
 FAST = {"sync": {"quiet_seconds": 0.5}}
 NO_PROPOSAL = "no-proposal"
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "bench"))
-
-from benchlib import adopting_orphans, ratio_interval, reap
+from benchlib import adopting_orphans, ratio_interval, reap  # tests/bench: on pytest's pythonpath
 
 
 def test_interval_needs_five_rounds() -> None:

@@ -46,7 +46,7 @@ def test_the_console_script_collects_no_garbage_until_its_start_up_is_over(tmp_p
 
 # -- the import graph: layers and cycles ------------------------------------------------------------
 
-PACKAGE = Path(__file__).resolve().parents[1] / "trayagent"
+PACKAGE = Path(__file__).resolve().parents[2] / "trayagent"
 CORE = ("pipeline", "sync", "storage", "catalogue", "secrets", "queue", "config", "sqlitedb", "errors", "paths",
         "logs", "uploader", "icons")
 FRONT_ENDS = ("agent", "ui", "cli")
