@@ -119,6 +119,6 @@ def scicat_config(scicat: ScicatServer):  # type: ignore[no-untyped-def]
 
     def make(**catalogue: object) -> Config:
         raw = {"catalogue": {"kind": "scicat", "url": scicat.url, **catalogue}}
-        return Config(**validate(raw, "test"), source=None)
+        return Config.of(validate(raw, "test"), source=None)
 
     return make

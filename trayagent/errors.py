@@ -1,6 +1,8 @@
 """One small exception hierarchy whose messages are written for the person at the beamline.
 
-Every error carries a ``hint``: what to do next. The CLI and the tray only display ``str(error)``;
+Every error carries a ``hint``: what to do next, in words that suit every front end. ``field`` names
+the input at fault (``dataset``, ``proposal``, ``user``, ``secret``, ``config``): the CLI adds its
+option's name, a dialog can point at its field. The CLI and the tray display ``str(error)``;
 tracebacks go to the log. ``transient`` tells the queue whether waiting and retrying can help.
 """
 
@@ -13,10 +15,12 @@ class TrayagentError(Exception):
     exit_code = 1
     transient = False
 
-    def __init__(self, message: str, hint: str = "", *, transient: bool | None = None) -> None:
+    def __init__(self, message: str, hint: str = "", *, field: str | None = None,
+                 transient: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.field = field
         if transient is not None:
             self.transient = transient
 

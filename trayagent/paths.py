@@ -42,10 +42,6 @@ class Paths:
     def log_file(self) -> Path:
         return self.log_dir / "trayagent.log"
 
-    @property
-    def engine_lock(self) -> Path:
-        return self.runtime_dir / "engine.lock"
-
     def ensure(self) -> Paths:
         for d in (self.config_dir, self.data_dir, self.log_dir, self.runtime_dir):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -96,7 +96,7 @@ class Uploader:
              description: str | None = None, investigation_description: str | None = None,
              include: Sequence[str] = (), exclude: Sequence[str] = (), mode: Mode = Mode.BATCH) -> Plan:
         if not dataset.strip():
-            raise ConfigError("the dataset name is empty", "Give the dataset a name.")
+            raise ConfigError("the dataset name is empty", "Give the dataset a name.", field="dataset")
         sources = tuple(plan_sources(paths))
         user = self.cfg.storage.user or getpass.getuser()
         storage_path = render_root(self.cfg.storage.root, dataset=dataset, proposal=proposal, user=user)
@@ -142,9 +142,7 @@ class Uploader:
             log.info("storage backend %s: %d parallel transfers", backend, transfers)
             transfer = Transfer(self._daemon, target, transfers=transfers, scratch_dir=self.paths.runtime_dir,
                                 backend_type=named_type, preset=frozenset(remote))
-            t = self.cfg.transfer
-            tuning = Tuning(batch_files=t.batch_files, batch_bytes=t.batch_bytes, checksum=t.checksum,
-                            retry_max_seconds=float(t.retry_max_seconds), verify_files=4 * t.batch_files)
+            tuning = Tuning.of(self.cfg.transfer)
             self._engine = Engine(self.queue, transfer, self.catalogue, tuning,
                                   lambda path: StorageLocation(target.display, target.host, path))
         return self._engine

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from trayagent.cli.main import in_cli_words
 from trayagent.config import SCHEMA, Section, dump_config, load_config, validate
 from trayagent.errors import ConfigError
 from trayagent.paths import Paths, resolve_paths
@@ -151,7 +152,8 @@ def test_override_pointing_to_missing_file_is_an_error(paths: Paths, tmp_path: P
         load_config(paths, missing)
     assert str(missing) in info.value.message
     assert "no such configuration file" in info.value.message
-    assert "--config" in info.value.hint
+    assert info.value.field == "config"  # the core names the input; the CLI adds its option:
+    assert "(--config)" in in_cli_words(info.value)
 
 
 def test_override_wins_over_env_and_default(paths: Paths, tmp_path: Path,
@@ -246,7 +248,7 @@ def test_trayagent_home_puts_everything_under_one_folder(tmp_path: Path) -> None
     p = resolve_paths({"TRAYAGENT_HOME": str(home)})
     assert (p.config_dir, p.data_dir, p.log_dir, p.runtime_dir) == (
         home / "config", home / "data", home / "logs", home / "run")
-    for f in (p.config_file, p.queue_db, p.catalogue_db, p.default_storage, p.log_file, p.engine_lock):
+    for f in (p.config_file, p.queue_db, p.catalogue_db, p.default_storage, p.log_file):
         assert f.is_relative_to(home)
     assert p.config_file == home / "config" / "config.toml"
     assert p.queue_db.parent == p.data_dir

@@ -15,9 +15,19 @@ from urllib.parse import urlsplit
 
 from ..errors import TrayagentError
 
+# The files a running agent leaves in the runtime folder: its port and pid, and its API token (0600).
+INFO_FILE = "agent.json"
+TOKEN_FILE = "agent.token"
+# The dialogs the agent opens (and `trayagent dialog NAME` runs).
+DIALOGS = ("dataset", "activity", "login", "settings")
+
 
 class AgentError(TrayagentError):
     """The agent answered with an error, or stopped answering."""
+
+
+def read_token(runtime_dir: Path) -> str:
+    return (runtime_dir / TOKEN_FILE).read_text(encoding="utf-8").strip()
 
 
 class AgentClient:
@@ -31,8 +41,8 @@ class AgentClient:
     def find(cls, runtime_dir: Path) -> AgentClient | None:
         """The running agent of this user, or None (no agent, or a stale file of a dead one)."""
         try:
-            info = json.loads((runtime_dir / "agent.json").read_text(encoding="utf-8"))
-            token = (runtime_dir / "agent.token").read_text(encoding="utf-8").strip()
+            info = json.loads((runtime_dir / INFO_FILE).read_text(encoding="utf-8"))
+            token = read_token(runtime_dir)
             client = cls(f"http://127.0.0.1:{int(info['port'])}", token)
         except (OSError, ValueError, KeyError, TypeError):
             return None

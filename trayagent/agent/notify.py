@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ..formats import human_bytes
+
 log = logging.getLogger(__name__)
 
 APP_NAME = "trayagent"
@@ -48,14 +50,6 @@ class _Pending:
     reasons: Counter[str]
 
 
-def human_size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 class Notifications:
     """Decides which events become notifications. Thread-safe; ``flush`` sends due aggregates."""
 
@@ -83,7 +77,7 @@ class Notifications:
     def dataset_complete(self, name: str, files: int, failed: int, size: int, seconds: float) -> None:
         self.flush(force=True)
         minutes = f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
-        text = f"{files} files, {human_size(size)} uploaded and registered in {minutes}"
+        text = f"{files} files, {human_bytes(size)} uploaded and registered in {minutes}"
         if failed:
             text += f"; {failed} failed (see Activity)"
         self._emit(f"complete:{name}", f"Dataset {name} complete", text, urgent=bool(failed))

@@ -13,9 +13,8 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from .. import __version__
+from .client import DIALOGS
 from .server import ApiError, ControlServer
-
-DIALOGS = ("dataset", "activity", "login", "settings")
 
 
 class AgentApi(Protocol):

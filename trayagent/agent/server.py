@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TrayagentError
+from .client import INFO_FILE, TOKEN_FILE
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +93,16 @@ class ControlServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, name="control-api", daemon=True).start()
-        write_private(self.runtime_dir / "agent.token", self.token)
-        write_private(self.runtime_dir / "agent.json", json.dumps({"port": self.port, "pid": os.getpid()}))
-        log.info("control API on %s (token in %s)", self.base_url, self.runtime_dir / "agent.token")
+        write_private(self.runtime_dir / TOKEN_FILE, self.token)
+        write_private(self.runtime_dir / INFO_FILE, json.dumps({"port": self.port, "pid": os.getpid()}))
+        log.info("control API on %s (token in %s)", self.base_url, self.runtime_dir / TOKEN_FILE)
 
     def stop(self) -> None:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
-        for name in ("agent.json", "agent.token"):
+        for name in (INFO_FILE, TOKEN_FILE):
             (self.runtime_dir / name).unlink(missing_ok=True)
 
     def dispatch(self, method: str, path: str, body: dict[str, Any]) -> Any:
@@ -152,7 +153,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except ApiError as exc:
             return self._send(exc.status, {"error": exc.message, "hint": exc.hint})
         except TrayagentError as exc:
-            return self._send(HTTPStatus.BAD_REQUEST, {"error": exc.message, "hint": exc.hint})
+            return self._send(HTTPStatus.BAD_REQUEST, {"error": exc.message, "hint": exc.hint, "field": exc.field})
         except Exception:
             log.exception("control API: %s %s failed", method, path)
             return self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the log"})

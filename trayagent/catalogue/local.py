@@ -24,6 +24,7 @@ from typing import Any
 
 from .. import sqlitedb
 from ..errors import CatalogueError
+from ..formats import rfc3339
 from .base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,6 @@ ON CONFLICT (dataset_id, path) DO UPDATE SET
 # Text fields that ensure_dataset fills in when the stored value is empty.
 _FILLABLE_TEXT = ("proposal", "description", "investigation_description", "owner", "creation_location")
 _JSON_COLUMNS = ("source_folders", "keywords", "metadata")
-
-
-def utc_now() -> str:
-    """The current time as RFC 3339 UTC, e.g. ``2026-01-23T10:15:00.123Z``."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _json_default(value: Any) -> str:
@@ -248,7 +244,7 @@ class LocalCatalogue(Catalogue):
                 dataset_id, spec.name, spec.proposal, spec.description, spec.investigation_description,
                 spec.owner, spec.creation_location, _dumps(list(spec.source_folders)),
                 _dumps(list(spec.keywords)), _dumps(spec.metadata), location.url, location.host,
-                location.path, utc_now(),
+                location.path, rfc3339(),
             ),
         )
         log.info("Created dataset %s (%s) in local catalogue for %s", dataset_id, spec.name, location.path)
@@ -278,7 +274,7 @@ class LocalCatalogue(Catalogue):
             conn.execute(f"UPDATE datasets SET {assignments} WHERE id = ?", (*updates.values(), row["id"]))
 
     def register_files(self, dataset_id: str, files: Sequence[FileRecord]) -> None:
-        registered = utc_now()
+        registered = rfc3339()
         rows = [
             (dataset_id, f.path, f.size, f.mtime, f.checksum, f.algorithm, f.verification, registered)
             for f in files
@@ -291,7 +287,7 @@ class LocalCatalogue(Catalogue):
         """Mark the dataset complete; a later call (after more files) moves ``finished`` to now."""
         with self._transaction() as conn:
             self._require(conn, dataset_id)
-            conn.execute("UPDATE datasets SET finished = ? WHERE id = ?", (utc_now(), dataset_id))
+            conn.execute("UPDATE datasets SET finished = ? WHERE id = ?", (rfc3339(), dataset_id))
 
     def dataset_info(self, dataset_id: str) -> dict[str, Any]:
         with self._reading() as conn:

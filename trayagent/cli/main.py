@@ -25,7 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__, sqlitedb
-from ..agent.client import AgentClient
+from ..agent.client import DIALOGS, AgentClient
 from ..config import Config, load_config, reference_markdown
 from ..errors import ConfigError, TrayagentError
 from ..logs import setup_logging
@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(what dropping folders on the launcher does)")
     op.add_argument("paths", nargs="*", metavar="PATH")
     dg = command("dialog", help=argparse.SUPPRESS)
-    dg.add_argument("name", choices=["dataset", "activity", "login", "settings"])
+    dg.add_argument("name", choices=DIALOGS)
     dg.add_argument("--request", default="")
     command("install-desktop", help="install the desktop launcher (drop folders on it) and icon")
 
@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
         code = int(_COMMANDS[args.command](args, cfg, paths, redactor))
     except TrayagentError as exc:
         log.debug("command failed", exc_info=True)
-        print(f"trayagent: {exc}", file=sys.stderr)
+        print(f"trayagent: {in_cli_words(exc)}", file=sys.stderr)
         code = exc.exit_code if exc.exit_code else EXIT_FAILED
     except KeyboardInterrupt:
         print("\ntrayagent: interrupted; run the same command again to finish (nothing is lost).",
@@ -180,6 +180,20 @@ def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
     if fast_exit and args.command in _FAST_EXIT:
         _exit_now(code)
     return code
+
+
+# The options that give what an error's ``field`` names: the core words its hints for every front end.
+_OPTIONS = {"dataset": "--dataset NAME", "proposal": "--proposal", "user": "--user NAME",
+            "secret": "--password-stdin, --token-stdin or --browser", "config": "--config"}
+
+
+def in_cli_words(exc: TrayagentError) -> str:
+    """The error as the CLI shows it: the core's message and hint, and the option to use."""
+    option = _OPTIONS.get(exc.field or "")
+    if option is None:
+        return str(exc)
+    hint = f"{exc.hint.rstrip('.')} ({option})." if exc.hint else f"See {option}."
+    return f"{exc.message}\n  -> {hint}"
 
 
 def _exit_now(code: int) -> None:

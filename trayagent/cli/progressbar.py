@@ -9,16 +9,10 @@ import shutil
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from ..formats import human_bytes
+
 if TYPE_CHECKING:
     from ..pipeline.progress import Progress
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 def human_seconds(s: float | None) -> str:

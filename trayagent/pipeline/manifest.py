@@ -29,7 +29,6 @@ Everything is built in one pass with dictionaries, so 100,000 files cost linear 
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import mimetypes
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..catalogue.base import FileRecord
+from ..formats import rfc3339
 
 RO_CRATE_CONTEXT = "https://w3id.org/ro/crate/1.1/context"
 RO_CRATE_PROFILE = "https://w3id.org/ro/crate/1.1"
@@ -88,14 +88,9 @@ def _text(value: str) -> str:
 
 def _timestamp(seconds: float) -> str | None:
     try:
-        moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+        return rfc3339(seconds, timespec="auto")
     except (OverflowError, OSError, ValueError):
         return None
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def load_media_types() -> None:
@@ -163,7 +158,7 @@ def _root(dataset: dict[str, Any], parts: list[str], project: dict[str, Any] | N
         "@type": "Dataset",
         "name": name,
         "description": dataset.get("description") or f"Data files of {name}",
-        "datePublished": dataset.get("finished") or created or _now(),
+        "datePublished": dataset.get("finished") or created or rfc3339(timespec="seconds"),
     }
     if created:
         root["dateCreated"] = created

@@ -5,18 +5,27 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..config import TransferSettings
+
+_TRANSFER = TransferSettings()  # the defaults of the configuration are the pipeline's
+
 
 @dataclass
 class Tuning:
     """The ``[transfer]`` knobs the pipeline uses."""
 
-    batch_files: int = 500
-    batch_bytes: int = 4 << 30
-    checksum: str = "auto"
+    batch_files: int = _TRANSFER.batch_files
+    batch_bytes: int = _TRANSFER.batch_bytes
+    checksum: str = _TRANSFER.checksum
     retry_base_seconds: float = 1.0
-    retry_max_seconds: float = 600.0
+    retry_max_seconds: float = _TRANSFER.retry_max_seconds
     hash_threads: int = 2
-    verify_files: int = 2000  # uploaded files read back in one go (fewer listings of big folders)
+    verify_files: int = 4 * _TRANSFER.batch_files  # files read back in one go (fewer listings of big folders)
+
+    @classmethod
+    def of(cls, settings: TransferSettings) -> Tuning:
+        return cls(batch_files=settings.batch_files, batch_bytes=settings.batch_bytes, checksum=settings.checksum,
+                   retry_max_seconds=float(settings.retry_max_seconds), verify_files=4 * settings.batch_files)
 
 
 @dataclass

@@ -67,7 +67,6 @@ class RcloneDaemon:
         self._copied = 0  # "Copied" lines in rclone's log: tells a waiting job that its files are done
         self._copied_cond = threading.Condition()
         self._gc_held = False
-        self.restarts = 0
 
     # -- process --------------------------------------------------------------------------------
     def _write_htpasswd(self, password: str) -> Path:
@@ -268,7 +267,6 @@ class RcloneDaemon:
                 with self._lock:
                     if not (self._proc and self._proc.poll() is None):
                         if self._proc is not None:
-                            self.restarts += 1
                             log.warning("rclone rcd died (exit %s); restarting it", self._proc.returncode)
                         self._start_locked()
             http_client()  # loaded while rclone may still be starting

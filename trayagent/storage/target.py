@@ -168,7 +168,7 @@ def storage_target(cfg: Config, paths: Paths, *, need_secret: bool = True) -> St
     secret = get_secret(storage_service(spec), user) if (need_secret and user and not remote.local) else None
     if need_secret and user and not remote.local and secret is None:
         raise AuthError(f"no storage password stored for user {user!r}",
-                        "Run `trayagent login storage --user " + user + " --password-stdin`.")
+                        f"Run `trayagent login storage --user {user} --password-stdin`.")
     if remote.local:
         display, host = Path(spec).resolve().as_uri(), socket.gethostname()
     else:

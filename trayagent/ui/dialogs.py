@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from ..agent.client import AgentClient
+from ..agent.client import AgentClient, read_token
 from ..errors import TrayagentError
 from ..paths import Paths
 
@@ -131,7 +131,7 @@ def show_dialog(paths: Paths, name: str, request: str) -> int:
     client = AgentClient.find(paths.runtime_dir)
     if client is None:
         raise TrayagentError("the trayagent agent is not running", "Start it with `trayagent`.")
-    token = (paths.runtime_dir / "agent.token").read_text(encoding="utf-8").strip()
+    token = read_token(paths.runtime_dir)
     import webview
 
     width, height = SIZES[name]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
-from ..agent.notify import human_size
+from ..formats import human_bytes
 from ..icons import icon_file
 from .backends import import_pystray
 
@@ -92,7 +92,7 @@ def tooltip(agent: Agent, state: str) -> str:
         d = busy[0]
         text = f"trayagent: syncing {d['name']} — {d['files'].get('registered', 0)}/{d['files_total']} files"
         if d.get("rate"):
-            text += f", {human_size(d['rate'])}/s"
+            text += f", {human_bytes(d['rate'])}/s"
         if len(busy) > 1:
             text += f" (+{len(busy) - 1} more)"
         return text

@@ -200,7 +200,8 @@ def oidc_login(url: str, client: str, opener: Callable[[str], Any] | None = None
         (opener or _open_browser)(start)
         if not server.done.wait(timeout) or not server.token:
             raise AuthError("the browser login did not finish in time",
-                            "Run `trayagent login --browser` again, or paste a token with --token-stdin.")
+                            "Log in through the browser again, or paste a token copied from SciCat.",
+                            field="secret")
         return server.token
     finally:
         server.shutdown()
@@ -280,17 +281,17 @@ def login_catalogue(cfg: Config, user: str | None = None, password: str | None =
     try:
         if password is not None:
             if not user:
-                raise ConfigError("no SciCat user name", "Give --user NAME.")
+                raise ConfigError("no SciCat user name", "Give your SciCat user name.", field="user")
             token = password_login(http, cfg.catalogue.auth, user, password)
         elif oidc:
             if not cfg.catalogue.oidc_client:
                 raise ConfigError("this site has no OIDC client configured for trayagent",
-                                  "Set [catalogue] oidc_client, or paste a token from the SciCat web page "
-                                  "with `trayagent login --token-stdin`.")
+                                  "Set [catalogue] oidc_client, or paste a token copied from the SciCat "
+                                  "web page.", field="secret")
             token = oidc_login(url, cfg.catalogue.oidc_client, opener)
         if not token:
             raise ConfigError("no password or token given",
-                              "Use --password-stdin, --token-stdin or --browser.")
+                              "Give a password or a token, or log in through the browser.", field="secret")
         token = token.strip()
         ident = fetch_identity(http, token)
         if user and password is None and user != ident.username:

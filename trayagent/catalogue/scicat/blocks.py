@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import sqlitedb
+from ...formats import rfc3339
 from ..base import FileRecord
 
 MAX_FILES_PER_BLOCK = 20_000  # PSI's ingestor limit; keeps blocks readable in the web UI
@@ -48,11 +49,6 @@ class Entry:
     block: str
     chk: str
     size: int
-
-
-def rfc3339(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds") \
-        .replace("+00:00", "Z")
 
 
 def epoch(text: str) -> float:

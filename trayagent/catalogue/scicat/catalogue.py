@@ -13,7 +13,6 @@ files, which this class skips or patches as needed.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from collections import defaultdict
@@ -24,6 +23,7 @@ from typing import Any
 from ... import __version__
 from ...config import Config
 from ...errors import CatalogueError
+from ...formats import rfc3339
 from ..base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 from .auth import Identity, catalogue_url, client_for, parse_identity, parse_whoami
 from .blocks import (
@@ -41,10 +41,6 @@ from .proposals import proposal_facts
 log = logging.getLogger(__name__)
 
 AGENT_KEY = "trayagent"  # our part of scientificMetadata
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _plain_json(value: Any) -> Any:
@@ -159,7 +155,7 @@ class ScicatCatalogue(Catalogue):
             "owner": ident.display_name or spec.owner or ident.username,
             "contactEmail": ident.email or facts.get("email") or "unknown",
             "sourceFolder": source_folder(location), "sourceFolderHost": location.host,
-            "creationTime": _now(), "creationLocation": spec.creation_location or "/unknown",
+            "creationTime": rfc3339(), "creationLocation": spec.creation_location or "/unknown",
             "principalInvestigator": facts.get("pi") or ident.display_name or ident.username,
             "keywords": list(spec.keywords), "scientificMetadata": meta, "size": 0, "numberOfFiles": 0,
         }
@@ -186,7 +182,7 @@ class ScicatCatalogue(Catalogue):
 
     def finish_dataset(self, dataset_id: str) -> None:
         meta = self._dataset(dataset_id).get("scientificMetadata") or {}
-        mark = dict(meta.get(AGENT_KEY) or {}, complete=True, finished=_now())
+        mark = dict(meta.get(AGENT_KEY) or {}, complete=True, finished=rfc3339())
         self.http.call("PATCH", f"/datasets/{quote_id(dataset_id)}", f"marking dataset {dataset_id} complete",
                        body={"scientificMetadata": {**meta, AGENT_KEY: mark}})
 

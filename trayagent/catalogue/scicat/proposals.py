@@ -43,12 +43,12 @@ def proposal_facts(http: ScicatHttp, spec: DatasetSpec, ident: Identity, owner_g
     if isinstance(got, ScicatError) and got.status == 403:
         raise CatalogueError(f"your SciCat account may not read proposal {pid} "
                              f"(your groups: {', '.join(ident.groups) or 'none'})",
-                             "Check --proposal, or ask the proposal's PI or the catalogue team to add you "
-                             "to the proposal's group.")
+                             "Check the proposal id, or ask the proposal's PI or the catalogue team to add "
+                             "you to the proposal's group.", field="proposal")
     if not create:
         raise CatalogueError(f"proposal {pid} does not exist in SciCat",
-                             "Check --proposal; if your account may create proposals, set "
-                             "[catalogue] create_proposals = true.")
+                             "Check the proposal id; if your account may create proposals, set "
+                             "[catalogue] create_proposals = true.", field="proposal")
     return _create(http, spec, ident, owner_group)
 
 
@@ -62,7 +62,7 @@ def _create(http: ScicatHttp, spec: DatasetSpec, ident: Identity, owner_group: s
         raise CatalogueError(f"your SciCat account may not create proposal {pid} (only admins and "
                              "proposal groups may)",
                              "Ask the catalogue team to create it, or set [catalogue] create_proposals = "
-                             "false and give an existing --proposal.")
+                             "false and give an existing proposal.", field="proposal")
     if isinstance(made, ScicatError):  # 409: someone created it meanwhile
         made = http.call("GET", f"/proposals/{quote_id(pid)}", f"reading proposal {pid}")
     log.info("created SciCat proposal %s", pid)
