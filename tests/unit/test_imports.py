@@ -31,12 +31,12 @@ def test_the_console_script_collects_no_garbage_until_its_start_up_is_over(tmp_p
     imported, the queue open), then resumes with those objects frozen out of later collections."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.bin").write_bytes(b"x")
-    code = ("import gc, sys\nfrom trayagent.cli import main as cli\nopen_uploader = cli._uploader\n"
+    code = ("import gc, sys\nfrom trayagent.cli import main, upload as cli\nopen_uploader = cli._uploader\n"
             "def spy(*args):\n    print('opening', gc.isenabled())\n    return open_uploader(*args)\n"
             "cli._uploader = spy\n"
             "cli._dry_run = lambda up, plan, as_json: "
             "print('planned', gc.isenabled(), gc.get_freeze_count() > 0) or 0\n"
-            "sys.argv = ['trayagent', 'upload', sys.argv[1], '--dataset', 'd', '--dry-run']\ncli.run()\n")
+            "sys.argv = ['trayagent', 'upload', sys.argv[1], '--dataset', 'd', '--dry-run']\nmain.run()\n")
     env = {**os.environ, "TRAYAGENT_HOME": str(tmp_path / "home")}
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "src")], capture_output=True, text=True,
                          env=env, timeout=60, check=False)

@@ -1,4 +1,4 @@
-"""Command line: ``trayagent upload | status | resume | login | logout | config``.
+"""Command line: the parser, the dispatch to the command modules (upload, desktop, account), exit codes.
 
 Exit codes are part of the interface for scripts: 0 all done, 1 some files failed, 2 a usage,
 configuration or authentication problem (nothing was uploaded that should not have been), 130
@@ -11,40 +11,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import getpass
-import json
 import logging
 import os
-import signal
 import sys
-import threading
-import time
 from collections.abc import Sequence
-from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__, sqlitedb
-from ..agent.client import DIALOGS, AgentClient
+from ..agent.client import DIALOGS
 from ..config import Config, load_config, reference_markdown
-from ..errors import ConfigError, TrayagentError
+from ..errors import TrayagentError
 from ..logs import setup_logging
 from ..paths import Paths, resolve_paths
-from ..pipeline.progress import Outcome, Progress
-from ..queue import DatasetState, Mode
-from ..secrets.store import delete_secret, set_secret, storage_service
 from ..storage.process import end_without_waiting
-from ..storage.rclone import RcloneDaemon
 from ..storage.redact import Redactor
-from ..storage.target import launch_rclone, prefetch_secret
-from .progressbar import ProgressBar
+from .account import cmd_login, cmd_logout
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, startup_over
+from .desktop import cmd_agent, cmd_dialog, cmd_install_desktop, cmd_open
+from .upload import cmd_resume, cmd_status, cmd_sync, cmd_upload
 
 if TYPE_CHECKING:  # imported by the commands that use them, after an upload has set rclone going
-    from ..uploader import Uploader
+    pass
 
 log = logging.getLogger("trayagent.cli")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Commands that close everything they open (queue, catalogue, rclone, threads) before they return:
 # the console script ends them without the interpreter's teardown of a few hundred modules, and
 # without SQLite's close-time checkpoint (see sqlitedb).
@@ -139,19 +129,11 @@ def run() -> None:
     """The console script: ``main``, then, for commands that have closed everything, an exit
     without the interpreter's teardown (~20 ms of a short upload, measured in tests/bench).
 
-    The garbage collector waits until the start-up is over (``_started``): the objects start-up
+    The garbage collector waits until the start-up is over (``common.startup_over``): the objects start-up
     makes (modules, classes, the configuration) all live on, and collecting among them cost
     ~5 ms of CPU before an upload's first copy."""
     gc.disable()
     sys.exit(main(fast_exit=True))
-
-
-def _started() -> None:
-    """Start-up is over: its objects are frozen out of later collections, and collection resumes.
-    Only where ``run`` held collection off: ``main`` called from other code leaves its GC alone."""
-    if not gc.isenabled():
-        gc.freeze()
-        gc.enable()
 
 
 def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
@@ -167,7 +149,7 @@ def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
     try:
         cfg = load_config(paths, getattr(args, "config", None))
         if args.command != "upload":  # an upload ends its start-up once its first copy is near
-            _started()
+            startup_over()
         code = int(_COMMANDS[args.command](args, cfg, paths, redactor))
     except TrayagentError as exc:
         log.debug("command failed", exc_info=True)
@@ -203,343 +185,6 @@ def _exit_now(code: int) -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
-
-
-def _sigterm_as_interrupt() -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, handler)
-
-
-def _agent(paths: Paths) -> AgentClient | None:
-    return AgentClient.find(paths.runtime_dir)
-
-
-def _request_body(args: argparse.Namespace) -> dict[str, Any]:
-    return {"paths": [str(Path(p).expanduser().resolve()) for p in args.paths], "dataset": args.dataset,
-            "proposal": args.proposal, "description": args.description,
-            "investigation_description": args.investigation_description, "include": args.include,
-            "exclude": args.exclude}
-
-
-def _uploader(cfg: Config, paths: Paths, redactor: Redactor, daemon: RcloneDaemon | None = None) -> Uploader:
-    from ..uploader import Uploader
-
-    return Uploader(cfg, paths, redactor, daemon)
-
-
-def cmd_upload(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    client = None if args.dry_run else _agent(paths)
-    if client is not None:
-        return _upload_via_agent(client, args)
-    daemon = None
-    if not args.dry_run:
-        daemon = launch_rclone(cfg, paths, redactor)  # before the engine is even imported
-        prefetch_secret(cfg)
-    try:
-        with _uploader(cfg, paths, redactor, daemon) as up:
-            return _upload(up, args)
-    finally:
-        if daemon is not None:  # the uploader stops it; this covers an uploader that failed to open
-            daemon.stop()
-
-
-def _upload(up: Uploader, args: argparse.Namespace) -> int:
-    plan = up.plan(args.paths, dataset=args.dataset, proposal=args.proposal,
-                   description=args.description, investigation_description=args.investigation_description,
-                   include=args.include, exclude=args.exclude)
-    _started()
-    if args.dry_run:
-        return _dry_run(up, plan, args.json)
-    _sigterm_as_interrupt()
-    scan_errors: list[str] = []
-    dataset = up.submit(plan, scan_errors)
-    bar = ProgressBar.for_stream(sys.stderr, enabled=not args.json)
-    outcome = up.run(dataset, bar.update if bar else None)
-    if bar:
-        bar.close()
-    for problem in scan_errors:
-        outcome.failures.append({"path": problem, "reason": "skipped while scanning"})
-    outcome.files_failed += len(scan_errors)
-    _report(outcome.as_dict(), args.json)
-    return EXIT_FAILED if outcome.files_failed else EXIT_OK
-
-
-def _upload_via_agent(client: AgentClient, args: argparse.Namespace) -> int:
-    """The agent owns the queue: hand it the dataset and follow it to the end. The agent answers
-    a wait the moment the dataset completes, or after a while to refresh the progress bar."""
-    started = time.monotonic()
-    answer = client.post("/api/upload", _request_body(args))
-    _started()
-    bar = ProgressBar.for_stream(sys.stderr, enabled=not args.json)
-    while True:
-        d = client.post(f"/api/datasets/{answer['dataset_id']}/wait", {"timeout": 0.5 if bar else 30},
-                        timeout=90)
-        if bar:
-            bar.update(Progress(d["name"], d["files"], d["bytes_total"], d["bytes_done"], d["rate"], d["eta"]))
-        if d["state"] == "complete":
-            break
-    if bar:
-        bar.close()
-    outcome = Outcome.of_entry(d, seconds=time.monotonic() - started)
-    _report(outcome.as_dict(), args.json)
-    return EXIT_FAILED if outcome.files_failed else EXIT_OK
-
-
-def cmd_sync(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    if not args.finalize and (not args.paths or not args.dataset):
-        raise ConfigError("sync needs folders and --dataset NAME (or --finalize NAME)",
-                          "Example: trayagent sync /data/run42 --dataset run42")
-    if (client := _agent(paths)) is not None:
-        return _sync_via_agent(client, args)
-    if args.finalize:
-        return _finalize(args.finalize, cfg, paths, redactor)
-    _sigterm_as_interrupt()
-    with _uploader(cfg, paths, redactor) as up:
-        plan = up.plan(args.paths, dataset=args.dataset, proposal=args.proposal, description=args.description,
-                       investigation_description=args.investigation_description, include=args.include,
-                       exclude=args.exclude, mode=Mode.SYNC)
-        dataset = up.start_sync(plan)
-        print(f"syncing {', '.join(args.paths)} -> {dataset.storage_path} (Ctrl-C stops; "
-              f"`trayagent sync --finalize {args.dataset}` finishes the dataset)", file=sys.stderr)
-        try:
-            up.serve_syncs(on_complete=lambda o: _report(o.as_dict(), False))
-        except KeyboardInterrupt:
-            up.stop_syncs()
-            print("\ntrayagent: sync stopped; queued files stay queued. Run the same command to go on.",
-                  file=sys.stderr)
-            return EXIT_INTERRUPTED
-    return EXIT_OK
-
-
-def _sync_via_agent(client: AgentClient, args: argparse.Namespace) -> int:
-    if args.finalize:
-        status = client.get("/api/status")
-        ids = [d["id"] for d in status["activity"] if d["name"] == args.finalize and d["syncing"]]
-        if not ids:
-            raise ConfigError(f"the agent has no running sync of {args.finalize!r}", "See `trayagent status`.")
-        client.post(f"/api/datasets/{ids[0]}/finalize")
-        print(f"the agent is finishing {args.finalize}; `trayagent status` shows when it is complete")
-        return EXIT_OK
-    answer = client.post("/api/sync", _request_body(args))
-    print(f"the running agent now syncs {', '.join(args.paths)} -> {answer['storage_path']}")
-    return EXIT_OK
-
-
-def cmd_agent(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    """Start the agent; if one already runs, forward to it (open Activity, or the dropped paths)."""
-    if (client := _agent(paths)) is not None:
-        client.post("/api/open", {"paths": args.paths}) if getattr(args, "paths", None) else \
-            client.post("/api/show/activity")
-        print("trayagent is already running; asked it to open its window", file=sys.stderr)
-        return EXIT_OK
-    from ..agent.agent import Agent
-    from ..ui.dialogs import DialogLauncher
-
-    agent = Agent(cfg, paths, redactor, open_dialog=DialogLauncher(paths))
-    agent.start()
-    if getattr(args, "paths", None):
-        agent.server.dispatch("POST", "/api/open", {"paths": args.paths})
-    if args.headless:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: threading.Thread(target=agent.stop, daemon=True).start())
-        agent.wait()
-        return EXIT_OK
-    from ..ui.tray import run_tray
-
-    return run_tray(agent)
-
-
-def cmd_open(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    paths_given = [str(Path(p).expanduser().resolve()) for p in args.paths]
-    args.paths = paths_given
-    args.headless = False
-    return cmd_agent(args, cfg, paths, redactor)
-
-
-def cmd_dialog(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    from ..ui.dialogs import show_dialog
-
-    return show_dialog(paths, args.name, args.request)
-
-
-def cmd_install_desktop(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    from ..platform.desktop import install_desktop
-
-    for installed in install_desktop():
-        print(f"installed {installed}")
-    return EXIT_OK
-
-
-def _finalize(name: str, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    _sigterm_as_interrupt()
-    with _uploader(cfg, paths, redactor) as up:
-        dataset = up.request_finalize(name)
-        if up.syncing():  # nobody else held it: finish it here
-            up.serve_syncs()
-        else:
-            print(f"asked the running sync of {name!r} to finish; waiting", file=sys.stderr)
-            while up.dataset(dataset.id).state != DatasetState.COMPLETE:
-                time.sleep(0.5)
-        counts = up.file_counts(dataset.id)
-    print(f"{name}: complete; {counts['registered']} files registered, {counts['failed']} failed")
-    return EXIT_FAILED if counts["failed"] else EXIT_OK
-
-
-def _dry_run(up: Uploader, plan: Any, as_json: bool) -> int:
-    errors: list[str] = []
-    rows = list(up.preview(plan, errors))
-    if as_json:
-        print(json.dumps({"dataset": plan.spec.name, "storage_path": plan.storage_path,
-                          "files": [{"local": a, "remote": b, "size": s} for a, b, s in rows],
-                          "errors": errors}, ensure_ascii=False))
-    else:
-        for local, remote, size in rows:
-            print(f"{local!s} -> {remote} ({size} bytes)")
-        print(f"dry run: {len(rows)} files, {sum(r[2] for r in rows)} bytes would go to {plan.storage_path}; "
-              "nothing was changed")
-        for e in errors:
-            print(f"  skipped: {e}", file=sys.stderr)
-    return EXIT_OK
-
-
-def _report(result: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({k: result[k] for k in ("dataset", "files_ok", "files_failed", "bytes", "seconds",
-                                                  "failures", "catalogue_id", "storage_path")},
-                         ensure_ascii=False))
-        return
-    mb = result["bytes"] / 1e6
-    print(f"{result['dataset']}: {result['files_ok']} files ({mb:.1f} MB) uploaded, verified and registered "
-          f"in {result['seconds']:.1f} s -> {result['storage_path']}")
-    if result["files_failed"]:
-        print(f"{result['files_failed']} files failed:", file=sys.stderr)
-        for f in result["failures"][:20]:
-            print(f"  {f['path']}: {f['reason']}", file=sys.stderr)
-        print("Fix the cause and run the same command again: only what is missing is sent.", file=sys.stderr)
-
-
-def cmd_resume(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    _sigterm_as_interrupt()
-    with _uploader(cfg, paths, redactor) as up:
-        if not up.datasets(DatasetState.ACTIVE):
-            print("nothing to resume" if not args.json else "[]")
-            return EXIT_OK
-        outcomes = up.resume()
-    if args.json:
-        print(json.dumps([o.as_dict() for o in outcomes], ensure_ascii=False))
-    else:
-        for o in outcomes:
-            _report(o.as_dict(), False)
-    return EXIT_FAILED if any(o.files_failed for o in outcomes) else EXIT_OK
-
-
-def cmd_status(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    if (client := _agent(paths)) is not None:
-        status = client.get("/api/status")
-    else:
-        with _uploader(cfg, paths, redactor) as up:
-            status = up.status()
-    if args.json:
-        print(json.dumps(status, ensure_ascii=False))
-        return EXIT_OK
-    if not status["datasets"]:
-        print("no datasets yet")
-    for d in status["datasets"]:
-        counts = ", ".join(f"{n} {s}" for s, n in d["files"].items() if n)
-        print(f"{d['name']} [{d['state']}, {d['mode']}] {counts or 'no files'}; "
-              f"{d['bytes_registered'] / 1e6:.1f}/{d['bytes'] / 1e6:.1f} MB -> {d['storage']}")
-        if session := d.get("session"):
-            last = session["last_upload"]
-            print(f"  sync {session['state']}: {', '.join(session['folders'])}; watching {session['watch'] or '-'}; "
-                  f"{session['waiting']} waiting for completion; last upload "
-                  f"{time.strftime('%H:%M:%S', time.localtime(last)) if last else 'none yet'}")
-            if session["warning"]:
-                print(f"  warning: {session['warning']}")
-    if status["recent_errors"]:
-        print("recent errors:")
-        for e in status["recent_errors"]:
-            print(f"  {e['dataset']}: {e['path']} ({e['state']}): {e['error']}")
-    return EXIT_OK
-
-
-def _storage_account(args: argparse.Namespace, cfg: Config) -> tuple[str, str]:
-    user = args.user or cfg.storage.user
-    if not cfg.storage.remote:
-        raise ConfigError("[storage] remote is not set: the embedded local storage needs no login",
-                          "Set [storage] remote and user in the configuration first.")
-    if not user:
-        raise ConfigError("no storage user", "Give --user NAME or set [storage] user.")
-    return storage_service(cfg.storage.remote), user
-
-
-def _stdin_secret(what: str) -> str:
-    secret = sys.stdin.readline().strip()
-    if not secret:
-        raise ConfigError(f"empty {what} on stdin", f"Pipe the {what} into the command: `... | trayagent login`.")
-    return secret
-
-
-def _login_catalogue(args: argparse.Namespace, cfg: Config, redactor: Redactor) -> int:
-    from ..catalogue.scicat.auth import login_catalogue
-
-    password = token = None
-    if args.token_stdin:
-        token = _stdin_secret("token")
-    elif args.password_stdin:
-        password = _stdin_secret("password")
-    elif not args.browser:
-        if not sys.stdin.isatty():
-            raise ConfigError("no terminal to ask for the password",
-                              "Use --password-stdin, --token-stdin or --browser.")
-        args.user = args.user or input(f"SciCat user at {cfg.catalogue.url}: ").strip()
-        password = getpass.getpass(f"Password for {args.user}: ")
-    if password is not None and not args.user:
-        raise ConfigError("no SciCat user name", "Give --user NAME.")
-    for secret in (password, token):
-        if secret:
-            redactor.add(secret)
-    ident = login_catalogue(cfg, args.user, password=password, token=token, oidc=args.browser)
-    print(f"logged in to {cfg.catalogue.url} as {ident.username} <{ident.email}>; "
-          f"groups: {', '.join(ident.groups) or 'none'}")
-    if password is not None:
-        print("your password and token are kept in the OS keyring; the token is renewed automatically")
-    else:
-        print("your token is kept in the OS keyring; it lasts about an hour, then run `trayagent login` again")
-    return EXIT_OK
-
-
-def cmd_login(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    if args.what == "catalogue":
-        return _login_catalogue(args, cfg, redactor)
-    if args.token_stdin or args.browser:
-        raise ConfigError("--token-stdin and --browser are for the catalogue", "Use --password-stdin for storage.")
-    service, user = _storage_account(args, cfg)
-    if args.password_stdin:
-        secret = sys.stdin.readline().rstrip("\r\n")
-    elif sys.stdin.isatty():
-        secret = getpass.getpass(f"Password for {user} on {cfg.storage.remote}: ")
-    else:
-        raise ConfigError("no terminal to ask for the password", "Use --password-stdin.")
-    if not secret:
-        raise ConfigError("empty password", "Give the storage password on stdin.")
-    set_secret(service, user, secret)
-    print(f"stored the storage password of {user} in the OS keyring")
-    return EXIT_OK
-
-
-def cmd_logout(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    if args.what == "catalogue":
-        from ..catalogue.scicat.auth import logout_catalogue
-
-        removed = logout_catalogue(cfg, args.user)
-        print("logged out of SciCat; the stored password and token are gone" if removed
-              else "not logged in to SciCat: nothing to remove")
-        return EXIT_OK
-    service, user = _storage_account(args, cfg)
-    removed = delete_secret(service, user)
-    print(f"removed the storage password of {user}" if removed else f"no stored password for {user}")
-    return EXIT_OK
 
 
 def cmd_config(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
