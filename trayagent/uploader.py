@@ -26,7 +26,7 @@ from .paths import Paths
 from .queue import Dataset, Queue, State
 from .rclone import RcError, RcloneDaemon, Redactor
 from .scan import Filters, Source, plan_sources, scan
-from .storage import StorageTarget, launch_rclone, parallel_transfers, storage_target
+from .storage import StorageTarget, endpoint_host, launch_rclone, parallel_transfers, storage_target
 from .transfer import Transfer
 
 if TYPE_CHECKING:  # sync pulls in watchdog: imported where a session starts, not for every upload
@@ -151,6 +151,7 @@ class Uploader:
     def launch_rclone(self) -> None:
         if self._daemon is None:
             self._daemon = launch_rclone(self.cfg, self.paths, self.redactor)
+            host = target.host or endpoint_host(remote)  # a named remote's endpoint, from its config
 
     def _remote_config(self, target: StorageTarget) -> dict[str, Any]:
         """A named remote's rclone config: its type (webdav, s3...) decides how credentials are
