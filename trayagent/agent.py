@@ -64,6 +64,7 @@ class Agent:
         engine = self.uploader.engine
         engine.on_failure = lambda dataset, f, reason: self.notes.file_failed(dataset.name, reason)
         engine.on_login_needed = self._login_needed
+        engine.on_storage_full = lambda exc: self.notes.storage_full(exc.message)  # pause, not stop
         self.uploader.restore_syncs()
         for dataset in self.uploader.queue.datasets("active"):
             if dataset.mode == "batch" and self.uploader.try_claim(dataset.id):
@@ -154,7 +155,10 @@ class Agent:
         while not self._stopped.wait(1.0):
             self.notes.flush()
             waiting = self.uploader.engine.waiting or ""
-            self.notes.storage_state("storage" not in waiting, waiting)
+            full = "full or over its quota" in waiting  # told by on_storage_full, not as unreachable
+            self.notes.storage_state("storage" not in waiting or full, waiting)
+            if not full:
+                self.notes.storage_has_room()
             now_gone = {str(r) for s in list(self.uploader.sessions.values()) for r in s.gone}
             for folder in now_gone - gone:
                 self.notes.folder_gone(folder)

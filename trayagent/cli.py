@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # imported by the commands that use them, after an upload has
 log = logging.getLogger("trayagent.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 141  # stdout's reader went away, as for a tool ended by SIGPIPE
 # Commands that close everything they open (queue, catalogue, rclone, threads) before they return:
 # the console script ends them without the interpreter's teardown of a few hundred modules, and
 # without SQLite's close-time checkpoint (see sqlitedb).
@@ -169,6 +171,14 @@ def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
         log.debug("command failed", exc_info=True)
         print(f"trayagent: {exc}", file=sys.stderr)
         code = exc.exit_code if exc.exit_code else EXIT_FAILED
+    except BrokenPipeError:
+        code = _reader_gone()
+    except (OSError, sqlite3.DatabaseError) as exc:  # full disk, damaged database: said, not a traceback
+        if (problem := sqlitedb.local_state_error(exc, paths.data_dir)) is None:
+            raise
+        log.info("%s", problem.message, exc_info=True)  # the traceback: log file only
+        print(f"trayagent: {problem}", file=sys.stderr)
+        code = problem.exit_code
     except KeyboardInterrupt:
         print("\ntrayagent: interrupted; run the same command again to finish (nothing is lost).",
               file=sys.stderr)
@@ -176,6 +186,16 @@ def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
     if fast_exit and args.command in _FAST_EXIT:
         _exit_now(code)
     return code
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away (`trayagent upload --dry-run ... | head -1`): end quietly, as a
+    Unix tool ended by SIGPIPE does (exit 128 + 13). Further output goes nowhere, so that the
+    interpreter's final flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 def _exit_now(code: int) -> None:
@@ -286,6 +306,7 @@ def cmd_sync(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Reda
                        investigation_description=args.investigation_description, include=args.include,
                        exclude=args.exclude, mode="sync")
         dataset = up.start_sync(plan)
+        up.engine.on_storage_full = lambda exc: None  # a full storage pauses the sync (the engine warns)
         print(f"syncing {', '.join(args.paths)} -> {dataset.storage_path} (Ctrl-C stops; "
               f"`trayagent sync --finalize {args.dataset}` finishes the dataset)", file=sys.stderr)
         try:

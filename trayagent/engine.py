@@ -31,11 +31,11 @@ from typing import Any, Literal
 
 from .catalogue.base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 from .checksum import FAST_STRONG, Digest, hash_file, stat_file
-from .errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError
+from .errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError, StorageFull
 from .manifest import build_ro_crate, load_media_types
 from .priority import lower_current_thread
 from .queue import Dataset, Queue, QueuedFile, State
-from .rclone import RcError
+from .rclone import RcError, plain_error
 from .scan import Filters, Source, batched, scan
 from .transfer import RemoteFile, Transfer, rclone_name
 
@@ -56,6 +56,7 @@ class Tuning:
     checksum: str = "auto"
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 600.0
+    full_retry_seconds: float = 300.0  # agent and sync: next try at a full storage
     hash_threads: int = 2
     verify_files: int = 2000  # uploaded files read back in one go (fewer listings of big folders)
 
@@ -119,6 +120,9 @@ class Engine:
         self.paused = threading.Event()  # Pause all: no new batches (the one in flight finishes)
         self.on_failure: Callable[[Dataset, QueuedFile, str], None] = lambda d, f, reason: None
         self.on_login_needed: Callable[[], None] = lambda: None
+        # storage full: None stops the run (batch); a callback pauses the storage and tells the user
+        self.on_storage_full: Callable[[StorageFull], None] | None = None
+        self._storage_full_until = 0.0
         self.waiting: str | None = None
         self._catalogue_paused_until = 0.0
         self._hashers = ThreadPoolExecutor(tuning.hash_threads, thread_name_prefix="hash",
@@ -227,6 +231,9 @@ class Engine:
                 self.waiting = None
                 return True
             except StorageError as exc:
+                if self._pauses_when_full(exc):
+                    self.stop_event.wait(self.tuning.full_retry_seconds)
+                    continue
                 if not exc.transient:
                     raise
                 delay = backoff(attempt, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
@@ -295,6 +302,8 @@ class Engine:
 
     def _upload_next_batch(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
         """Send one batch; while rclone works, verify and register what earlier batches sent."""
+        if time.time() < self._storage_full_until:  # storage full: paused until the next slow try
+            return False
         batch = self._next_batch(dataset)
         if not batch:
             return self._verify_uploaded(dataset, force=True)
@@ -488,6 +497,9 @@ class Engine:
         if isinstance(problem, AuthError):
             self.queue.mark([f.id], State.PENDING, expect=State.UPLOADED)
             raise problem
+        if isinstance(problem, StorageFull):
+            return self._storage_full(f, problem)
+        error = plain_error(error)  # a server's HTML error page shrunk to its words
         if problem.transient:
             delay = backoff(f.attempts, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
             self.waiting = f"storage: {error} (retrying in {delay:.0f} s)"
@@ -497,6 +509,29 @@ class Engine:
         log.error("%s: %s", f.relpath, error)
         self._fail(f, error)
         return None
+
+    def _pauses_when_full(self, exc: Exception) -> bool:
+        """A full storage where the caller waits for space (agent, sync): pause and tell the user."""
+        if not isinstance(exc, StorageFull) or self.on_storage_full is None:
+            return False
+        delay = self.tuning.full_retry_seconds
+        self._storage_full_until = time.time() + delay
+        self.waiting = f"{exc.message} (trying again in {delay / 60:.0f} min)"
+        log.warning("%s; uploads to it paused, next try in %.0f s", exc.message, delay)
+        self.on_storage_full(exc)
+        return True
+
+    def _storage_full(self, f: QueuedFile, problem: StorageFull) -> tuple[str, float]:
+        """Storage full or over quota: no file is failed for it (none is at fault). Without
+        ``on_storage_full`` (a batch run) the file goes back to the queue, due at once for the
+        re-run after space is freed, and the run stops with the message. With it (agent, sync) the
+        whole storage pauses for ``full_retry_seconds`` and the hook tells the user."""
+        if self.on_storage_full is None:
+            self.queue.retry_later(f.id, problem.message, 0)
+            raise problem
+        self._pauses_when_full(problem)
+        self.queue.retry_later(f.id, problem.message, self.tuning.full_retry_seconds)
+        return problem.message, self.tuning.full_retry_seconds
 
     def _mismatch(self, f: QueuedFile, error: str) -> None:
         """Uploaded but not verifiable: retried a few times, then reported, never registered."""
@@ -568,7 +603,7 @@ class Engine:
             self._catalogue_trouble(exc)
             return False
         except (StorageError, CatalogueError) as exc:
-            if not exc.transient:
+            if not exc.transient and not self._pauses_when_full(exc):
                 raise
             self.waiting = f"finishing {dataset.name}: {exc.message}"
             log.warning("cannot finish dataset %r yet: %s", dataset.name, exc.message)

@@ -129,6 +129,14 @@ class Notifications:
                        f"No contact with the storage for {minutes:.0f} min ({detail}). Files wait in the "
                        "queue and go up when it is back.")
 
+    def storage_full(self, detail: str) -> None:
+        """Said once per pause: uploads to a full storage wait for space, files stay queued."""
+        self._once("full", "Storage full", f"{detail}. Uploads wait and are tried again every few "
+                   "minutes; free space or ask for a bigger quota. Nothing is lost.")
+
+    def storage_has_room(self) -> None:
+        self._said.discard("full")
+
     def folder_gone(self, folder: str) -> None:
         self._once(f"gone:{folder}", "Watched folder gone", f"{folder} disappeared (unplugged disk or "
                    "unmounted share?). It is watched again as soon as it is back.")

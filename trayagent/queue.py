@@ -154,6 +154,7 @@ class Queue:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        sqlitedb.warn_if_emptied(path)
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.row_factory = sqlite3.Row
@@ -162,6 +163,8 @@ class Queue:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            if sqlitedb.is_full(exc) and (full := sqlitedb.local_state_error(exc, path.parent)):
+                raise full from exc  # not damage: free space and run again
             raise QueueError(f"the queue database {path} cannot be used ({exc})",
                              "Move the file aside (uploads already finished stay in storage and the "
                              "catalogue) and run the command again.") from exc

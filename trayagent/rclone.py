@@ -95,8 +95,9 @@ class RcloneDaemon:
     """A supervised ``rclone rcd``; ``call`` restarts it once if it died."""
 
     def __init__(self, binary: str, runtime_dir: Path, rclone_config: str = "",
-                 redactor: Redactor | None = None) -> None:
+                 redactor: Redactor | None = None, bwlimit: str = "") -> None:
         self.binary = binary
+        self.bwlimit = bwlimit  # rclone's --bwlimit at (re)start: a single rate or a timetable
         self.runtime_dir = runtime_dir
         self.rclone_config = rclone_config
         self.redact = redactor or Redactor()
@@ -143,6 +144,8 @@ class RcloneDaemon:
                "--stats", "0"]
         if self.rclone_config:
             cmd += ["--config", self.rclone_config]
+        if self.bwlimit:
+            cmd += ["--bwlimit", self.bwlimit]
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
         self._gc_held = not ({"GOGC", "GOMEMLIMIT"} & env.keys())  # a user's own Go settings win
@@ -379,12 +382,28 @@ class RcloneDaemon:
         return self.call("core/stats", {"group": group} if group else {})
 
     def set_bwlimit(self, rate: str) -> None:
+        """Change the bandwidth limit of the running rclone. rclone's rc takes one rate only, so a
+        timetable ("08:00,20M 20:00,off") takes effect at rclone's next start; either way the new
+        value is kept for restarts."""
+        rate = rate.strip()
+        if rate == self.bwlimit and self._proc is not None:
+            return  # rclone was started with it
+        self.bwlimit = rate
+        if is_timetable(rate):
+            log.warning("bandwidth timetable %r takes effect when rclone next starts (restart the agent)", rate)
+            return
         self.call("core/bwlimit", {"rate": rate or "off"})
 
     def obscure(self, clear: str) -> str:
         obscured = str(self.call("core/obscure", {"clear": clear})["obscured"])
         self.redact.add(obscured)
         return obscured
+
+
+def is_timetable(bwlimit: str) -> bool:
+    """rclone's bandwidth timetable ("08:00,512k 12:00,10M Sat-00:00,off"), as opposed to a single
+    rate ("10M", "1M:100k" for upload:download, "off")."""
+    return "," in bwlimit or " " in bwlimit.strip()
 
 
 class _Ready(threading.Event):
@@ -560,10 +579,27 @@ def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
     return auth, permanent, transient
 
 
+@functools.cache
+def _no_space() -> re.Pattern[str]:
+    """Storage full or over quota, in the words of WebDAV servers (507, or the server's own ENOSPC
+    inside a 500 page), HTTP proxies (413) and S3 (EntityTooLarge, QuotaExceeded, ...)."""
+    return re.compile(rf"(no space left|insufficient storage|not enough (free )?space|disk (is )?full|"
+                      r"quota ?exceeded|quota (limit|reached)|(over|exceeds?|insufficient) (the |your )?quota|"
+                      rf"entitytoolarge|storage ?full|{_STATUS}(507|413)\b|^(507|413)\b|"
+                      r"request entity too large|payload too large)", re.IGNORECASE | re.MULTILINE)
+
+
+def is_no_space(error: str) -> bool:
+    """Is this rclone error text a full storage or an exceeded quota (its own kind: neither a
+    retry at the usual pace nor failing the file helps; someone must free space)?"""
+    return bool(_no_space().search(error))
+
+
 def is_transient(error: str) -> bool:
     """Classify an rclone error text: can waiting and retrying help? Unknown errors: yes, since a
-    wrongly permanent failure loses data while a wrongly transient one only costs retries."""
-    if is_auth_error(error):
+    wrongly permanent failure loses data while a wrongly transient one only costs retries.
+    A full storage is not transient: waiting at the usual pace only repeats the refusal."""
+    if is_auth_error(error) or is_no_space(error):
         return False
     _, permanent, transient = _patterns()
     if transient.search(error):
@@ -572,4 +608,29 @@ def is_transient(error: str) -> bool:
 
 
 def is_auth_error(error: str) -> bool:
-    return bool(_patterns()[0].search(error))
+    """Refused credentials; a quota refusal sent as 403 (S3's QuotaExceeded) is a full storage."""
+    return bool(_patterns()[0].search(error)) and not is_no_space(error)
+
+
+_TAG = re.compile(r"<[^>]*>")
+_PAGE = re.compile(r"<(!doctype|html)\b", re.IGNORECASE)
+_PAGE_END = re.compile(r"</html>", re.IGNORECASE)
+_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_SOURCE_EXC = re.compile(r"Source exception: \w+\(\d+, '([^']+)'\)")
+
+
+def plain_error(error: str, limit: int = 300) -> str:
+    """rclone's error text as a person reads it: a server's HTML error page (which rclone quotes
+    whole) shrunk to its gist (the server's own exception where it names one, else the page's
+    title), on one line, cut at ``limit`` characters. Classification reads the full text."""
+    if page := _PAGE.search(error):
+        import html
+
+        end = _PAGE_END.search(error, page.start())
+        body = error[page.start():end.end() if end else len(error)]
+        text = html.unescape(_TAG.sub(" ", body))
+        title = _TITLE.search(body)
+        gist = m.group(1) if (m := _SOURCE_EXC.search(text)) else (title.group(1) if title else text)
+        error = f"{error[:page.start()]}{gist}{error[end.end():] if end else ''}"
+    error = " ".join(error.split())
+    return error if len(error) <= limit else error[:limit - 1] + "…"

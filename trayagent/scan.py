@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -79,7 +80,9 @@ def plan_sources(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
 
 def scan(sources: Sequence[Source], filters: Filters, errors: list[str] | None = None) -> Iterator[NewFile]:
     """Every wanted regular file under the sources. Unreadable folders are logged and collected in
-    ``errors`` (the rest of the tree goes on); symlinked folders are not followed (loops)."""
+    ``errors`` (the rest of the tree goes on); symlinked folders are not followed (loops). What is
+    neither (a FIFO, a socket, a device, a link to a folder) is skipped with a warning that says
+    why (``skipped``), not silently: the user may have expected it in the dataset."""
     for source in sources:
         if source.only is not None:
             yield from _single(source, filters, errors)
@@ -108,6 +111,30 @@ def _report(errors: list[str] | None, message: str) -> None:
         errors.append(message)
 
 
+_told: set[str] = set()  # said once per path per process: sync mode scans the same tree again
+
+
+def _skipped(entry: os.DirEntry[str]) -> None:
+    """Say once that a wanted name is not uploaded and why."""
+    if entry.path in _told:
+        return
+    _told.add(entry.path)
+    log.warning("skipped %s: %s", entry.path, skip_reason(entry))
+
+
+def skip_reason(entry: os.DirEntry[str]) -> str:
+    """Why a directory entry that is neither a regular file nor a folder is not uploaded."""
+    try:
+        if entry.is_symlink():
+            return "a link to a folder (links to folders are not followed; upload the folder itself)"
+        mode = entry.stat(follow_symlinks=False).st_mode
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    return f"{kind}: only regular files are uploaded"
+
+
 def _walk(source: Source, filters: Filters, errors: list[str] | None) -> Iterator[NewFile]:
     stack = [""]
     while stack:
@@ -131,6 +158,7 @@ def _walk(source: Source, filters: Filters, errors: list[str] | None) -> Iterato
                 if entry.is_symlink() and not os.path.exists(entry.path):
                     st = entry.stat(follow_symlinks=False)  # queued: it fails with its reason, and a
                 elif not entry.is_file():                   # Retry succeeds once the target is back
+                    _skipped(entry)
                     continue
                 else:
                     st = entry.stat()

@@ -146,7 +146,7 @@ def launch_rclone(cfg: Config, paths: Paths, redactor: Redactor) -> RcloneDaemon
     """The configured rclone, started without waiting for it (the first rc call waits): it starts
     up while the caller imports the engine, reads the keyring and scans the folders."""
     daemon = RcloneDaemon(find_rclone(cfg.storage.rclone), paths.ensure().runtime_dir,
-                          cfg.storage.rclone_config, redactor)
+                          cfg.storage.rclone_config, redactor, bwlimit=cfg.transfer.bwlimit)
     daemon.launch()
     return daemon
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import AuthError, StorageError
+from .errors import AuthError, StorageError, StorageFull
 from .queue import QueuedFile
-from .rclone import RcError, RcloneDaemon, is_auth_error
+from .rclone import RcError, RcloneDaemon, is_auth_error, is_no_space, plain_error
 from .storage import StorageTarget
 
 log = logging.getLogger(__name__)
@@ -153,11 +153,15 @@ class Transfer:
     def explain(self, error: str) -> StorageError | AuthError:
         """Turn rclone's error text into the error a user can act on."""
         where = self.target.display
+        if is_no_space(error):
+            return StorageFull(f"the storage {where} is full or over its quota: {plain_error(error)}",
+                               "Free space there (or ask for a bigger quota), then run the same command "
+                               "again: what is verified is kept, only the rest is sent.")
         if is_auth_error(error):
             return AuthError(f"the storage {where} refused the credentials: {error}",
                              "Check [storage] user and run `trayagent login storage --user NAME "
                              "--password-stdin` with the right password.")
-        return StorageError(f"storage {where}: {error}", "It is retried automatically; see the log "
+        return StorageError(f"storage {where}: {plain_error(error)}", "It is retried automatically; see the log "
                             "if it persists.", transient=RcError("", 0, error).transient)
 
     # -- copying --------------------------------------------------------------------------------

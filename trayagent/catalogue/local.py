@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import sqlitedb
-from ..errors import CatalogueError
+from ..errors import CatalogueError, LocalStateError
 from .base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,12 @@ class LocalCatalogue(Catalogue):
             "upload registers the datasets again. Uploaded files in storage are not affected.",
         )
 
-    def _translate(self, exc: sqlite3.Error) -> CatalogueError:
+    def _translate(self, exc: sqlite3.Error) -> CatalogueError | LocalStateError:
         text = str(exc).lower()
+        if "disk is full" in text:  # not damage: free space and run again (the commit was rolled back)
+            full = sqlitedb.local_state_error(exc, self.db_path.parent)
+            assert full is not None
+            return full
         if "locked" in text or "busy" in text:
             return CatalogueError(
                 f"The local catalogue {self.db_path} is busy (another process holds it): {exc}",
