@@ -3,14 +3,21 @@ the log file only; what the scan skipped and why; a closed pipe ends a command q
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import logging
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import pytest
 from agentctl import Trayagent
+from datagen import make_many, tree_of
+from servers import WebDAVServer, free_port
 
 from trayagent.logs import setup_logging
 
@@ -30,6 +37,97 @@ def test_rclone_lines_go_to_the_log_file_only_and_trayagents_to_the_terminal(
     setup_logging(log_file, lambda text: text, verbose=True)  # -v: rclone's lines too
     logging.getLogger("trayagent.rclone.process").error("b.bin: Failed to copy: 503")
     assert "b.bin: Failed to copy" in capsys.readouterr().err
+
+
+class FlakyProxy:
+    """A fake, in front of the real WebDAV server: a real server will not fail on demand. The first
+    ``failures`` PUTs are answered 503 with an HTML page (their body read first), more than rclone's
+    own low-level retries absorb; everything else is passed on."""
+
+    def __init__(self, target: WebDAVServer, failures: int = 12) -> None:
+        self.target = target
+        self.failures = failures
+        self.puts = 0
+        self.refused = 0
+        self.lock = threading.Lock()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def _refuse(self) -> bool:
+        with self.lock:
+            self.puts += 1
+            refuse = self.puts <= self.failures
+            self.refused += refuse
+            return refuse
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.command == "PUT" and proxy._refuse():
+                    page = b"<html><head><title>503 Service Unavailable</title></head><body>busy</body></html>"
+                    self.send_response(503)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return
+                conn = http.client.HTTPConnection("127.0.0.1", proxy.target.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status, resp.reason)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_HEAD = do_DELETE = do_PROPFIND = do_MKCOL = do_MOVE = do_COPY = _any
+            do_OPTIONS = do_PROPPATCH = do_LOCK = do_UNLOCK = do_POST = _any
+
+        return Handler
+
+    def __enter__(self) -> Self:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def flaky(webdav_server: WebDAVServer) -> Iterator[FlakyProxy]:
+    with FlakyProxy(webdav_server) as proxy:
+        yield proxy
+
+
+def test_a_run_that_succeeds_despite_retries_prints_no_raw_rclone_lines(
+        ta: Trayagent, webdav_server: WebDAVServer, flaky: FlakyProxy, tmp_path: Path) -> None:
+    content = make_many(tmp_path / "run", 12, per_dir=100)
+    ta.write_config({"storage": {"remote": f":webdav,url='{flaky.url}',vendor=other:", "user": webdav_server.user},
+                     "transfer": {"retry_max_seconds": 1}})
+    ta.run("login", "storage", "--password-stdin", input=webdav_server.password + "\n", check=True)
+    proc = ta.run("upload", str(tmp_path / "run"), "--dataset", "flaky", timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert flaky.refused >= 4
+    assert tree_of(webdav_server.root / "no-proposal" / "flaky") == content
+    assert "Failed to copy" not in proc.stderr and "<html" not in proc.stderr  # rclone's lines: log only
+    assert "Failed to copy" in ta.log_text
+    # trayagent's own words, at most once per refusal (rclone's retries inside a job are its own)
+    assert proc.stderr.count("503 Service Unavailable") <= flaky.refused
 
 
 def odd_entries(root: Path, tmp_path: Path) -> tuple[Path, Path]:
