@@ -65,6 +65,7 @@ class Agent:
         engine.on_failure = lambda dataset, f, reason: self.notes.file_failed(dataset.name, reason)
         engine.on_login_needed = self._login_needed
         engine.on_storage_full = lambda exc: self.notes.storage_full(exc.message)  # pause, not stop
+        engine.on_catalogue_refused = lambda exc: self.notes.catalogue_refused(str(exc))  # uploads go on
         self.uploader.restore_syncs()
         for dataset in self.uploader.queue.datasets("active"):
             if dataset.mode == "batch" and self.uploader.try_claim(dataset.id):

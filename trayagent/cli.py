@@ -168,9 +168,12 @@ def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
             _started()
         code = int(_COMMANDS[args.command](args, cfg, paths, redactor))
     except TrayagentError as exc:
+        log.info("%s failed: %s", args.command, exc)  # INFO: the log file keeps what stderr said once
         log.debug("command failed", exc_info=True)
         print(f"trayagent: {exc}", file=sys.stderr)
         code = exc.exit_code if exc.exit_code else EXIT_FAILED
+        if getattr(args, "json", False):  # a script reading stdout gets an answer on every exit
+            print(json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": code}, ensure_ascii=False))
     except BrokenPipeError:
         code = _reader_gone()
     except (OSError, sqlite3.DatabaseError) as exc:  # full disk, damaged database: said, not a traceback
@@ -254,6 +257,7 @@ def _upload(up: Uploader, args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(up, plan, args.json)
     _sigterm_as_interrupt()
+    up.catalogue.preflight()  # a refusal certain to come stops the upload before anything is sent
     scan_errors: list[str] = []
     dataset = up.submit(plan, scan_errors)
     bar = ProgressBar.for_stream(sys.stderr, enabled=not args.json)
@@ -307,6 +311,7 @@ def cmd_sync(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Reda
                        exclude=args.exclude, mode="sync")
         dataset = up.start_sync(plan)
         up.engine.on_storage_full = lambda exc: None  # a full storage pauses the sync (the engine warns)
+        up.engine.on_catalogue_refused = lambda exc: _registration_waits(up, exc)  # uploads go on
         print(f"syncing {', '.join(args.paths)} -> {dataset.storage_path} (Ctrl-C stops; "
               f"`trayagent sync --finalize {args.dataset}` finishes the dataset)", file=sys.stderr)
         try:
@@ -317,6 +322,13 @@ def cmd_sync(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Reda
                   file=sys.stderr)
             return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _registration_waits(up: Uploader, exc: TrayagentError) -> None:
+    """The engine has logged the refusal (terminal and log file); `trayagent status` shows it too."""
+    for dataset_id, session in up.sessions.items():
+        session.warning = f"registration waits: {exc.message}"
+        up.queue.update_session(dataset_id, warning=session.warning)
 
 
 def _sync_via_agent(client: AgentClient, args: argparse.Namespace) -> int:

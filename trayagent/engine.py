@@ -120,6 +120,10 @@ class Engine:
         self.paused = threading.Event()  # Pause all: no new batches (the one in flight finishes)
         self.on_failure: Callable[[Dataset, QueuedFile, str], None] = lambda d, f, reason: None
         self.on_login_needed: Callable[[], None] = lambda: None
+        # catalogue refusal (a 400/403 a person must fix): None stops the run (batch: better stop early
+        # than upload uncatalogued); a callback (agent, sync) keeps uploading and tells the user once
+        self.on_catalogue_refused: Callable[[CatalogueError], None] | None = None
+        self._refusals = 0  # refusals in a row: the retries back off from 5 s to 5 min
         # storage full: None stops the run (batch); a callback pauses the storage and tells the user
         self.on_storage_full: Callable[[StorageFull], None] | None = None
         self._storage_full_until = 0.0
@@ -270,18 +274,38 @@ class Engine:
             self._catalogue_trouble(exc)
             return dataset
         self.queue.set_dataset(dataset.id, catalogue_id=cid)
+        self._refusals = 0
         log.info("dataset %r is %s in the %s catalogue", dataset.name, cid, self.catalogue.kind)
         return self.queue.dataset(dataset.id)
 
     def _catalogue_trouble(self, exc: CatalogueError | AuthError) -> None:
         """Uploads go on; registration waits (login needed, or the catalogue is down)."""
         if isinstance(exc, CatalogueError) and not exc.transient:
-            raise exc
+            self._catalogue_refused(exc)
+            return
         self.waiting = f"catalogue: {exc.message}"
         self._catalogue_paused_until = time.time() + (30 if isinstance(exc, LoginRequired) else 10)
         log.warning("registration paused: %s", exc)
         if isinstance(exc, LoginRequired):
             self.on_login_needed()
+
+    def _catalogue_refused(self, exc: CatalogueError) -> None:
+        """A refusal only a person can fix (configuration, groups, a trayagent bug). Without
+        ``on_catalogue_refused`` it ends the run. With it, uploads go on and registration is tried
+        again after 5 s, 10 s, ... 5 min (the catalogue re-reads a fixed configuration file; a login
+        resumes at once): it catches up by itself, without a restart. Said once per distinct refusal."""
+        if self.on_catalogue_refused is None:
+            raise exc
+        delay = backoff(self._refusals, 5.0, 300.0)
+        self._refusals += 1
+        told = self.waiting == f"catalogue refused registration: {exc}"
+        self.waiting = f"catalogue refused registration: {exc}"
+        self._catalogue_paused_until = time.time() + delay
+        if told:
+            log.info("registration still refused; next try in %.0f s", delay)
+            return
+        log.error("registration refused; uploads go on, registration waits: %s", exc)
+        self.on_catalogue_refused(exc)
 
     def resume_catalogue(self) -> None:
         """A new login: try registering again now rather than at the end of the pause."""
@@ -579,6 +603,7 @@ class Engine:
                 return worked
             self.queue.mark([f.id for f in batch], State.REGISTERED, expect=State.VERIFIED)
             self.waiting = None
+            self._refusals = 0
             worked = True
         return worked
 
@@ -603,6 +628,9 @@ class Engine:
             self._catalogue_trouble(exc)
             return False
         except (StorageError, CatalogueError) as exc:
+            if isinstance(exc, CatalogueError) and not exc.transient:
+                self._catalogue_refused(exc)
+                return False
             if not exc.transient and not self._pauses_when_full(exc):
                 raise
             self.waiting = f"finishing {dataset.name}: {exc.message}"

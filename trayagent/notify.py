@@ -134,6 +134,11 @@ class Notifications:
         self._once("full", "Storage full", f"{detail}. Uploads wait and are tried again every few "
                    "minutes; free space or ask for a bigger quota. Nothing is lost.")
 
+    def catalogue_refused(self, detail: str) -> None:
+        """Said once per distinct refusal: registration waits for a fix only a person can make."""
+        self._once(f"refused:{detail}", "Registration waits", f"The catalogue refused: {detail}\nUploads go "
+                   "on; registration catches up by itself after the fix.")
+
     def storage_has_room(self) -> None:
         self._said.discard("full")
 

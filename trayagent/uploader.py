@@ -144,14 +144,14 @@ class Uploader:
             t = self.cfg.transfer
             tuning = Tuning(batch_files=t.batch_files, batch_bytes=t.batch_bytes, checksum=t.checksum,
                             retry_max_seconds=float(t.retry_max_seconds), verify_files=4 * t.batch_files)
+            host = target.host or endpoint_host(remote)  # a named remote's endpoint, from its config
             self._engine = Engine(self.queue, transfer, self.catalogue, tuning,
-                                  lambda path: StorageLocation(target.display, target.host, path))
+                                  lambda path: StorageLocation(target.display, host, path))
         return self._engine
 
     def launch_rclone(self) -> None:
         if self._daemon is None:
             self._daemon = launch_rclone(self.cfg, self.paths, self.redactor)
-            host = target.host or endpoint_host(remote)  # a named remote's endpoint, from its config
 
     def _remote_config(self, target: StorageTarget) -> dict[str, Any]:
         """A named remote's rclone config: its type (webdav, s3...) decides how credentials are

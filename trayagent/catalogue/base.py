@@ -88,5 +88,10 @@ class Catalogue(ABC):
     def list_files(self, dataset_id: str) -> list[FileRecord]:
         """Every file registered in the dataset."""
 
+    def preflight(self) -> None:
+        """Raise ``CatalogueError`` now for a refusal certain to come (e.g. a required field the
+        configuration cannot fill), so a batch upload stops before sending what could not be
+        catalogued. The default knows of none."""
+
     def close(self) -> None:
         """Release connections; the default has nothing to release."""

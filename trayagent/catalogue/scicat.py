@@ -24,7 +24,7 @@ from typing import Any
 from .. import __version__
 from ..auth import Identity, catalogue_url, client_for, parse_identity, parse_whoami
 from ..config import Config, is_email, is_url_host, load_config
-from ..errors import CatalogueError, ConfigError
+from ..errors import CatalogueError, ConfigError, LoginRequired
 from ..paths import resolve_paths
 from .base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 from .scicat_blocks import (
@@ -187,8 +187,17 @@ class ScicatCatalogue(Catalogue):
             "go on; registration catches up by itself once it is set.")
 
     def preflight(self) -> None:
-        """Refuse before uploading what could not be catalogued (when logged in; else later)."""
-        self.contact(self.identity())
+        """Refuse before uploading what could not be catalogued. Not logged in, or SciCat down: the
+        upload goes on and registration waits, as it would anyway."""
+        try:
+            ident = self.identity()
+        except LoginRequired:
+            return
+        except CatalogueError as exc:
+            if exc.transient:
+                return
+            raise
+        self.contact(ident)
 
     def ensure_dataset(self, spec: DatasetSpec, location: StorageLocation) -> str:
         self._refresh()
