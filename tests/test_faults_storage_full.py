@@ -28,7 +28,7 @@ from trayagent.errors import StorageFull
 from trayagent.paths import resolve_paths
 from trayagent.uploader import Uploader
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 
 FILE_SIZE = 700_000  # four of them: 2.8 MB, into a 2 MiB storage
 
@@ -71,6 +71,7 @@ def four_files(root: Path) -> dict[str, bytes]:
     return content
 
 
+@NEEDS_ROOT
 def test_batch_upload_into_full_storage_stops_with_one_message_and_the_rerun_finishes(
         ta: Trayagent, full_webdav: WebDAVServer, tmp_path: Path) -> None:
     content = four_files(tmp_path / "run")
@@ -96,6 +97,7 @@ def test_batch_upload_into_full_storage_stops_with_one_message_and_the_rerun_fin
     assert set(ta.catalogue_files("full")) == set(content)
 
 
+@NEEDS_ROOT
 def test_agent_and_sync_pause_a_full_storage_tell_once_and_go_on_when_there_is_room(
         ta: Trayagent, full_webdav: WebDAVServer, tmp_path: Path) -> None:
     """The engine as the agent and sync sessions run it (``serve``, with ``on_storage_full``)."""
@@ -126,3 +128,19 @@ def test_agent_and_sync_pause_a_full_storage_tell_once_and_go_on_when_there_is_r
             loop.join(30)
     assert done[0].files_ok == 4 and done[0].files_failed == 0
     assert tree_of(full_webdav.root / "no-proposal" / "full") == content
+
+
+def test_the_agent_says_storage_full_once_per_pause() -> None:
+    """The agent's notification for a full storage: once while it stays full, again after it had room."""
+    from trayagent.notify import Notifications
+
+    sent: list[tuple[str, str, bool]] = []
+    notes = Notifications(lambda title, message, urgent=False: sent.append((title, message, urgent)),
+                          min_interval=0)
+    for _ in range(3):
+        notes.storage_full("the storage webdav+http://h is full or over its quota: No space left on device")
+    assert [(t, u) for t, _, u in sent] == [("Storage full", True)]
+    assert "No space left on device" in sent[0][1] and "Nothing is lost" in sent[0][1]
+    notes.storage_has_room()
+    notes.storage_full("the storage webdav+http://h is full or over its quota: 507 Insufficient Storage")
+    assert len(sent) == 2
