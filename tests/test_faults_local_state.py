@@ -70,6 +70,7 @@ def test_full_local_disk_is_exit_2_with_a_clear_message_and_the_queue_intact(
         assert f"no space left on {ta.home}" in proc.stderr and "free space, then run again" in proc.stderr
         assert "Traceback" not in proc.stderr and "Errno" not in proc.stderr
     assert ta.queue_states() == {"registered": 5}  # dataset one, as it was
+    assert not list((ta.home / "run").glob("rclone-rc-*.htpasswd"))  # nothing half-written left behind
     filler.unlink()
     proc = ta.run("upload", str(data), "--dataset", "two")
     assert proc.returncode == 0, proc.stderr

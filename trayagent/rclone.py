@@ -117,8 +117,12 @@ class RcloneDaemon:
         path = self.runtime_dir / f"rclone-rc-{os.getpid()}.htpasswd"
         digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"{self._auth[0]}:{{SHA}}{digest}\n")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{self._auth[0]}:{{SHA}}{digest}\n")
+        except OSError:  # a full disk: no empty password file left behind
+            path.unlink(missing_ok=True)
+            raise
         return path
 
     def start(self) -> None:

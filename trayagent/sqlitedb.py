@@ -52,8 +52,9 @@ def local_state_error(exc: BaseException, data_dir: Path) -> LocalStateError | N
     or SQLite's "database or disk is full") or a database under ``data_dir`` is damaged; None for
     anything else. SQLite rolls the failed transaction back, so the queue stays as it was."""
     if is_full(exc):
-        where = Path(getattr(exc, "filename", None) or data_dir)
-        return LocalStateError(f"no space left on {_mount_point(where)} (where trayagent keeps {where}): "
+        filename = getattr(exc, "filename", None)
+        writing = f" (writing {filename})" if filename else ""
+        return LocalStateError(f"no space left on {_mount_point(Path(filename or data_dir))}{writing}: "
                                "free space, then run again",
                                "Nothing was lost: the queue holds what is done and what is left, and the "
                                "same command goes on from there.")
