@@ -334,7 +334,7 @@ class Engine:
         ids = [f.id for f in batch]
         self.queue.mark(ids, State.UPLOADING, expect=State.PENDING)
         digests = self._start_digests(batch)
-        refused: list[CatalogueError] = []
+        refused: list[CatalogueError | StorageFull] = []
 
         def meanwhile() -> None:
             """While rclone copies: the catalogue's dataset (a SciCat round trip or several) and
@@ -343,7 +343,7 @@ class Engine:
                 current = self._ensure_catalogued(dataset)
                 self._verify_uploaded(current, force=False)
                 self._register_verified(current)
-            except CatalogueError as exc:  # permanent: raised once this batch's copy is recorded
+            except (CatalogueError, StorageFull) as exc:  # raised once this batch's copy is recorded
                 refused.append(exc)
             load_media_types()  # for the manifest at the end, read now while rclone works
         try:
