@@ -100,7 +100,9 @@ class RealScicat:
         return str(resp.json()["access_token"])
 
     def token(self, user: str) -> str:
-        """A cached token of ``user`` (the long-lived instance only: short tokens expire)."""
+        """A token of ``user``: cached where tokens last an hour, fresh where they expire in seconds."""
+        if self.jwt_seconds < 600:
+            return self.login(user)
         if user not in self._tokens:
             self._tokens[user] = self.login(user)
         return self._tokens[user]
