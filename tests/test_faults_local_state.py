@@ -5,6 +5,7 @@ and a defined exit code, never a traceback, and nothing in the queue is lost or 
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -128,6 +129,9 @@ def test_a_damaged_queue_page_gives_one_clear_message_for_every_command(ta: Tray
         assert f"the database {queue_file} is damaged" in proc.stderr, proc.stderr
         assert f"mv '{queue_file}' '{queue_file}.damaged'" in proc.stderr
         assert "Traceback" not in proc.stderr
+    proc = ta.run("status", "--json")  # a script gets the same answer on stdout
+    assert proc.returncode == 2 and json.loads(proc.stdout)["exit_code"] == 2
+    assert "is damaged" in json.loads(proc.stdout)["error"]
     queue_file.rename(queue_file.with_name("queue.sqlite.damaged"))
     assert ta.run("upload", str(data), "--dataset", "one").returncode == 0  # a new queue, rebuilt
 

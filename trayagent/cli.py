@@ -167,21 +167,16 @@ def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
         if args.command != "upload":  # an upload ends its start-up once its first copy is near
             _started()
         code = int(_COMMANDS[args.command](args, cfg, paths, redactor))
-    except TrayagentError as exc:
+    except BrokenPipeError:
+        code = _reader_gone()
+    except (TrayagentError, OSError, sqlite3.DatabaseError) as caught:
+        exc = _in_words(caught, paths)  # a full disk, a damaged database: said, not a traceback
         log.info("%s failed: %s", args.command, exc)  # INFO: the log file keeps what stderr said once
         log.debug("command failed", exc_info=True)
         print(f"trayagent: {exc}", file=sys.stderr)
         code = exc.exit_code if exc.exit_code else EXIT_FAILED
         if getattr(args, "json", False):  # a script reading stdout gets an answer on every exit
             print(json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": code}, ensure_ascii=False))
-    except BrokenPipeError:
-        code = _reader_gone()
-    except (OSError, sqlite3.DatabaseError) as exc:  # full disk, damaged database: said, not a traceback
-        if (problem := sqlitedb.local_state_error(exc, paths.data_dir)) is None:
-            raise
-        log.info("%s", problem.message, exc_info=True)  # the traceback: log file only
-        print(f"trayagent: {problem}", file=sys.stderr)
-        code = problem.exit_code
     except KeyboardInterrupt:
         print("\ntrayagent: interrupted; run the same command again to finish (nothing is lost).",
               file=sys.stderr)
@@ -189,6 +184,18 @@ def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
     if fast_exit and args.command in _FAST_EXIT:
         _exit_now(code)
     return code
+
+
+def _in_words(caught: BaseException, paths: Paths) -> TrayagentError:
+    """The error as the user reads it: trayagent's own, or a failure of its local state (no space
+    left, a damaged database) put in words; anything else is a bug and keeps its traceback."""
+    if isinstance(caught, TrayagentError):
+        return caught
+    problem = sqlitedb.local_state_error(caught, paths.data_dir)
+    if problem is None:
+        raise caught
+    log.info("local state: %r", caught, exc_info=caught)  # where it happened: the log file only
+    return problem
 
 
 def _reader_gone() -> int:
