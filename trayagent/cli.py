@@ -452,12 +452,17 @@ def cmd_resume(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
             print("nothing to resume" if not args.json else "[]")
             return EXIT_OK
         outcomes = up.resume()
+        refused = up.refused
     if args.json:
         print(json.dumps([o.as_dict() for o in outcomes], ensure_ascii=False))
     else:
         for o in outcomes:
             _report(o.as_dict(), False)
-    return EXIT_FAILED if any(o.files_failed for o in outcomes) else EXIT_OK
+    for problem in refused:  # datasets this configuration cannot finish: each says what will
+        print(f"trayagent: {problem}", file=sys.stderr)
+    if any(o.files_failed for o in outcomes):
+        return EXIT_FAILED
+    return EXIT_USAGE if refused else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:

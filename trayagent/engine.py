@@ -19,6 +19,7 @@ mean the recorded hash is the hash of the bytes that are there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -179,6 +180,7 @@ class Engine:
             return self._outcome(dataset, time.monotonic() - started)
         tracker = _ProgressTracker(self, dataset, on_progress)
         while not self.stop_event.is_set():
+            self.wake.clear()  # before the step: a wake-up set during it ends the next wait at once
             dataset = self.queue.dataset(dataset_id)
             worked = self._step(dataset, tracker)
             if self._finished(dataset) and (not finalize or self._finalize(dataset)):
@@ -315,14 +317,28 @@ class Engine:
 
     # -- upload + verify ------------------------------------------------------------------------
     def _next_batch(self, dataset: Dataset) -> list[QueuedFile]:
+        """Due files up to the batch limits. Files whose upload was interrupted (``maybe_stored``)
+        travel in batches of their own, which ask storage first what it holds: the others keep
+        the fast path that lists nothing."""
         batch: list[QueuedFile] = []
         total = 0
         for f in self.queue.due(dataset.id, State.PENDING, self.tuning.batch_files):
-            if batch and total + (f.size or 0) > self.tuning.batch_bytes:
+            if batch and (total + (f.size or 0) > self.tuning.batch_bytes
+                          or f.maybe_stored != batch[0].maybe_stored):
                 break
             batch.append(f)
             total += f.size or 0
-        return batch
+        return self._still_as_sent(batch) if batch and batch[0].maybe_stored else batch
+
+    def _still_as_sent(self, batch: list[QueuedFile]) -> list[QueuedFile]:
+        """Interrupted files whose local size or mtime changed since: storage can only hold an
+        older version, and a size-only comparison could take it for the new one. They are sent
+        like new files (in a later batch)."""
+        changed = [f for f in batch if self._changed_since(f, _stored_digest(f))]
+        if changed:
+            self.queue.forget_stored([f.id for f in changed])
+        kept = [f for f in batch if f not in changed]
+        return kept or [dataclasses.replace(f, maybe_stored=False) for f in changed]
 
     def _upload_next_batch(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
         """Send one batch; while rclone works, verify and register what earlier batches sent."""
@@ -348,7 +364,7 @@ class Engine:
             load_media_types()  # for the manifest at the end, read now while rclone works
         try:
             errors = self.transfer.copy_batch(dataset.storage_path, batch, on_job=tracker.on_job,
-                                              meanwhile=meanwhile)
+                                              meanwhile=meanwhile, check_dest=batch[0].maybe_stored)
         except (RcError, StorageError) as exc:
             errors = [getattr(exc, "error", None) or str(exc)]
         finally:

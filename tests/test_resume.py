@@ -1,0 +1,109 @@
+"""A crash late in a big batch costs only what storage does not hold yet (issue 18.7).
+
+The batch in flight when trayagent is killed (kill -9: no clean-up at all) is recorded as
+``uploading``; the next run sends its files in a batch that first compares with storage: same size
+and, where storage has a hash (the local backend, S3's MD5), same hash of the local bytes;
+without one (plain WebDAV), same size. Everything still ends verified and registered once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from agentctl import Trayagent
+from datagen import blake3, make_many, md5, tree_of
+from servers import WebDAVServer
+from waiting import wait_until
+
+FILES, SIZE = 30, 150_000
+ONE_BATCH = {"bwlimit": "1M", "batch_files": FILES, "transfers": 2}
+
+
+def complete_in(folder: Path, content: dict[str, bytes]) -> set[str]:
+    """Files that storage holds whole (the bytes of the source)."""
+    out = set()
+    for rel, data in content.items():
+        path = folder / rel
+        if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+            out.add(rel)
+    return out
+
+
+def kill_late_in_the_batch(ta: Trayagent, args: tuple[str, ...], folder: Path,
+                           content: dict[str, bytes]) -> set[str]:
+    """Start the upload, kill -9 it once most of its one batch is in storage; what storage held whole."""
+    proc = ta.popen(*args)
+    wait_until(lambda: len(complete_in(folder, content)) >= FILES * 2 // 3, 120, interval=0.05,
+               what="most of the batch in storage")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    wait_until(lambda: not list((ta.home / "run").glob(f"rclone-rcd-{proc.pid}.pid"))
+               or not Path(f"/proc/{_rcd(ta, proc.pid)}").exists(), 10, what="its rclone to die with it")
+    done = complete_in(folder, content)
+    assert ta.queue_states() == {"uploading": FILES}, ta.queue_states()  # nothing finished: all in flight
+    assert FILES // 2 <= len(done) < FILES, done
+    return done
+
+
+def _rcd(ta: Trayagent, pid: int) -> int:
+    return int((ta.home / "run" / f"rclone-rcd-{pid}.pid").read_text())
+
+
+def registered_once(ta: Trayagent, name: str, content: dict[str, bytes],
+                    checksum: Callable[[bytes], str]) -> None:
+    """Each file once, with the checksum of its bytes (WebDAV: trayagent's BLAKE3; local: MD5)."""
+    files = ta.catalogue_files(name)
+    assert {p: r["checksum"] for p, r in files.items()} == {p: checksum(d) for p, d in content.items()}
+    assert len(ta.catalogue_datasets()) == 1
+    with sqlite3.connect(ta.home / "data" / "catalogue.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == FILES
+
+
+def test_webdav_restart_sends_only_what_storage_lacks(ta: Trayagent, webdav_server: WebDAVServer,
+                                                      tmp_path: Path) -> None:
+    content = make_many(tmp_path / "d", FILES, size=SIZE, per_dir=FILES)
+    ta.use_webdav(webdav_server, transfer=ONE_BATCH)
+    folder = Path(webdav_server.root) / "p" / "big"
+    args = ("upload", str(tmp_path / "d"), "--dataset", "big", "--proposal", "p")
+    done = kill_late_in_the_batch(ta, args, folder, content)
+    log_before = webdav_server.log_path.stat().st_size
+    rc, out = ta.upload_json(*args[1:])
+    assert rc == 0 and out["files_ok"] == FILES, out
+    with open(webdav_server.log_path, "rb") as fh:
+        fh.seek(log_before)
+        after = fh.read().decode(errors="replace")
+    sent_again = {m.removeprefix("/p/big/") for m in re.findall(r'"PUT (/p/big/[^"]+)"', after)}
+    assert sent_again, after[-3000:]  # what was missing was sent
+    assert not sent_again & done, f"re-sent although complete in storage: {sorted(sent_again & done)}"
+    assert sent_again | done >= set(content)
+    assert tree_of(folder) == content
+    registered_once(ta, "big", content, blake3)
+    manifest = json.loads((folder / "ro-crate-metadata.json").read_text())
+    assert set(content) <= {e["@id"] for e in manifest["@graph"]}
+
+
+def test_local_storage_restart_keeps_complete_files_hash_checked(ta: Trayagent, tmp_path: Path) -> None:
+    """The embedded local storage has hashes: a complete file is kept only if its MD5 matches.
+    rclone's local backend writes a new file (new inode) for every copy it makes, so an unchanged
+    inode shows the file was not sent again; one complete file is damaged in storage (same size)
+    and must be sent again."""
+    content = make_many(tmp_path / "d", FILES, size=SIZE, per_dir=FILES)
+    ta.write_config({"transfer": ONE_BATCH})
+    folder = ta.storage_dir / "no-proposal" / "big"
+    args = ("upload", str(tmp_path / "d"), "--dataset", "big")
+    done = kill_late_in_the_batch(ta, args, folder, content)
+    damaged = min(done)
+    with open(folder / damaged, "r+b") as fh:  # same size, other bytes: only a hash can tell
+        fh.write(b"X" * 100)
+    inodes = {rel: (folder / rel).stat().st_ino for rel in done}
+    rc, out = ta.upload_json(*args[1:])
+    assert rc == 0 and out["files_ok"] == FILES, out
+    assert tree_of(folder) == content
+    rewritten = {rel for rel in done if (folder / rel).stat().st_ino != inodes[rel]}
+    assert rewritten == {damaged}
+    registered_once(ta, "big", content, md5)
