@@ -291,7 +291,7 @@ class ScicatCatalogue(Catalogue):
         meta = self._dataset(dataset_id).get("scientificMetadata") or {}
         mark = dict(meta.get(AGENT_KEY) or {}, complete=True, finished=_now())
         self.http.call("PATCH", f"/datasets/{quote_id(dataset_id)}", f"marking dataset {dataset_id} complete",
-                       body={"scientificMetadata": {**meta, AGENT_KEY: mark}})
+                       body={"scientificMetadata": {**meta, AGENT_KEY: mark}}, fixable={})
 
     def dataset_info(self, dataset_id: str) -> dict[str, Any]:
         d = self._dataset(dataset_id)
