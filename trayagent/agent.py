@@ -70,6 +70,8 @@ class Agent:
         for dataset in self.uploader.queue.datasets("active"):
             if dataset.mode == "batch" and self.uploader.try_claim(dataset.id):
                 log.info("resuming dataset %r", dataset.name)
+        for refusal in self.uploader.refused:  # queued under another configuration: said, not moved
+            self.notes.queued_elsewhere(str(refusal))
         from .agent_routes import register_routes
 
         register_routes(self)

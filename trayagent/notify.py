@@ -139,6 +139,10 @@ class Notifications:
         self._once(f"refused:{detail}", "Registration waits", f"The catalogue refused: {detail}\nUploads go "
                    "on; registration catches up by itself after the fix.")
 
+    def queued_elsewhere(self, detail: str) -> None:
+        """A queued dataset belongs to another configuration's storage or catalogue: it waits."""
+        self._once(f"elsewhere:{detail}", "Dataset left in the queue", detail)
+
     def storage_has_room(self) -> None:
         self._said.discard("full")
 
