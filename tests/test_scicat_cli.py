@@ -196,3 +196,46 @@ def test_sync_goes_on_through_a_refusal_and_catches_up_after_the_fix(scicat_ta: 
     finally:
         stop_process(proc, 30)
     assert proc.returncode in (0, 130), proc.stderr.read() if proc.stderr else ""
+
+
+def test_agent_goes_on_through_a_refusal_notifies_and_catches_up(scicat_ta: Trayagent, real_scicat: RealScicat,
+                                                                 tmp_path: Path) -> None:
+    """The agent: a refused registration leaves the upload going, says so in a notification and in
+    the status Activity shows, and registers by itself once the configuration names a contact email."""
+    import requests
+
+    ta, name = scicat_ta, unique("agent")
+    src = tmp_path / name
+    local = _source(src)
+    ta.write_config({"catalogue": ta.scicat})  # type: ignore[attr-defined]
+    _login(ta, "noemail", "noemail-pw")
+    proc = ta.popen("agent", "--headless")
+    try:
+        info = wait_for(lambda: (ta.home / "run" / "agent.json").is_file() and
+                        json.loads((ta.home / "run" / "agent.json").read_text()), 30, "the agent's API")
+        base, token = f"http://127.0.0.1:{info['port']}", (ta.home / "run" / "agent.token").read_text().strip()
+
+        def api(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+            resp = requests.request(method, base + path, json=body, timeout=30,
+                                    headers={"Authorization": f"Bearer {token}"})
+            assert resp.status_code == 200, resp.text
+            return resp.json()
+
+        api("POST", "/api/upload", {"paths": [str(src)], "dataset": name})
+        waiting = wait_for(lambda: "contact email" in (api("GET", "/api/status")["agent"]["waiting"] or "")
+                           and api("GET", "/api/status")["agent"]["waiting"], 60, "the refusal in the status")
+        assert "contact_email" in waiting
+        wait_for(lambda: "notification: Registration waits" in ta.log_text, 30, "the notification")
+        wait_for(lambda: sum(1 for p in ta.storage_dir.rglob("*") if p.is_file()) == len(local), 60,
+                 "every file uploaded while registration waits")
+        assert proc.poll() is None
+        ta.write_config({"catalogue": {**ta.scicat, "contact_email": "beamline@example.org"}})  # type: ignore[attr-defined]
+        entry = wait_for(lambda: next((d for d in api("GET", "/api/status")["activity"]
+                                       if d["name"] == name and d["state"] == "complete"), None),
+                         120, "registration catching up after the fix")
+        folder = "/" + entry["storage_path"]
+        found = real_scicat.reader().datasets_in(folder)
+        assert len(found) == 1 and found[0]["contactEmail"] == "beamline@example.org"
+        assert found[0]["numberOfFiles"] == len(local) and not api("GET", "/api/status")["agent"]["waiting"]
+    finally:
+        stop_process(proc, 30)
