@@ -66,6 +66,17 @@ def test_ldap_route_is_chosen_by_config(scicat: ScicatServer, scicat_config) -> 
     assert scicat.counts["POST /auth/ldap"] == 1 and scicat.counts["POST /auth/login"] == 1
 
 
+def test_server_error_while_reading_the_identity_at_login(scicat: ScicatServer, scicat_config) -> None:
+    """Fake: the real backend does not fail /users/my/identity on demand. Issue 17.5: a login that
+    fails with HTTP 500 must not promise that "registration is retried automatically"."""
+    scicat.fail("500", path="/users/my/identity")
+    with pytest.raises(ScicatError) as caught:
+        login_catalogue(scicat_config(), "alice", password=scicat.users["alice"].password)
+    assert "HTTP 500" in caught.value.message and "trayagent login" in caught.value.hint
+    assert "retried" not in str(caught.value) and "Nothing is lost" not in str(caught.value)
+    assert get_secret(catalogue_service(scicat.url), CURRENT) is None
+
+
 def test_functional_account_without_identity_uses_whoami(scicat: ScicatServer, scicat_config) -> None:
     """Fake: v4.27.0 gives every account an identity; sites whose backend answers 404 need whoami."""
     ingestor = scicat.add_user("ingestor", "fpw", ["p1234"], functional=True)

@@ -125,6 +125,11 @@ def _get(http: ScicatHttp, path: str, token: str, what: str) -> Any:
     if resp.status_code == 401:
         raise AuthError("SciCat did not accept the token (expired or for another catalogue?)",
                         "Tokens last one hour: copy a fresh one from the SciCat web page, or log in again.")
+    if resp.status_code >= 500:  # during a login nothing is queued: "retried automatically" would be false
+        said = server_message(resp)
+        raise ScicatError(f"SciCat failed while {what} (HTTP {resp.status_code}{': ' + said if said else ''})",
+                          "Try `trayagent login` again later, or tell the catalogue team (their server logs "
+                          "say why).", status=resp.status_code, transient=True, server_message=said)
     if not 200 <= resp.status_code < 300:
         raise error_for(resp, what)
     return decode(resp, what)
