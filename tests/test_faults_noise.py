@@ -18,6 +18,7 @@ import pytest
 from agentctl import Trayagent
 from datagen import make_many, tree_of
 from servers import WebDAVServer, free_port
+from waiting import wait_until
 
 from trayagent.logs import setup_logging
 
@@ -169,3 +170,19 @@ def test_dry_run_into_a_closed_pipe_ends_quietly(ta: Trayagent, tmp_path: Path) 
     assert proc.stdout.count("\n") == 1 and "frame_00000" in proc.stdout
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
     assert "exit=141" in proc.stderr  # as a Unix tool ended by SIGPIPE
+
+
+def test_a_sync_session_shows_what_it_skipped_in_status(ta: Trayagent, tmp_path: Path) -> None:
+    fifo, link = odd_entries(tmp_path / "run", tmp_path)
+    ta.write_config({"storage": {"remote": str(tmp_path / "storage")}, "sync": {"quiet_seconds": 0.5}})
+    sync = ta.popen("sync", str(tmp_path / "run"), "--dataset", "odd")
+    try:
+        wait_until(lambda: "warning: skipped" in ta.run("status").stdout, 60)
+        status = ta.run("status").stdout
+        assert f"{fifo}: a FIFO (named pipe)" in status and f"{link}: a link to a folder" in status
+        wait_until(lambda: (tmp_path / "storage" / "no-proposal" / "odd" / "a.bin").exists(), 60)
+    finally:
+        sync.terminate()
+        sync.wait(30)
+    stored = {p.name for p in (tmp_path / "storage" / "no-proposal" / "odd").iterdir()}
+    assert "a.bin" in stored and not {"pipe.fifo", "linked"} & stored
