@@ -12,13 +12,15 @@ import json
 import re
 import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from agentctl import Trayagent
 from datagen import blake3, make_many, md5, tree_of
 from servers import WebDAVServer
-from waiting import wait_until
+from waiting import stop_process, wait_until
 
 FILES, SIZE = 30, 150_000
 ONE_BATCH = {"bwlimit": "1M", "batch_files": FILES, "transfers": 2}
@@ -107,3 +109,60 @@ def test_local_storage_restart_keeps_complete_files_hash_checked(ta: Trayagent, 
     rewritten = {rel for rel in done if (folder / rel).stat().st_ino != inodes[rel]}
     assert rewritten == {damaged}
     registered_once(ta, "big", content, md5)
+
+
+def test_agent_stopped_mid_batch_then_restarted_sends_only_what_storage_lacks(
+        ta: Trayagent, webdav_server: WebDAVServer, tmp_path: Path) -> None:
+    """Quit now (the agent's clean stop, here by SIGTERM as the desktop session sends it) in the
+    middle of the batch: rclone is stopped with the agent, and the next run keeps what is complete.
+    (When the stop happens to record the batch as uploaded before it ends, the read-back keeps the
+    complete files even without the storage check; most stops leave it ``uploading``.)"""
+    content = make_many(tmp_path / "d", FILES, size=SIZE, per_dir=FILES)
+    ta.use_webdav(webdav_server, transfer=ONE_BATCH)
+    folder = Path(webdav_server.root) / "p" / "quit"
+    agent = subprocess.Popen([sys.executable, "-m", "trayagent.cli", "agent", "--headless"], env=ta.env(),
+                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: (ta.home / "run" / "agent.json").exists(), 30, what="the agent's API")
+        client = ta.popen("upload", str(tmp_path / "d"), "--dataset", "quit", "--proposal", "p")
+        wait_until(lambda: len(complete_in(folder, content)) >= FILES * 2 // 3, 120, interval=0.05,
+                   what="most of the batch in storage")
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(30)
+        client.wait(30)
+    finally:
+        stop_process(agent, 10)
+    done = complete_in(folder, content)
+    assert len(done) < FILES, "the batch ended before the stop: nothing was tested"
+    log_before = webdav_server.log_path.stat().st_size
+    rc, out = ta.upload_json(str(tmp_path / "d"), "--dataset", "quit", "--proposal", "p")
+    assert rc == 0 and out["files_ok"] == FILES, out
+    with open(webdav_server.log_path, "rb") as fh:
+        fh.seek(log_before)
+        after = fh.read().decode(errors="replace")
+    sent_again = {m.removeprefix("/p/quit/") for m in re.findall(r'"PUT (/p/quit/[^"]+)"', after)}
+    assert not sent_again & done, f"re-sent although complete in storage: {sorted(sent_again & done)}"
+    assert tree_of(folder) == content
+    registered_once(ta, "quit", content, blake3)
+
+
+def test_resume_of_a_dataset_whose_scan_was_cut_short_says_what_to_do(ta: Trayagent, tmp_path: Path) -> None:
+    """A kill during the scan leaves the dataset with its scan unfinished (scan_done = 0; made here
+    in the queue file after a kill, the scan of a small folder being too quick to hit). Only the
+    upload command knows the filters to finish the scan: resume says so instead of waiting forever."""
+    content = make_many(tmp_path / "d", 12, size=SIZE, per_dir=12)
+    ta.write_config({"transfer": {"bwlimit": "1M", "batch_files": 4}})
+    args = ("upload", str(tmp_path / "d"), "--dataset", "cut")
+    proc = ta.popen(*args)
+    wait_until(lambda: ta.files_sent() >= 4, 60, what="mid-upload")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    with sqlite3.connect(ta.home / "data" / "queue.sqlite") as db:
+        db.execute("UPDATE datasets SET scan_done = 0")
+    resumed = ta.run("resume", timeout=60)
+    assert resumed.returncode == 2, resumed.stderr
+    assert "the scan of dataset 'cut' was interrupted" in resumed.stderr
+    assert "run the same `trayagent upload` command again" in resumed.stderr.lower()
+    rc, out = ta.upload_json(*args[1:])
+    assert rc == 0 and out["files_ok"] == len(content), out
+    assert tree_of(ta.storage_dir / "no-proposal" / "cut") == content
