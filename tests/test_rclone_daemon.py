@@ -195,3 +195,15 @@ def test_upload_with_a_bandwidth_timetable_in_the_config_works(tmp_path: Path) -
                               text=True, env=env, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "storage" / "no-proposal" / "tt" / "a.bin").read_bytes() == b"a" * 1000
+
+
+def test_a_start_that_cannot_write_its_pid_file_leaves_nothing_running_or_behind(tmp_path: Path) -> None:
+    """As on a full disk, where the rc password file still fitted and the pid file did not."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / f"rclone-rcd-{os.getpid()}.pid").mkdir()  # the pid file cannot be written
+    daemon = RcloneDaemon(find_rclone(), run)
+    with pytest.raises(OSError):
+        daemon.launch()
+    assert daemon.pid is None and not daemon.alive()
+    assert not list(run.glob("rclone-rc-*.htpasswd"))

@@ -156,14 +156,27 @@ class RcloneDaemon:
         if self._gc_held:
             env.update(_START_GC)
         self._reap_orphan()
-        self._proc = _LAUNCHER.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, errors="replace", env=env,
-                                     creationflags=flags,
-                                     preexec_fn=_die_with_parent if os.name == "posix" else None)
-        self._pidfile.write_text(str(self._proc.pid))
+        try:
+            self._proc = _LAUNCHER.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, text=True, errors="replace", env=env,
+                                         creationflags=flags,
+                                         preexec_fn=_die_with_parent if os.name == "posix" else None)
+            self._pidfile.write_text(str(self._proc.pid))
+        except OSError:  # e.g. no space left for the pid file: nothing started, nothing left behind
+            self._abandon_start(htpasswd)
+            raise
         self._ready = _Ready()
         threading.Thread(target=self._follow, args=(self._proc, self._ready), daemon=True,
                          name="rclone-log").start()
+
+    def _abandon_start(self, htpasswd: Path) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait(5)
+        for leftover in (htpasswd, self._pidfile):
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
 
     def _follow(self, proc: subprocess.Popen[str], ready: _Ready) -> None:
         """Wait for rclone to serve, then stream its log for as long as it runs."""
