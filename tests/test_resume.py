@@ -19,7 +19,7 @@ from pathlib import Path
 
 from agentctl import Trayagent
 from datagen import blake3, make_many, md5, tree_of
-from servers import WebDAVServer
+from servers import S3Server, WebDAVServer, run_rclone
 from waiting import stop_process, wait_until
 
 FILES, SIZE = 30, 150_000
@@ -166,3 +166,31 @@ def test_resume_of_a_dataset_whose_scan_was_cut_short_says_what_to_do(ta: Trayag
     rc, out = ta.upload_json(*args[1:])
     assert rc == 0 and out["files_ok"] == len(content), out
     assert tree_of(ta.storage_dir / "no-proposal" / "cut") == content
+
+
+def test_s3_restart_keeps_complete_objects_md5_checked(ta: Trayagent, s3_server: S3Server, s3_bucket: str,
+                                                       tmp_path: Path) -> None:
+    """S3 has MD5: objects complete at the kill are kept (the server's own upload time of each,
+    read with rclone's --use-server-modtime, is unchanged by the re-run); the rest is sent."""
+    content = make_many(tmp_path / "d", FILES, size=SIZE, per_dir=FILES)
+    ta.use_s3(s3_server, s3_bucket, transfer=ONE_BATCH)
+    args = ("upload", str(tmp_path / "d"), "--dataset", "big", "--proposal", "p")
+
+    def uploaded_at() -> dict[str, str]:
+        out = run_rclone(["lsjson", "-R", "--files-only", "--use-server-modtime", f"S3:{s3_bucket}/p/big"],
+                         env=s3_server.rclone_env("S3")).stdout
+        return {e["Path"]: e["ModTime"] for e in json.loads(out)}
+
+    proc = ta.popen(*args)
+    wait_until(lambda: len(uploaded_at()) >= FILES * 2 // 3, 120, interval=0.1, what="most of the batch in storage")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    before = uploaded_at()
+    assert ta.queue_states() == {"uploading": FILES}, ta.queue_states()
+    assert FILES // 2 <= len(before) < FILES, before
+    rc, out = ta.upload_json(*args[1:])
+    assert rc == 0 and out["files_ok"] == FILES, out
+    after = uploaded_at()
+    assert {p: after[p] for p in before} == before, "objects complete at the kill were sent again"
+    assert set(after) == set(content) | {"ro-crate-metadata.json"}
+    registered_once(ta, "big", content, md5)
