@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import scicat_real
 from agentctl import Trayagent  # tests/support: on the path by pyproject's pytest pythonpath
+from scicat_real import RealScicat
 from scicat_server import ScicatServer
 from servers import S3Server, SessionKeyring, WebDAVServer, random_secret, rclone_binary
 
@@ -102,10 +104,7 @@ def scicat() -> Iterator[ScicatServer]:
     with ScicatServer() as server:
         server.add_user("alice", random_secret(), ["p1234", "staff"], display_name="Alice Liddell")
         yield server
-        from trayagent.secrets.store import (  # ports get reused: forget this one's
-            catalogue_service,
-            delete_secret,
-        )
+        from trayagent.secrets.store import catalogue_service, delete_secret  # ports get reused: forget this one's
         service = catalogue_service(server.url)
         for account in ["#current", *server.users, *(f"{u}#token" for u in server.users)]:
             delete_secret(service, account)
@@ -119,6 +118,65 @@ def scicat_config(scicat: ScicatServer):  # type: ignore[no-untyped-def]
 
     def make(**catalogue: object) -> Config:
         raw = {"catalogue": {"kind": "scicat", "url": scicat.url, **catalogue}}
+        return Config.of(validate(raw, "test"), source=None)
+
+    return make
+
+
+# ------------------------------------------------------------------------------------------------------
+# SciCat: the REAL backend (tests/support/scicat_real.py), built and started from ../shared/scicat
+# ------------------------------------------------------------------------------------------------------
+
+
+def _real_instance(tmp_path_factory: pytest.TempPathFactory, name: str, jwt_seconds: int) -> Iterator[RealScicat]:
+    why = scicat_real.available()
+    if why:
+        pytest.fail(why + ": run the tests from a checkout with ../shared beside it")
+    with scicat_real.running(tmp_path_factory.mktemp(name), jwt_seconds) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def scicat_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealScicat]:
+    """One real SciCat backend per test session (start-up takes seconds; the first build ~1 min)."""
+    yield from _real_instance(tmp_path_factory, "scicat-run", 3600)
+
+
+@pytest.fixture(scope="session")
+def scicat_backend_short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealScicat]:
+    """A second real backend whose tokens last 6 s, for expiry tests; started only when one runs."""
+    yield from _real_instance(tmp_path_factory, "scicat-run-short", 6)
+
+
+def _forget_logins(url: str) -> None:
+    from trayagent.secrets.store import catalogue_service, delete_secret
+
+    service = catalogue_service(url)
+    for account in ["#current", *scicat_real.ACCOUNTS, *(f"{u}#token" for u in scicat_real.ACCOUNTS)]:
+        delete_secret(service, account)
+
+
+@pytest.fixture
+def real_scicat(scicat_backend: RealScicat) -> Iterator[RealScicat]:
+    """The session's real backend; this test's logins are forgotten from the keyring afterwards."""
+    yield scicat_backend
+    _forget_logins(scicat_backend.url)
+
+
+@pytest.fixture
+def short_scicat(scicat_backend_short: RealScicat) -> Iterator[RealScicat]:
+    """The short-token backend; this test's logins are forgotten afterwards."""
+    yield scicat_backend_short
+    _forget_logins(scicat_backend_short.url)
+
+
+@pytest.fixture
+def real_config(real_scicat: RealScicat):  # type: ignore[no-untyped-def]
+    """Factory: a validated Config on the real backend; keyword args override [catalogue] keys."""
+    from trayagent.config import Config, validate
+
+    def make(url: str = "", **catalogue: object) -> Config:
+        raw = {"catalogue": {"kind": "scicat", "url": url or real_scicat.url, **catalogue}}
         return Config.of(validate(raw, "test"), source=None)
 
     return make

@@ -6,8 +6,10 @@ data ends up in the wrong place. Secrets are never read from here: see ``secrets
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -53,6 +55,37 @@ def _globs(v: Any) -> str | None:
     return None if all(isinstance(g, str) and g for g in v) else "a list of non-empty glob strings"
 
 
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_TLD = re.compile(r"^([A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})$")
+_EMAIL = re.compile(r"^[^@\s;,]+@([^@\s;,]+)$")
+
+
+def is_url_host(text: str) -> bool:
+    """What SciCat accepts as ``sourceFolderHost`` (a URL host): an IPv4 address or a dotted DNS name
+    with a real top-level label. A bare name (``localhost``, ``beamline-pc01``) or an rclone remote
+    name is refused by the backend, so trayagent never sends one."""
+    try:
+        return ipaddress.ip_address(text).version == 4
+    except ValueError:
+        pass
+    labels = text.rstrip(".").split(".")
+    return len(labels) > 1 and all(_LABEL.match(x) for x in labels) and bool(_TLD.match(labels[-1]))
+
+
+def is_email(text: str) -> bool:
+    """An address SciCat's ``contactEmail`` check accepts (name@dotted.domain)."""
+    m = _EMAIL.match(text.strip())
+    return m is not None and is_url_host(m.group(1)) and not re.fullmatch(r"[\d.]+", m.group(1))
+
+
+def _host(v: Any) -> str | None:
+    return None if not v or is_url_host(v) else "an IP address or a dotted host name such as store.example.org"
+
+
+def _email(v: Any) -> str | None:
+    return None if not v or is_email(v) else "an email address such as beamline-team@example.org"
+
+
 def setting(kind: type | tuple[type, ...], default: Any, doc: str, check: Callable[[Any], str | None] | None = None,
             expects: str = "") -> Any:
     """A settings field: its type, default and sentence for the reference live beside its annotation."""
@@ -88,6 +121,11 @@ class CatalogueSettings:
     create_proposals: bool = setting(bool, False, "Create a missing proposal in SciCat (needs proposal rights).")
     verify_tls: bool = setting(bool, True, "Verify the catalogue's TLS certificate. Leave on.")
     ca_bundle: str = setting(str, "", "CA bundle file for a catalogue with a private certificate authority.")
+    contact_email: str = setting(str, "", "SciCat contactEmail (and proposal email) when your account has no "
+                                 "email address, e.g. the beamline's.", _email)
+    source_folder_host: str = setting(str, "", "SciCat sourceFolderHost of new datasets: the host that serves "
+                                      "the storage. Empty: the storage URL's host where it is an IP address or "
+                                      "dotted name, else left out.", _host)
 
 
 @dataclass(frozen=True)

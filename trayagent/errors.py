@@ -48,6 +48,19 @@ class StorageError(TrayagentError):
     """The storage (through rclone) refused or failed a transfer."""
 
 
+class StorageFull(StorageError):
+    """The storage refused a write for lack of space or quota. Retrying at the usual pace cannot
+    help until someone frees space: a batch stops (what is verified stays verified), the agent
+    and sync sessions pause that storage and try again slowly."""
+
+
+class LocalStateError(TrayagentError):
+    """trayagent's own state (queue, catalogue, log, rclone's runtime files) cannot be written
+    or read: the local disk is full, or a database file is damaged. Nothing was sent wrongly."""
+
+    exit_code = 2
+
+
 class CatalogueError(TrayagentError):
     """The catalogue refused or failed a request."""
 

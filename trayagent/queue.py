@@ -6,10 +6,12 @@ committed *before* the work it allows starts, so a restart reads exactly what is
     pending -> uploading -> uploaded -> verified -> registered
         \\________\\___________\\___________> failed (permanent error, with the reason)
 
-``uploading`` rows found at start-up were interrupted: they go back to ``pending`` and are uploaded
-again to the same path (overwriting, never duplicating). Only ``verified`` rows are ever handed to
-the catalogue, so nothing unverified is registered. Transient errors keep a row ``pending`` with a
-``next_retry`` time; permanent ones mark it ``failed`` with ``last_error``.
+``uploading`` rows found at start-up were interrupted: they go back to ``pending``, marked
+``maybe_stored``, and the batch that sends them again first asks storage what it already holds, so
+the files a crash found complete are not sent twice (see ``Transfer.copy_batch``). Only
+``verified`` rows are ever handed to the catalogue, so nothing unverified is registered. Transient
+errors keep a row ``pending`` with a ``next_retry`` time; permanent ones mark it ``failed`` with
+``last_error``.
 
 Memory stays flat whatever the dataset size: callers enqueue and fetch in bounded batches.
 """
@@ -72,6 +74,8 @@ CREATE TABLE IF NOT EXISTS datasets (
     manifest_done INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
     finished REAL,
+    catalogue_url TEXT NOT NULL DEFAULT '',  -- which catalogue of that kind (SciCat's URL)
+    config TEXT NOT NULL DEFAULT '',         -- the configuration file it was defined with ('' = default)
     UNIQUE (storage_url, storage_path)
 );
 CREATE TABLE IF NOT EXISTS files (
@@ -90,6 +94,7 @@ CREATE TABLE IF NOT EXISTS files (
     last_error TEXT,
     next_retry REAL NOT NULL DEFAULT 0,
     updated REAL NOT NULL,
+    maybe_stored INTEGER NOT NULL DEFAULT 0,  -- its upload was interrupted: storage may hold it already
     UNIQUE (dataset_id, relpath)
 );
 CREATE INDEX IF NOT EXISTS files_work ON files (dataset_id, state, next_retry);
@@ -105,6 +110,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     updated REAL NOT NULL
 );
 """
+
+# Columns added after the first release: (table, column, definition) for queues made before them.
+_ADDED = (("datasets", "catalogue_url", "TEXT NOT NULL DEFAULT ''"),
+          ("datasets", "config", "TEXT NOT NULL DEFAULT ''"),
+          ("files", "maybe_stored", "INTEGER NOT NULL DEFAULT 0"))
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,7 @@ class QueuedFile:
     verification: str | None
     attempts: int
     last_error: str | None
+    maybe_stored: bool = False
 
     @property
     def local_path(self) -> Path:
@@ -145,6 +156,8 @@ class Dataset:
     manifest_done: bool
     created: float
     finished: float | None
+    catalogue_url: str = ""
+    config: str = ""
 
 
 @dataclass(frozen=True)
@@ -185,6 +198,7 @@ class Queue:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        sqlitedb.warn_if_emptied(path)
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.row_factory = sqlite3.Row
@@ -192,10 +206,20 @@ class Queue:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            self._add_columns()
         except sqlite3.DatabaseError as exc:
+            if sqlitedb.is_full(exc) and (full := sqlitedb.local_state_error(exc, path.parent)):
+                raise full from exc  # not damage: free space and run again
             raise QueueError(f"the queue database {path} cannot be used ({exc})",
                              "Move the file aside (uploads already finished stay in storage and the "
                              "catalogue) and run the command again.") from exc
+
+    def _add_columns(self) -> None:
+        """A queue written by an older trayagent gains the newer columns (with their defaults)."""
+        for table, column, definition in _ADDED:
+            have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         with self._lock:
@@ -219,16 +243,22 @@ class Queue:
 
     # -- datasets -------------------------------------------------------------------------------
     def ensure_dataset(self, *, name: str, spec: dict[str, Any], mode: Mode, storage_url: str,
-                       storage_path: str, catalogue_kind: str) -> Dataset:
-        """The dataset for this storage location, created once; re-running re-activates it."""
+                       storage_path: str, catalogue_kind: str, catalogue_url: str = "",
+                       config: str = "") -> Dataset:
+        """The dataset for this storage location, created once; re-running re-activates it.
+
+        Re-activating resets ``scan_done``: call it only while holding the dataset's lock
+        (``Uploader.record``), or a run that is finishing the dataset waits for a scan that
+        nobody makes."""
         now = time.time()
         with self._tx() as db:
             row = db.execute("SELECT id FROM datasets WHERE storage_url=? AND storage_path=?",
                              (storage_url, storage_path)).fetchone()
             if row is None:
                 db.execute("INSERT INTO datasets (name, spec, mode, storage_url, storage_path, "
-                           "catalogue_kind, created) VALUES (?,?,?,?,?,?,?)",
-                           (name, json.dumps(spec), mode, storage_url, storage_path, catalogue_kind, now))
+                           "catalogue_kind, catalogue_url, config, created) VALUES (?,?,?,?,?,?,?,?,?)",
+                           (name, json.dumps(spec), mode, storage_url, storage_path, catalogue_kind,
+                            catalogue_url, config, now))
             else:
                 db.execute("UPDATE datasets SET state='active', scan_done=0, manifest_done=0, finished=NULL,"
                            " mode=?, spec=? WHERE id=?", (mode, json.dumps(spec), row["id"]))
@@ -275,7 +305,7 @@ class Queue:
                 " ON CONFLICT (dataset_id, relpath) DO UPDATE SET"
                 "  src_root=excluded.src_root, src_rel=excluded.src_rel, state='pending', checksum=NULL,"
                 "  size=excluded.size, mtime_ns=excluded.mtime_ns, verification=NULL, attempts=0,"
-                "  last_error=NULL, next_retry=0, updated=excluded.updated"
+                "  last_error=NULL, next_retry=0, maybe_stored=0, updated=excluded.updated"
                 " WHERE files.state='failed' OR files.size IS NOT excluded.size"
                 "  OR files.mtime_ns IS NOT excluded.mtime_ns",
                 [(dataset_id, f.src_root, f.src_rel, f.relpath, now, f.size, f.mtime_ns) for f in files])
@@ -285,8 +315,8 @@ class Queue:
         """After a crash: uploads that were in flight are simply done again. Per dataset, because
         another process may own another dataset's uploads right now."""
         with self._tx() as db:
-            cur = db.execute("UPDATE files SET state='pending', updated=? WHERE state='uploading' "
-                             "AND dataset_id=?", (time.time(), dataset_id))
+            cur = db.execute("UPDATE files SET state='pending', maybe_stored=1, updated=? "
+                             "WHERE state='uploading' AND dataset_id=?", (time.time(), dataset_id))
             return cur.rowcount
 
     # -- sync sessions --------------------------------------------------------------------------
@@ -393,7 +423,8 @@ class Queue:
         with self._tx() as db:
             for fid, level, checksum in rows:
                 cur = db.execute("UPDATE files SET state='verified', verification=?, checksum=?, last_error=NULL, "
-                                 "updated=? WHERE id=? AND state='uploaded'", (level, checksum, now, fid))
+                                 "maybe_stored=0, updated=? WHERE id=? AND state='uploaded'",
+                                 (level, checksum, now, fid))
                 if cur.rowcount == 0:
                     stale.append(fid)
         return stale
@@ -416,6 +447,12 @@ class Queue:
                                "WHERE id=? AND state=?",
                                [(state.value, verification, now, i, expect.value) for i in file_ids])
             return db.total_changes - before
+
+    def forget_stored(self, file_ids: Sequence[int]) -> None:
+        """These files changed since their interrupted upload: what storage holds is an older
+        version, so they are sent like any new file."""
+        with self._tx() as db:
+            db.executemany("UPDATE files SET maybe_stored=0 WHERE id=?", [(i,) for i in file_ids])
 
     def retry_later(self, file_id: int, error: str, delay: float, *, rehash: bool = False) -> None:
         """A transient failure: back to pending, due again after ``delay`` seconds."""
@@ -445,7 +482,7 @@ def _dataset(row: sqlite3.Row) -> Dataset:
                    catalogue_kind=row["catalogue_kind"], catalogue_id=row["catalogue_id"],
                    state=DatasetState(row["state"]), scan_done=bool(row["scan_done"]),
                    manifest_done=bool(row["manifest_done"]), created=row["created"],
-                   finished=row["finished"])
+                   finished=row["finished"], catalogue_url=row["catalogue_url"], config=row["config"])
 
 
 def _session(row: sqlite3.Row) -> Session:
@@ -459,4 +496,4 @@ def _file(row: sqlite3.Row) -> QueuedFile:
                       src_rel=row["src_rel"], relpath=row["relpath"], size=row["size"],
                       mtime_ns=row["mtime_ns"], checksum=row["checksum"], algorithm=row["algorithm"],
                       state=State(row["state"]), verification=row["verification"], attempts=row["attempts"],
-                      last_error=row["last_error"])
+                      last_error=row["last_error"], maybe_stored=bool(row["maybe_stored"]))

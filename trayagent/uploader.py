@@ -8,17 +8,18 @@ here knows about terminals, trays or dialogs.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Self
 
 from .catalogue.base import Catalogue, DatasetSpec, StorageLocation
 from .catalogue.local import LocalCatalogue
 from .config import Config
-from .errors import ConfigError
+from .errors import CatalogueError, ConfigError, StorageFull
 from .paths import Paths
 from .pipeline.engine import Engine, source_paths
 from .pipeline.progress import Outcome, Progress, Tuning
@@ -29,11 +30,16 @@ from .storage.naming import render_root
 from .storage.rcerrors import RcError
 from .storage.rclone import RcloneDaemon
 from .storage.redact import Redactor
-from .storage.target import StorageTarget, launch_rclone, parallel_transfers, storage_target
+from .storage.target import StorageTarget, endpoint_host, launch_rclone, parallel_transfers, storage_target
 from .storage.transfer import Transfer
 from .sync.sessions import SyncSessions, SyncTiming  # watchdog only once a session starts
 
 log = logging.getLogger(__name__)
+
+
+class ForeignDataset(ConfigError):
+    """A queued dataset belongs to another storage or catalogue than this configuration's: it is
+    finished where it was defined, never silently moved."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,9 @@ class Uploader:
         self._engine: Engine | None = None
         self._locks: dict[int, ProcessLock] = {}
         self._sessions: SyncSessions | None = None
+        self.refused: list[ConfigError] = []  # queued datasets this configuration cannot finish
 
-    def __enter__(self) -> Uploader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -143,8 +150,9 @@ class Uploader:
             transfer = Transfer(self._daemon, target, transfers=transfers, scratch_dir=self.paths.runtime_dir,
                                 backend_type=named_type, preset=frozenset(remote))
             tuning = Tuning.of(self.cfg.transfer)
+            host = target.host or endpoint_host(remote)  # a named remote's endpoint, from its config
             self._engine = Engine(self.queue, transfer, self.catalogue, tuning,
-                                  lambda path: StorageLocation(target.display, target.host, path))
+                                  lambda path: StorageLocation(target.display, host, path))
         return self._engine
 
     def prepare(self) -> None:
@@ -170,20 +178,73 @@ class Uploader:
                               "Define it with `rclone config`, set [storage] rclone_config, or use a "
                               "connection string such as :webdav,url='https://host/dav':") from None
 
+    def _lock(self, storage_url: str, storage_path: str, name: str) -> ProcessLock:
+        """The dataset's lock, named by where it goes (known before the queue is touched)."""
+        key = hashlib.sha256(f"{storage_url}\0{storage_path}".encode()).hexdigest()[:24]
+        return ProcessLock(self.paths.runtime_dir / f"dataset-{key}.lock",
+                           what=f"dataset {name!r} ({storage_url.rstrip('/')}/{storage_path})")
+
     def claim(self, dataset_id: int) -> None:
-        """One process works on a dataset at a time (another dataset may run elsewhere)."""
+        """One process works on a dataset at a time (another dataset may run elsewhere), and only
+        a process configured with the dataset's storage and catalogue (``ForeignDataset``)."""
         if dataset_id not in self._locks:
-            lock = ProcessLock(self.paths.runtime_dir / f"dataset-{dataset_id}.lock")
+            dataset = self.queue.dataset(dataset_id)
+            self._check_home(dataset)
+            lock = self._lock(dataset.storage_url, dataset.storage_path, dataset.name)
             lock.acquire()
             self._locks[dataset_id] = lock
 
     def record(self, plan: Plan) -> Dataset:
-        dataset = self.queue.ensure_dataset(
-            name=plan.spec.name, spec=_spec_dict(plan.spec), mode=plan.mode,
-            storage_url=self.target(need_secret=False).display, storage_path=plan.storage_path,
-            catalogue_kind=self.catalogue.kind)
-        self.claim(dataset.id)
+        """Define (or re-activate) the dataset in the queue. The lock is taken first: re-activating
+        resets the dataset's scan, and doing that under a process that is finishing it made that
+        process wait for the end of a scan forever."""
+        url = self.target(need_secret=False).display
+        known = self.queue.find_dataset(url, plan.storage_path)
+        lock = None
+        if known is None or known.id not in self._locks:
+            lock = self._lock(url, plan.storage_path, plan.spec.name)
+            lock.acquire()
+        try:
+            if known is not None:
+                self._check_home(known)
+            dataset = self.queue.ensure_dataset(
+                name=plan.spec.name, spec=_spec_dict(plan.spec), mode=plan.mode, storage_url=url,
+                storage_path=plan.storage_path, catalogue_kind=self.catalogue.kind,
+                catalogue_url=self._catalogue_url(), config=self._config_name())
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        if lock is not None:
+            self._locks[dataset.id] = lock
         return dataset
+
+    def _catalogue_url(self) -> str:
+        return str(getattr(self.catalogue, "url", ""))
+
+    def _config_name(self) -> str:
+        return str(self.cfg.source.resolve()) if self.cfg.source else ""
+
+    def _check_home(self, dataset: Dataset) -> None:
+        """Refuse a dataset defined for another storage or catalogue, naming the configuration
+        that can finish it."""
+        here = self.target(need_secret=False).display
+        moved = []
+        if dataset.storage_url != here:
+            moved.append(f"storage {dataset.storage_url}, not {here}")
+        if dataset.catalogue_kind != self.catalogue.kind or (
+                dataset.catalogue_url and dataset.catalogue_url != self._catalogue_url()):
+            was = f"{dataset.catalogue_kind} {dataset.catalogue_url}".rstrip()
+            now = f"{self.catalogue.kind} {self._catalogue_url()}".rstrip()
+            moved.append(f"the {was} catalogue, not {now}")
+        if not moved:
+            return
+        origin = f"--config {dataset.config}" if dataset.config else "the default configuration"
+        raise ForeignDataset(
+            f"dataset {dataset.name!r} was queued with {origin} for {' and '.join(moved)}; "
+            "it is not moved to another storage or catalogue",
+            f"Finish it with `trayagent resume {origin}`." if dataset.config else
+            "Finish it with `trayagent resume` without --config (and without TRAYAGENT_CONFIG).")
 
     def submit(self, plan: Plan, errors: list[str] | None = None) -> Dataset:
         """Record the dataset and enqueue its files (bounded batches); returns the queue's dataset."""
@@ -201,6 +262,11 @@ class Uploader:
         for d in self.queue.datasets(DatasetState.ACTIVE):
             if d.mode != Mode.BATCH or not self.try_claim(d.id):
                 continue
+            if not d.scan_done:  # only its own upload knows the filters: resuming would wait forever
+                self.refused.append(ConfigError(
+                    f"the scan of dataset {d.name!r} was interrupted before it ended",
+                    "Run the same `trayagent upload` command again: only what is missing is sent."))
+                continue
             outcomes.append(self.engine.run(d.id, on_progress))
         return outcomes
 
@@ -208,9 +274,15 @@ class Uploader:
         return list(self._locks)
 
     def try_claim(self, dataset_id: int) -> bool:
+        """Claim unless another process holds the dataset or it belongs to another configuration
+        (kept in ``refused`` for the caller to report, and logged)."""
         try:
             self.claim(dataset_id)
         except Busy:
+            return False
+        except ForeignDataset as exc:
+            log.warning("%s. %s", exc.message, exc.hint)
+            self.refused.append(exc)
             return False
         return True
 
@@ -287,14 +359,36 @@ class Uploader:
             self._engine.stop()
 
     # -- the engine, for a long-lived owner (the agent) -----------------------------------------
-    def serve(self, dataset_ids: Callable[[], list[int]], on_complete: Callable[[Outcome], None],
-              on_failure: Callable[[Dataset, str], None], on_login_needed: Callable[[], None]) -> None:
+    def watch(self, *, on_failure: Callable[[Dataset, str], None] | None = None,
+              on_login_needed: Callable[[], None] | None = None,
+              on_storage_full: Callable[[StorageFull], None] | None = None,
+              on_catalogue_refused: Callable[[CatalogueError], None] | None = None) -> None:
+        """What the owner hears of: a file that failed, a catalogue login needed, a full storage
+        (uploads pause and are tried again), a catalogue refusal (uploads go on, registration waits)."""
+        engine = self.engine
+        if on_failure is not None:
+            engine.on_failure = lambda dataset, f, reason: on_failure(dataset, reason)
+        if on_login_needed is not None:
+            engine.on_login_needed = on_login_needed
+        if on_storage_full is not None:
+            engine.on_storage_full = on_storage_full
+        if on_catalogue_refused is not None:
+            engine.on_catalogue_refused = on_catalogue_refused
+
+    def serve(self, dataset_ids: Callable[[], list[int]], on_complete: Callable[[Outcome], None]) -> None:
         """Work on ``dataset_ids()`` until ``stop``. May be called again after it raised."""
         engine = self.engine
-        engine.on_failure = lambda dataset, f, reason: on_failure(dataset, reason)
-        engine.on_login_needed = on_login_needed
         engine.stop_event.clear()
         engine.serve(dataset_ids, on_complete=on_complete)
+
+    def preflight(self) -> None:
+        """Raise now a catalogue refusal certain to come, before anything is sent."""
+        self.catalogue.preflight()
+
+    def warn_syncs(self, message: str) -> None:
+        """A warning every running sync session shows (``status``, the agent)."""
+        if self._sessions is not None:
+            self.sessions.warn_all(message)
 
     def resume_batches(self) -> list[Dataset]:
         """Claim the batch datasets an earlier process left active (those no other process holds)."""

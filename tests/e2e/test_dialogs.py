@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from agentctl import Trayagent
 from playwright.sync_api import expect
+from scicat_real import unique
 from servers import WebDAVServer
 from waiting import wait_for
 
@@ -226,13 +227,14 @@ def test_login_keyboard_and_local_catalogue(agent: AgentProcess, page: Any, arti
     expect(page.locator("#password")).to_have_attribute("aria-invalid", "true")
 
 
-def test_login_wrong_password_on_scicat(ta: Trayagent, scicat: Any, start_agent: Any, page: Any,
+def test_login_wrong_password_on_scicat(ta: Trayagent, real_scicat: Any, start_agent: Any, page: Any,
                                         artifacts: Path) -> None:
-    ta.write_config({"catalogue": {"kind": "scicat", "url": scicat.url}})
+    """Against the real SciCat backend (v4.27.0, tests/scicat_real.py)."""
+    ta.write_config({"catalogue": {"kind": "scicat", "url": real_scicat.url}})
     agent = start_agent()
     open_dialog(page, agent, "login")
-    expect(page.locator("#catalogue")).to_contain_text(scicat.url)
-    page.fill("#user", "alice")
+    expect(page.locator("#catalogue")).to_contain_text(real_scicat.url)
+    page.fill("#user", "beamuser")
     page.fill("#password", "not-the-password")
     page.press("#password", "Enter")
     result = page.locator("#result")
@@ -241,16 +243,17 @@ def test_login_wrong_password_on_scicat(ta: Trayagent, scicat: Any, start_agent:
     expect(page.locator("#password")).to_be_focused()
     page.screenshot(path=artifacts / "login-error.png", full_page=True)
 
-    page.fill("#password", scicat.users["alice"].password)
+    page.fill("#password", "beamuser-pw")
     page.press("#password", "Enter")
     expect(result).to_have_class("message ok")
-    expect(result).to_contain_text("Logged in as Alice Liddell")
+    expect(result).to_contain_text("Logged in as beamuser")
 
     # Logged in, the Dataset dialog looks proposals up in SciCat and prefills from them.
-    scicat.add_proposal("p1234", "p1234", "Sandstone porosity at high pressure", pi_firstname="Bob",
-                        pi_lastname="Builder", email="bob@example.org")
+    proposal = unique("2026")
+    real_scicat.add_proposal(proposal, "p20260123", "Sandstone porosity at high pressure", pi_firstname="Bob",
+                             pi_lastname="Builder", email="bob@example.org")
     open_dialog(page, agent, "dataset")
-    page.fill("#proposal", "p1234")
+    page.fill("#proposal", proposal)
     page.press("#proposal", "Enter")  # Enter in the proposal field looks it up
     info = page.locator("#proposal-info")
     expect(info).to_have_class("message ok")

@@ -15,7 +15,7 @@ import pytest
 import requests
 from agentctl import Trayagent
 from datagen import make_tree, tree_of
-from scicat_server import ScicatServer
+from scicat_real import RealScicat, unique
 from waiting import stop_process, wait_until
 
 
@@ -161,24 +161,26 @@ def test_cli_says_so_when_the_agent_dies_under_it(ta: Trayagent, tmp_path: Path)
     assert tree_of(ta.storage_dir / "no-proposal" / "orphaned") == content
 
 
-def test_login_route_with_scicat(ta: Trayagent, scicat: ScicatServer) -> None:
-    ta.write_config({"catalogue": {"kind": "scicat", "url": scicat.url}})
+def test_login_route_with_scicat(ta: Trayagent, real_scicat: RealScicat) -> None:
+    """Against the real SciCat backend (v4.27.0): login, proposal prefill, refusals, logout."""
+    ta.write_config({"catalogue": {"kind": "scicat", "url": real_scicat.url}})
     proc = subprocess.Popen([sys.executable, "-m", "trayagent.cli", "agent", "--headless"], env=ta.env(),
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_until(lambda: (ta.home / "run" / "agent.json").exists(), 30, what="the agent's API")
         api = Api(ta.home)
-        bad = api.call("POST", "/api/login", {"user": "alice", "password": "wrong"})
+        bad = api.call("POST", "/api/login", {"user": "beamuser", "password": "wrong"})
         assert bad.status_code == 401 and bad.json()["error"]
-        good = api.call("POST", "/api/login", {"user": "alice", "password": scicat.users["alice"].password})
-        assert good.status_code == 200 and "p1234" in good.json()["groups"]
-        scicat.add_proposal("20260123", "p1234", "Battery tomography", pi_firstname="Ada", pi_lastname="Byron")
-        facts = api.call("GET", "/api/proposals/20260123").json()
+        good = api.call("POST", "/api/login", {"user": "beamuser", "password": "beamuser-pw"})
+        assert good.status_code == 200 and "p20260123" in good.json()["groups"]
+        mine, theirs = unique("2026"), unique("2026")
+        real_scicat.add_proposal(mine, "p20260123", "Battery tomography", pi_firstname="Ada", pi_lastname="Byron")
+        facts = api.call("GET", f"/api/proposals/{mine}").json()
         assert facts["title"] == "Battery tomography" and facts["pi"] == "Ada Byron"
-        scicat.add_proposal("20269999", "other-group", "Someone else's beamtime")
-        refused = api.call("GET", "/api/proposals/20269999")
-        assert refused.status_code == 400 and "may not read proposal 20269999" in refused.json()["error"]
-        assert "p1234" in refused.json()["error"]  # says which groups the user has
+        real_scicat.add_proposal(theirs, "p99999", "Someone else's beamtime")
+        refused = api.call("GET", f"/api/proposals/{theirs}")
+        assert refused.status_code == 400 and f"may not read proposal {theirs}" in refused.json()["error"]
+        assert "p20260123" in refused.json()["error"]  # says which groups the user has
         missing = api.call("GET", "/api/proposals/nope")
         assert missing.status_code == 400 and "does not exist" in missing.json()["error"]
         assert api.call("POST", "/api/logout").json() == {"logged_out": True}

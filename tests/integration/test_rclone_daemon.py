@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -163,3 +164,49 @@ def test_the_users_own_go_settings_are_left_alone(tmp_path: Path, monkeypatch: p
         assert _memory_limit(daemon) == GO_DEFAULT_LIMIT
     finally:
         daemon.stop()
+
+
+def test_a_bandwidth_timetable_is_given_to_rclone_at_start_up(tmp_path: Path) -> None:
+    """rclone's rc takes one rate only ("need exactly 1 bandwidth setting"): a timetable goes on
+    rclone's command line, and asking for it again at run time is not an error."""
+    timetable = "00:00,20M 12:00,30M"
+    daemon = RcloneDaemon(find_rclone(), tmp_path / "run", bwlimit=timetable)
+    daemon.launch()
+    try:
+        daemon.set_bwlimit(timetable)  # what the uploader does once rclone runs: nothing to change
+        rate = daemon.call("core/bwlimit")  # no rate: reads the limit in force
+        assert rate["bytesPerSecond"] in (20 * 2**20, 30 * 2**20), rate
+        daemon.set_bwlimit("5M")  # a single rate still changes at run time
+        assert daemon.call("core/bwlimit")["bytesPerSecond"] == 5 * 2**20
+        daemon.set_bwlimit("08:00,1M 20:00,off")  # a new timetable: kept for the next start
+        assert daemon.bwlimit == "08:00,1M 20:00,off"
+        assert daemon.call("core/bwlimit")["bytesPerSecond"] == 5 * 2**20
+    finally:
+        daemon.stop()
+
+
+def test_upload_with_a_bandwidth_timetable_in_the_config_works(tmp_path: Path) -> None:
+    home, src = tmp_path / "home", tmp_path / "src"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "config.toml").write_text(f'[storage]\nremote = "{tmp_path / "storage"}"\n'
+                                                 '[transfer]\nbwlimit = "08:00,20M 20:00,off"\n')
+    src.mkdir()
+    (src / "a.bin").write_bytes(b"a" * 1000)
+    env = {**os.environ, "TRAYAGENT_HOME": str(home)}
+    for command in (["config", "check"], ["upload", str(src), "--dataset", "tt"]):
+        proc = subprocess.run([sys.executable, "-m", "trayagent.cli", *command], capture_output=True,
+                              text=True, env=env, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "storage" / "no-proposal" / "tt" / "a.bin").read_bytes() == b"a" * 1000
+
+
+def test_a_start_that_cannot_write_its_pid_file_leaves_nothing_running_or_behind(tmp_path: Path) -> None:
+    """As on a full disk, where the rc password file still fitted and the pid file did not."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / f"rclone-rcd-{os.getpid()}.pid").mkdir()  # the pid file cannot be written
+    daemon = RcloneDaemon(find_rclone(), run)
+    with pytest.raises(OSError):
+        daemon.launch()
+    assert daemon.pid is None and not daemon.alive()
+    assert not list(run.glob("rclone-rc-*.htpasswd"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trayagent.errors import StorageError
-from trayagent.storage.rcerrors import RcError, is_auth_error, is_transient
+from trayagent.storage.rcerrors import RcError, is_auth_error, is_no_space, is_transient, plain_error
 from trayagent.storage.redact import Redactor
 
 # (rclone error text, transient?, auth?)
@@ -116,3 +116,42 @@ def test_redactor_ignores_empty_and_short_secrets() -> None:
 
 def test_redactor_without_secrets_is_identity() -> None:
     assert Redactor()("nothing to hide: 401 Unauthorized") == "nothing to hide: 401 Unauthorized"
+
+
+# A full storage or an exceeded quota: its own kind (not transient, not auth, not a file's fault)
+NO_SPACE = [
+    "507 Insufficient Storage",
+    "Put \"http://h/dav/a.h5\": unchunked simple update failed: 507 Insufficient Storage",
+    "413 Request Entity Too Large",
+    ("unchunked simple update failed: <!DOCTYPE HTML PUBLIC '-//W3C//DTD HTML 4.01//EN'>\n<html><head>\n"
+     "<title>500 Internal Server Error</title></head><body><h1>500 Internal Server Error</h1>\n<p>500 Internal "
+     "Server Error: An internal server error occurred\n    Source exception: OSError(28, &#x27;No space left "
+     "on device&#x27;)</p></body></html>: 500 Internal Server Error"),
+    "QuotaExceeded: \n\tstatus code: 403, request id: 1769A2F7B1E2C3D6, host id: ",
+    "EntityTooLarge: Your proposed upload exceeds the maximum allowed object size.\n\tstatus code: 400",
+    "XMinioStorageFull: Storage backend has reached its minimum free drive threshold.\n\tstatus code: 507",
+    "write /mnt/store/a.h5: no space left on device",
+    "write /mnt/store/a.h5: disk quota exceeded",
+]
+
+
+@pytest.mark.parametrize("error", NO_SPACE, ids=[e[:40] for e in NO_SPACE])
+def test_full_storage_is_its_own_kind(error: str) -> None:
+    assert is_no_space(error)
+    assert not is_transient(error) and not is_auth_error(error)
+    assert not RcError("operations/copyfile", 0, error).transient
+
+
+@pytest.mark.parametrize("error", ["500 Internal Server Error", "/data/quotas_2024/a.h5: permission denied",
+                                   "read /data/507/a.h5: connection reset by peer", "403 Forbidden"])
+def test_other_errors_are_not_a_full_storage(error: str) -> None:
+    assert not is_no_space(error)
+
+
+def test_a_server_error_page_is_shrunk_to_its_words() -> None:
+    assert plain_error(NO_SPACE[3]) == ("unchunked simple update failed: No space left on device: "
+                                        "500 Internal Server Error")
+    assert plain_error("x: <html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>") == \
+        "x: 502 Bad Gateway"
+    assert plain_error("plain\n  text") == "plain text"
+    assert len(plain_error("y" * 1000)) == 300

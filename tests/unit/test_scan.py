@@ -278,3 +278,17 @@ def test_batched_pulls_only_one_chunk_at_a_time() -> None:
 
     first = next(batched(source(), 10))
     assert len(first) == 10 and len(pulled) == 10
+
+
+def test_a_fifo_and_a_link_to_a_folder_are_skipped_with_their_reason(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "d", {"a.h5": "a"})
+    os.mkfifo(root / "pipe")
+    (root / "link").symlink_to(_tree(tmp_path / "other", {"b.h5": "b"}), target_is_directory=True)
+    skipped: list[str] = []
+    assert [f.relpath for f in scan([Source(root, "")], NO_FILTERS, skipped=skipped)] == ["a.h5"]
+    link_why = "a link to a folder (links to folders are not followed; upload the folder itself)"
+    assert skipped == [f"{root / 'link'}: {link_why}",
+                       f"{root / 'pipe'}: a FIFO (named pipe): only regular files are uploaded"]
+    skipped.clear()  # named on its own: reading a FIFO would wait for a writer forever
+    assert list(scan([Source(root, "", only="pipe")], NO_FILTERS, skipped=skipped)) == []
+    assert skipped == [f"{root / 'pipe'}: a FIFO (named pipe): only regular files are uploaded"]

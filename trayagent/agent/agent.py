@@ -65,9 +65,15 @@ class Agent:
         """Take the per-user lock (Busy if another agent runs), resume work, open the API."""
         self._lock.acquire()
         self.uploader.prepare()
+        self.uploader.watch(on_failure=lambda dataset, reason: self.notes.file_failed(dataset.name, reason),
+                            on_login_needed=self._login_needed,
+                            on_storage_full=lambda exc: self.notes.storage_full(exc.message),  # pause, not stop
+                            on_catalogue_refused=lambda exc: self.notes.catalogue_refused(str(exc)))  # uploads go on
         self.uploader.restore_syncs()
         for dataset in self.uploader.resume_batches():
             log.info("resuming dataset %r", dataset.name)
+        for refusal in self.uploader.refused:  # queued under another configuration: said, not moved
+            self.notes.queued_elsewhere(str(refusal))
         register_routes(self.server, self)
         self.server.start()
         threading.Thread(target=self._engine_loop, name="engine", daemon=True).start()
@@ -103,9 +109,7 @@ class Agent:
         """The engine runs until the agent stops; a refused password waits for a new login."""
         while not self._stopped.is_set():
             try:
-                self.uploader.serve(self.uploader.served_ids, on_complete=self._completed,
-                                    on_failure=lambda dataset, reason: self.notes.file_failed(dataset.name, reason),
-                                    on_login_needed=self._login_needed)
+                self.uploader.serve(self.uploader.served_ids, on_complete=self._completed)
                 return
             except AuthError as exc:
                 self.problem = exc.message
@@ -145,7 +149,10 @@ class Agent:
         while not self._stopped.wait(1.0):
             self.notes.flush()
             waiting = self.uploader.waiting or ""
-            self.notes.storage_state("storage" not in waiting, waiting)
+            full = "full or over its quota" in waiting  # told by on_storage_full, not as unreachable
+            self.notes.storage_state("storage" not in waiting or full, waiting)
+            if not full:
+                self.notes.storage_has_room()
             now_gone = self.uploader.gone_folders()
             for folder in now_gone - gone:
                 self.notes.folder_gone(folder)

@@ -123,6 +123,23 @@ class Notifications:
                        f"No contact with the storage for {minutes:.0f} min ({detail}). Files wait in the "
                        "queue and go up when it is back.")
 
+    def storage_full(self, detail: str) -> None:
+        """Said once per pause: uploads to a full storage wait for space, files stay queued."""
+        self._once("full", "Storage full", f"{detail}. Uploads wait and are tried again every few "
+                   "minutes; free space or ask for a bigger quota. Nothing is lost.")
+
+    def catalogue_refused(self, detail: str) -> None:
+        """Said once per distinct refusal: registration waits for a fix only a person can make."""
+        self._once(f"refused:{detail}", "Registration waits", f"The catalogue refused: {detail}\nUploads go "
+                   "on; registration catches up by itself after the fix.")
+
+    def queued_elsewhere(self, detail: str) -> None:
+        """A queued dataset belongs to another configuration's storage or catalogue: it waits."""
+        self._once(f"elsewhere:{detail}", "Dataset left in the queue", detail)
+
+    def storage_has_room(self) -> None:
+        self._said.discard("full")
+
     def folder_gone(self, folder: str) -> None:
         self._once(f"gone:{folder}", "Watched folder gone", f"{folder} disappeared (unplugged disk or "
                    "unmounted share?). It is watched again as soon as it is back.")

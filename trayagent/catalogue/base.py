@@ -94,5 +94,10 @@ class Catalogue(ABC):
         """What the catalogue knows of a proposal (title, PI...), to prefill the Dataset dialog."""
         raise CatalogueError(f"the {self.kind} catalogue has no proposals to look up")
 
+    def preflight(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
+        """Raise ``CatalogueError`` now for a refusal certain to come (e.g. a required field the
+        configuration cannot fill), so a batch upload stops before sending what could not be
+        catalogued. The default knows of none."""
+
     def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Release connections; the default has nothing to release."""

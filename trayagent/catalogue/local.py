@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import sqlitedb
-from ..errors import CatalogueError
+from ..errors import CatalogueError, LocalStateError
 from ..formats import rfc3339
 from .base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 
@@ -166,8 +166,12 @@ class LocalCatalogue(Catalogue):
             "upload registers the datasets again. Uploaded files in storage are not affected.",
         )
 
-    def _translate(self, exc: sqlite3.Error) -> CatalogueError:
+    def _translate(self, exc: sqlite3.Error) -> CatalogueError | LocalStateError:
         text = str(exc).lower()
+        if "disk is full" in text:  # not damage: free space and run again (the commit was rolled back)
+            full = sqlitedb.local_state_error(exc, self.db_path.parent)
+            assert full is not None
+            return full
         if "locked" in text or "busy" in text:
             return CatalogueError(
                 f"The local catalogue {self.db_path} is busy (another process holds it): {exc}",

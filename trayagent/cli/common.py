@@ -10,6 +10,7 @@ from ..agent.client import AgentClient
 from ..paths import Paths
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 141  # stdout's reader went away, as for a tool ended by SIGPIPE
 
 
 def startup_over() -> None:

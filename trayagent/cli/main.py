@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,7 +28,7 @@ from ..paths import Paths, resolve_paths
 from ..storage.process import end_without_waiting
 from ..storage.redact import Redactor
 from .account import cmd_login, cmd_logout
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, startup_over
+from .common import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, startup_over
 from .desktop import cmd_agent, cmd_dialog, cmd_install_desktop, cmd_open
 from .upload import cmd_resume, cmd_status, cmd_sync, cmd_upload
 
@@ -151,10 +153,16 @@ def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
         if args.command != "upload":  # an upload ends its start-up once its first copy is near
             startup_over()
         code = int(_COMMANDS[args.command](args, cfg, paths, redactor))
-    except TrayagentError as exc:
+    except BrokenPipeError:
+        code = _reader_gone()
+    except (TrayagentError, OSError, sqlite3.DatabaseError) as caught:
+        exc = _in_words(caught, paths)  # a full disk, a damaged database: said, not a traceback
+        log.info("%s failed: %s", args.command, exc)  # INFO: the log file keeps what stderr said once
         log.debug("command failed", exc_info=True)
         print(f"trayagent: {in_cli_words(exc)}", file=sys.stderr)
         code = exc.exit_code if exc.exit_code else EXIT_FAILED
+        if getattr(args, "json", False):  # a script reading stdout gets an answer on every exit
+            print(json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": code}, ensure_ascii=False))
     except KeyboardInterrupt:
         print("\ntrayagent: interrupted; run the same command again to finish (nothing is lost).",
               file=sys.stderr)
@@ -162,6 +170,28 @@ def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
     if fast_exit and args.command in _FAST_EXIT:
         _exit_now(code)
     return code
+
+
+def _in_words(caught: BaseException, paths: Paths) -> TrayagentError:
+    """The error as the user reads it: trayagent's own, or a failure of its local state (no space
+    left, a damaged database) put in words; anything else is a bug and keeps its traceback."""
+    if isinstance(caught, TrayagentError):
+        return caught
+    problem = sqlitedb.local_state_error(caught, paths.data_dir)
+    if problem is None:
+        raise caught
+    log.info("local state: %r", caught, exc_info=caught)  # where it happened: the log file only
+    return problem
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away (`trayagent upload --dry-run ... | head -1`): end quietly, as a
+    Unix tool ended by SIGPIPE does (exit 128 + 13). Further output goes nowhere, so that the
+    interpreter's final flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 # The options that give what an error's ``field`` names: the core words its hints for every front end.

@@ -18,7 +18,15 @@ from ..queue import DatasetState, Mode
 from ..storage.rclone import RcloneDaemon
 from ..storage.redact import Redactor
 from ..storage.target import launch_rclone, prefetch_secret
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, running_agent, sigterm_as_interrupt, startup_over
+from .common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    running_agent,
+    sigterm_as_interrupt,
+    startup_over,
+)
 from .progressbar import ProgressBar
 
 if TYPE_CHECKING:  # imported by the commands that use it, after an upload has set rclone going
@@ -62,6 +70,7 @@ def _upload(up: Uploader, args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(up, plan, args.json)
     sigterm_as_interrupt()
+    up.preflight()  # a refusal certain to come stops the upload before anything is sent
     scan_errors: list[str] = []
     dataset = up.submit(plan, scan_errors)
     bar = ProgressBar.for_stream(sys.stderr, enabled=not args.json)
@@ -110,6 +119,8 @@ def cmd_sync(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Reda
                        investigation_description=args.investigation_description, include=args.include,
                        exclude=args.exclude, mode=Mode.SYNC)
         dataset = up.start_sync(plan)
+        up.watch(on_storage_full=lambda exc: None,  # a full storage pauses the sync (the engine warns)
+                 on_catalogue_refused=lambda exc: up.warn_syncs(f"registration waits: {exc.message}"))
         print(f"syncing {', '.join(args.paths)} -> {dataset.storage_path} (Ctrl-C stops; "
               f"`trayagent sync --finalize {args.dataset}` finishes the dataset)", file=sys.stderr)
         try:
@@ -191,12 +202,17 @@ def cmd_resume(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
             print("nothing to resume" if not args.json else "[]")
             return EXIT_OK
         outcomes = up.resume()
+        refused = up.refused
     if args.json:
         print(json.dumps([o.as_dict() for o in outcomes], ensure_ascii=False))
     else:
         for o in outcomes:
             _report(o.as_dict(), False)
-    return EXIT_FAILED if any(o.files_failed for o in outcomes) else EXIT_OK
+    for problem in refused:  # datasets this configuration cannot finish: each says what will
+        print(f"trayagent: {problem}", file=sys.stderr)
+    if any(o.files_failed for o in outcomes):
+        return EXIT_FAILED
+    return EXIT_USAGE if refused else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:

@@ -19,6 +19,7 @@ mean the recorded hash is the hash of the bytes that are there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -29,10 +30,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal
 
 from ..catalogue.base import Catalogue, DatasetSpec, FileRecord, StorageLocation
-from ..errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError
+from ..errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError, StorageFull
 from ..platform.priority import lower_current_thread
 from ..queue import Dataset, Queue, QueuedFile, State
-from ..storage.rcerrors import RcError
+from ..storage.rcerrors import RcError, plain_error
 from ..storage.transfer import RemoteFile, Transfer, rclone_name
 from .checksum import FAST_STRONG, Digest, hash_file, stat_file
 from .manifest import build_ro_crate, load_media_types
@@ -68,6 +69,13 @@ class Engine:
         self.paused = threading.Event()  # Pause all: no new batches (the one in flight finishes)
         self.on_failure: Callable[[Dataset, QueuedFile, str], None] = lambda d, f, reason: None
         self.on_login_needed: Callable[[], None] = lambda: None
+        # catalogue refusal (a 400/403 a person must fix): None stops the run (batch: better stop early
+        # than upload uncatalogued); a callback (agent, sync) keeps uploading and tells the user once
+        self.on_catalogue_refused: Callable[[CatalogueError], None] | None = None
+        self._refusals = 0  # refusals in a row: the retries back off from 5 s to 5 min
+        # storage full: None stops the run (batch); a callback pauses the storage and tells the user
+        self.on_storage_full: Callable[[StorageFull], None] | None = None
+        self._storage_full_until = 0.0
         self.waiting: str | None = None
         self._catalogue_paused_until = 0.0
         self._hashers = ThreadPoolExecutor(tuning.hash_threads, thread_name_prefix="hash",
@@ -120,6 +128,7 @@ class Engine:
             return self._outcome(dataset, time.monotonic() - started)
         tracker = _ProgressTracker(self, dataset, on_progress)
         while not self.stop_event.is_set():
+            self.wake.clear()  # before the step: a wake-up set during it ends the next wait at once
             dataset = self.queue.dataset(dataset_id)
             worked = self._step(dataset, tracker)
             if self._finished(dataset) and (not finalize or self._finalize(dataset)):
@@ -176,6 +185,9 @@ class Engine:
                 self.waiting = None
                 return True
             except StorageError as exc:
+                if self._pauses_when_full(exc):
+                    self.stop_event.wait(self.tuning.full_retry_seconds)
+                    continue
                 if not exc.transient:
                     raise
                 delay = backoff(attempt, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
@@ -212,18 +224,38 @@ class Engine:
             self._catalogue_trouble(exc)
             return dataset
         self.queue.set_dataset(dataset.id, catalogue_id=cid)
+        self._refusals = 0
         log.info("dataset %r is %s in the %s catalogue", dataset.name, cid, self.catalogue.kind)
         return self.queue.dataset(dataset.id)
 
     def _catalogue_trouble(self, exc: CatalogueError | AuthError) -> None:
         """Uploads go on; registration waits (login needed, or the catalogue is down)."""
         if isinstance(exc, CatalogueError) and not exc.transient:
-            raise exc
+            self._catalogue_refused(exc)
+            return
         self.waiting = f"catalogue: {exc.message}"
         self._catalogue_paused_until = time.time() + (30 if isinstance(exc, LoginRequired) else 10)
         log.warning("registration paused: %s", exc)
         if isinstance(exc, LoginRequired):
             self.on_login_needed()
+
+    def _catalogue_refused(self, exc: CatalogueError) -> None:
+        """A refusal only a person can fix (configuration, groups, a trayagent bug). Without
+        ``on_catalogue_refused`` it ends the run. With it, uploads go on and registration is tried
+        again after 5 s, 10 s, ... 5 min (the catalogue re-reads a fixed configuration file; a login
+        resumes at once): it catches up by itself, without a restart. Said once per distinct refusal."""
+        if self.on_catalogue_refused is None:
+            raise exc
+        delay = backoff(self._refusals, 5.0, 300.0)
+        self._refusals += 1
+        told = self.waiting == f"catalogue refused registration: {exc}"
+        self.waiting = f"catalogue refused registration: {exc}"
+        self._catalogue_paused_until = time.time() + delay
+        if told:
+            log.info("registration still refused; next try in %.0f s", delay)
+            return
+        log.error("registration refused; uploads go on, registration waits: %s", exc)
+        self.on_catalogue_refused(exc)
 
     def resume_catalogue(self) -> None:
         """A new login: try registering again now rather than at the end of the pause."""
@@ -233,24 +265,40 @@ class Engine:
 
     # -- upload + verify ------------------------------------------------------------------------
     def _next_batch(self, dataset: Dataset) -> list[QueuedFile]:
+        """Due files up to the batch limits. Files whose upload was interrupted (``maybe_stored``)
+        travel in batches of their own, which ask storage first what it holds: the others keep
+        the fast path that lists nothing."""
         batch: list[QueuedFile] = []
         total = 0
         for f in self.queue.due(dataset.id, State.PENDING, self.tuning.batch_files):
-            if batch and total + (f.size or 0) > self.tuning.batch_bytes:
+            if batch and (total + (f.size or 0) > self.tuning.batch_bytes
+                          or f.maybe_stored != batch[0].maybe_stored):
                 break
             batch.append(f)
             total += f.size or 0
-        return batch
+        return self._still_as_sent(batch) if batch and batch[0].maybe_stored else batch
+
+    def _still_as_sent(self, batch: list[QueuedFile]) -> list[QueuedFile]:
+        """Interrupted files whose local size or mtime changed since: storage can only hold an
+        older version, and a size-only comparison could take it for the new one. They are sent
+        like new files (in a later batch)."""
+        changed = [f for f in batch if self._changed_since(f, _stored_digest(f))]
+        if changed:
+            self.queue.forget_stored([f.id for f in changed])
+        kept = [f for f in batch if f not in changed]
+        return kept or [dataclasses.replace(f, maybe_stored=False) for f in changed]
 
     def _upload_next_batch(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
         """Send one batch; while rclone works, verify and register what earlier batches sent."""
+        if time.time() < self._storage_full_until:  # storage full: paused until the next slow try
+            return False
         batch = self._next_batch(dataset)
         if not batch:
             return self._verify_uploaded(dataset, force=True)
         ids = [f.id for f in batch]
         self.queue.mark(ids, State.UPLOADING, expect=State.PENDING)
         digests = self._start_digests(batch)
-        refused: list[CatalogueError] = []
+        refused: list[CatalogueError | StorageFull] = []
 
         def meanwhile() -> None:
             """While rclone copies: the catalogue's dataset (a SciCat round trip or several) and
@@ -259,12 +307,12 @@ class Engine:
                 current = self._ensure_catalogued(dataset)
                 self._verify_uploaded(current, force=False)
                 self._register_verified(current)
-            except CatalogueError as exc:  # permanent: raised once this batch's copy is recorded
+            except (CatalogueError, StorageFull) as exc:  # raised once this batch's copy is recorded
                 refused.append(exc)
             load_media_types()  # for the manifest at the end, read now while rclone works
         try:
             errors = self.transfer.copy_batch(dataset.storage_path, batch, on_job=tracker.on_job,
-                                              meanwhile=meanwhile)
+                                              meanwhile=meanwhile, check_dest=batch[0].maybe_stored)
         except (RcError, StorageError) as exc:
             errors = [getattr(exc, "error", None) or str(exc)]
         finally:
@@ -437,6 +485,9 @@ class Engine:
         if isinstance(problem, AuthError):
             self.queue.mark([f.id], State.PENDING, expect=State.UPLOADED)
             raise problem
+        if isinstance(problem, StorageFull):
+            return self._storage_full(f, problem)
+        error = plain_error(error)  # a server's HTML error page shrunk to its words
         if problem.transient:
             delay = backoff(f.attempts, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
             self.waiting = f"storage: {error} (retrying in {delay:.0f} s)"
@@ -446,6 +497,29 @@ class Engine:
         log.error("%s: %s", f.relpath, error)
         self._fail(f, error)
         return None
+
+    def _pauses_when_full(self, exc: Exception) -> bool:
+        """A full storage where the caller waits for space (agent, sync): pause and tell the user."""
+        if not isinstance(exc, StorageFull) or self.on_storage_full is None:
+            return False
+        delay = self.tuning.full_retry_seconds
+        self._storage_full_until = time.time() + delay
+        self.waiting = f"{exc.message} (trying again in {delay / 60:.0f} min)"
+        log.warning("%s; uploads to it paused, next try in %.0f s", exc.message, delay)
+        self.on_storage_full(exc)
+        return True
+
+    def _storage_full(self, f: QueuedFile, problem: StorageFull) -> tuple[str, float]:
+        """Storage full or over quota: no file is failed for it (none is at fault). Without
+        ``on_storage_full`` (a batch run) the file goes back to the queue, due at once for the
+        re-run after space is freed, and the run stops with the message. With it (agent, sync) the
+        whole storage pauses for ``full_retry_seconds`` and the hook tells the user."""
+        if self.on_storage_full is None:
+            self.queue.retry_later(f.id, problem.message, 0)
+            raise problem
+        self._pauses_when_full(problem)
+        self.queue.retry_later(f.id, problem.message, self.tuning.full_retry_seconds)
+        return problem.message, self.tuning.full_retry_seconds
 
     def _mismatch(self, f: QueuedFile, error: str) -> None:
         """Uploaded but not verifiable: retried a few times, then reported, never registered."""
@@ -493,6 +567,7 @@ class Engine:
                 return worked
             self.queue.mark([f.id for f in batch], State.REGISTERED, expect=State.VERIFIED)
             self.waiting = None
+            self._refusals = 0
             worked = True
         return worked
 
@@ -517,7 +592,10 @@ class Engine:
             self._catalogue_trouble(exc)
             return False
         except (StorageError, CatalogueError) as exc:
-            if not exc.transient:
+            if isinstance(exc, CatalogueError) and not exc.transient:
+                self._catalogue_refused(exc)
+                return False
+            if not exc.transient and not self._pauses_when_full(exc):
                 raise
             self.waiting = f"finishing {dataset.name}: {exc.message}"
             log.warning("cannot finish dataset %r yet: %s", dataset.name, exc.message)

@@ -19,6 +19,7 @@ class Tuning:
     checksum: str = _TRANSFER.checksum
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = _TRANSFER.retry_max_seconds
+    full_retry_seconds: float = 300.0  # agent and sync: next try at a full storage
     hash_threads: int = 2
     verify_files: int = 4 * _TRANSFER.batch_files  # files read back in one go (fewer listings of big folders)
 

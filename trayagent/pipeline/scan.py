@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -77,20 +78,27 @@ def plan_sources(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
     return [Source(p, p.name) if p.is_dir() else Source(p.parent, "", only=p.name) for p in resolved]
 
 
-def scan(sources: Sequence[Source], filters: Filters, errors: list[str] | None = None) -> Iterator[NewFile]:
+def scan(sources: Sequence[Source], filters: Filters, errors: list[str] | None = None,
+         skipped: list[str] | None = None) -> Iterator[NewFile]:
     """Every wanted regular file under the sources. Unreadable folders are logged and collected in
-    ``errors`` (the rest of the tree goes on); symlinked folders are not followed (loops)."""
+    ``errors`` (the rest of the tree goes on); symlinked folders are not followed (loops). What is
+    neither (a FIFO, a socket, a device, a link to a folder) is skipped with a warning that says
+    why, and collected in ``skipped`` ("path: why"), not silently: the user may have expected it in
+    the dataset."""
     for source in sources:
         if source.only is not None:
-            yield from _single(source, filters, errors)
+            yield from _single(source, filters, errors, skipped)
         else:
-            yield from _walk(source, filters, errors)
+            yield from _walk(source, filters, errors, skipped)
 
 
-def _single(source: Source, filters: Filters, errors: list[str] | None) -> Iterator[NewFile]:
+def _single(source: Source, filters: Filters, errors: list[str] | None,
+            skipped: list[str] | None) -> Iterator[NewFile]:
     assert source.only is not None
     entry = _stat(source.root / source.only, errors)
-    if entry is not None and filters.wants(source.only):
+    if entry is not None and not stat.S_ISREG(entry.st_mode):  # a FIFO named on the command line
+        _skip(str(source.root / source.only), _kind(entry.st_mode), skipped)
+    elif entry is not None and filters.wants(source.only):
         yield NewFile(str(source.root), source.only, source.only, entry.st_size, entry.st_mtime_ns)
 
 
@@ -108,7 +116,37 @@ def _report(errors: list[str] | None, message: str) -> None:
         errors.append(message)
 
 
-def _walk(source: Source, filters: Filters, errors: list[str] | None) -> Iterator[NewFile]:
+_told: set[str] = set()  # said once per path per process: sync mode scans the same tree again
+
+
+def _skip(path: str, why: str, skipped: list[str] | None) -> None:
+    """A wanted name is not uploaded: collected, and said once (per process) with the reason."""
+    if skipped is not None:
+        skipped.append(f"{path}: {why}")
+    if path not in _told:
+        _told.add(path)
+        log.warning("skipped %s: %s", path, why)
+
+
+def skip_reason(entry: os.DirEntry[str]) -> str:
+    """Why a directory entry that is neither a regular file nor a folder is not uploaded."""
+    try:
+        if entry.is_symlink():
+            return "a link to a folder (links to folders are not followed; upload the folder itself)"
+        mode = entry.stat(follow_symlinks=False).st_mode
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return _kind(mode)
+
+
+def _kind(mode: int) -> str:
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    return f"{kind}: only regular files are uploaded"
+
+
+def _walk(source: Source, filters: Filters, errors: list[str] | None,
+          skipped: list[str] | None) -> Iterator[NewFile]:
     stack = [""]
     while stack:
         reldir = stack.pop()
@@ -131,6 +169,7 @@ def _walk(source: Source, filters: Filters, errors: list[str] | None) -> Iterato
                 if entry.is_symlink() and not os.path.exists(entry.path):
                     st = entry.stat(follow_symlinks=False)  # queued: it fails with its reason, and a
                 elif not entry.is_file():                   # Retry succeeds once the target is back
+                    _skip(entry.path, skip_reason(entry), skipped)
                     continue
                 else:
                     st = entry.stat()

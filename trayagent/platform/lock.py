@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from ..errors import TrayagentError
 
@@ -21,8 +21,10 @@ class Busy(TrayagentError):
 
 
 class ProcessLock:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, what: str = "this queue") -> None:
+        """``what`` names what the lock guards in the message a refused process prints."""
         self.path = path
+        self.what = what
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
@@ -34,7 +36,7 @@ class ProcessLock:
             fh.seek(0)
             holder = fh.read().strip() or "unknown"
             fh.close()
-            raise Busy(f"another trayagent process (pid {holder}) is working on this queue",
+            raise Busy(f"another trayagent process (pid {holder}) is working on {self.what}",
                        "Wait for it to finish, or stop it; its work is not lost.") from None
         fh.seek(0)
         fh.truncate()
@@ -47,7 +49,7 @@ class ProcessLock:
             self._fh.close()
             self._fh = None
 
-    def __enter__(self) -> ProcessLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

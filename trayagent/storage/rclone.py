@@ -53,8 +53,9 @@ class RcloneDaemon:
     """A supervised ``rclone rcd``; ``call`` restarts it once if it died."""
 
     def __init__(self, binary: str, runtime_dir: Path, rclone_config: str = "",
-                 redactor: Redactor | None = None) -> None:
+                 redactor: Redactor | None = None, bwlimit: str = "") -> None:
         self.binary = binary
+        self.bwlimit = bwlimit  # rclone's --bwlimit at (re)start: a single rate or a timetable
         self.runtime_dir = runtime_dir
         self.rclone_config = rclone_config
         self.redact = redactor or Redactor()
@@ -73,8 +74,12 @@ class RcloneDaemon:
         path = self.runtime_dir / f"rclone-rc-{os.getpid()}.htpasswd"
         digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"{self._auth[0]}:{{SHA}}{digest}\n")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{self._auth[0]}:{{SHA}}{digest}\n")
+        except OSError:  # a full disk: no empty password file left behind
+            path.unlink(missing_ok=True)
+            raise
         return path
 
     def start(self) -> None:
@@ -100,20 +105,35 @@ class RcloneDaemon:
                "--stats", "0"]
         if self.rclone_config:
             cmd += ["--config", self.rclone_config]
+        if self.bwlimit:
+            cmd += ["--bwlimit", self.bwlimit]
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
         self._gc_held = not ({"GOGC", "GOMEMLIMIT"} & env.keys())  # a user's own Go settings win
         if self._gc_held:
             env.update(_START_GC)
         self._reap_orphan()
-        self._proc = LAUNCHER.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, errors="replace", env=env,
-                                     creationflags=flags,
-                                     preexec_fn=die_with_parent if os.name == "posix" else None)
-        self._pidfile.write_text(str(self._proc.pid))
+        try:
+            self._proc = LAUNCHER.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True, errors="replace", env=env,
+                                        creationflags=flags,
+                                        preexec_fn=die_with_parent if os.name == "posix" else None)
+            self._pidfile.write_text(str(self._proc.pid))
+        except OSError:  # e.g. no space left for the pid file: nothing started, nothing left behind
+            self._abandon_start(htpasswd)
+            raise
         self._ready = _Ready()
         threading.Thread(target=self._follow, args=(self._proc, self._ready), daemon=True,
                          name="rclone-log").start()
+
+    def _abandon_start(self, htpasswd: Path) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait(5)
+        for leftover in (htpasswd, self._pidfile):
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
 
     def _follow(self, proc: subprocess.Popen[str], ready: _Ready) -> None:
         """Wait for rclone to serve, then stream its log for as long as it runs."""
@@ -335,12 +355,28 @@ class RcloneDaemon:
         return self.call("core/stats", {"group": group} if group else {})
 
     def set_bwlimit(self, rate: str) -> None:
+        """Change the bandwidth limit of the running rclone. rclone's rc takes one rate only, so a
+        timetable ("08:00,20M 20:00,off") takes effect at rclone's next start; either way the new
+        value is kept for restarts."""
+        rate = rate.strip()
+        if rate == self.bwlimit and self._proc is not None:
+            return  # rclone was started with it
+        self.bwlimit = rate
+        if is_timetable(rate):
+            log.warning("bandwidth timetable %r takes effect when rclone next starts (restart the agent)", rate)
+            return
         self.call("core/bwlimit", {"rate": rate or "off"})
 
     def obscure(self, clear: str) -> str:
         obscured = str(self.call("core/obscure", {"clear": clear})["obscured"])
         self.redact.add(obscured)
         return obscured
+
+
+def is_timetable(bwlimit: str) -> bool:
+    """rclone's bandwidth timetable ("08:00,512k 12:00,10M Sat-00:00,off"), as opposed to a single
+    rate ("10M", "1M:100k" for upload:download, "off")."""
+    return "," in bwlimit or " " in bwlimit.strip()
 
 
 class _Ready(threading.Event):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from ..config import Config
@@ -147,7 +148,7 @@ def launch_rclone(cfg: Config, paths: Paths, redactor: Redactor) -> RcloneDaemon
     """The configured rclone, started without waiting for it (the first rc call waits): it starts
     up while the caller imports the engine, reads the keyring and scans the folders."""
     daemon = RcloneDaemon(find_rclone(cfg.storage.rclone), paths.ensure().runtime_dir,
-                          cfg.storage.rclone_config, redactor)
+                          cfg.storage.rclone_config, redactor, bwlimit=cfg.transfer.bwlimit)
     daemon.launch()
     return daemon
 
@@ -175,10 +176,20 @@ def storage_target(cfg: Config, paths: Paths, *, need_secret: bool = True) -> St
         url = _param(remote.head, "url") or _param(remote.head, "endpoint") or _param(remote.head, "host")
         backend = remote.backend
         if url:
-            parsed = urlparse(url if "://" in url else f"//{url}")
-            host = parsed.hostname or url
+            host = endpoint_host({"url": url})
             display = f"{backend}+{url.rstrip('/')}/{remote.path}".rstrip("/")
         else:
-            host = backend
+            host = ""  # a named remote: its rclone config knows the endpoint (see endpoint_host)
             display = f"rclone:{backend}:{remote.path}".rstrip(":")
     return StorageTarget(remote, user, secret, display, host)
+
+
+def endpoint_host(options: Mapping[str, Any]) -> str:
+    """The host of a remote's endpoint (``url``, ``endpoint`` or ``host`` option, as in rclone's
+    config or a connection string); "" when the remote names none (the catalogue then leaves its
+    host field out rather than send the remote's name)."""
+    url = next((str(options[k]) for k in ("url", "endpoint", "host") if options.get(k)), "")
+    if not url:
+        return ""
+    parsed = urlparse(url if "://" in url else f"//{url}")
+    return parsed.hostname or ""

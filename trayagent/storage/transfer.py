@@ -2,7 +2,9 @@
 
 A batch becomes one ``sync/copy`` job per source folder, restricted to the batch's files by a
 NUL-separated ``--files-from0`` list and run with ``NoCheckDest``: the
-queue has already decided what must go, so rclone need not list the destination first. Names with
+queue has already decided what must go, so rclone need not list the destination first. The one
+exception is a batch of files whose earlier upload was interrupted (a crash, Quit now): there rclone
+compares with what storage holds and sends only what is missing or different (``check_dest``). Names with
 control characters are passed in rclone's own encoding (see ``rclone_name``). ``listing`` reads back what
 storage holds (size, and the backend's hash where it has one) for verification.
 """
@@ -18,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import AuthError, StorageError
+from ..errors import AuthError, StorageError, StorageFull
 from ..queue import QueuedFile
-from .rcerrors import RcError, is_auth_error
+from .rcerrors import RcError, is_auth_error, is_no_space, plain_error
 from .rclone import RcloneDaemon
 from .target import StorageTarget
 
@@ -100,7 +102,7 @@ class Transfer:
         except (RcError, StorageError) as exc:
             log.debug("cannot clear rclone's remotes: %s", exc)
 
-    def _config(self) -> dict[str, Any]:
+    def _config(self, check_dest: bool = False) -> dict[str, Any]:
         """Every call that may build a remote passes the same: rclone fixes a remote's low-level
         retries when it builds it.
 
@@ -108,9 +110,15 @@ class Transfer:
         the queue retries with backoff and tells the user it is waiting. No read-ahead buffer:
         rclone reads each file straight into the request, one copy of every byte fewer (0.1-0.2
         CPU-s per GiB less for rclone, and no 16 MiB per transfer); the kernel's read-ahead keeps
-        sequential reads from disk ahead of the network."""
+        sequential reads from disk ahead of the network.
+
+        ``check_dest``: rclone skips a file that storage already holds. With a hash on storage
+        (S3's MD5, the local backend), same size and same hash, computed from the local bytes
+        (``CheckSum``); without one (plain WebDAV), same size and, where the storage keeps
+        modification times, same mtime: rclone's own default comparison."""
+        check = {"NoCheckDest": False, "CheckSum": bool(self.hash_types())} if check_dest else {}
         return {"Transfers": self.transfers, "Checkers": max(8, self.transfers), "NoCheckDest": True,
-                "LowLevelRetries": 3, "BufferSize": BUFFER_SIZE}
+                "LowLevelRetries": 3, "BufferSize": BUFFER_SIZE} | check
 
     # -- capabilities and access ----------------------------------------------------------------
     def hash_types(self) -> list[str]:
@@ -154,21 +162,26 @@ class Transfer:
     def explain(self, error: str) -> StorageError | AuthError:
         """Turn rclone's error text into the error a user can act on."""
         where = self.target.display
+        if is_no_space(error):
+            return StorageFull(f"the storage {where} is full or over its quota: {plain_error(error)}",
+                               "Free space there (or ask for a bigger quota), then run the same command "
+                               "again: what is verified is kept, only the rest is sent.")
         if is_auth_error(error):
             return AuthError(f"the storage {where} refused the credentials: {error}",
                              "Check [storage] user and run `trayagent login storage --user NAME "
                              "--password-stdin` with the right password.")
-        return StorageError(f"storage {where}: {error}", "It is retried automatically; see the log "
+        return StorageError(f"storage {where}: {plain_error(error)}", "It is retried automatically; see the log "
                             "if it persists.", transient=RcError("", 0, error).transient)
 
     # -- copying --------------------------------------------------------------------------------
     def copy_batch(self, storage_path: str, files: Sequence[QueuedFile],
                    on_job: Callable[[int], None] | None = None,
-                   meanwhile: Callable[[], None] | None = None) -> list[str]:
+                   meanwhile: Callable[[], None] | None = None, check_dest: bool = False) -> list[str]:
         """Copy the files; returns the error texts of jobs that failed (files are verified anyway).
 
         ``meanwhile`` runs once the jobs are started, while rclone works: the engine verifies and
-        registers earlier batches there, so storage never waits for the catalogue."""
+        registers earlier batches there, so storage never waits for the catalogue. ``check_dest``:
+        send only what storage does not already hold (see ``_config``)."""
         groups: dict[tuple[str, str], list[QueuedFile]] = defaultdict(list)
         for f in files:
             groups[(f.src_root, _prefix(f))].append(f)
@@ -183,7 +196,7 @@ class Transfer:
                 try:
                     job = self.daemon.start_job("sync/copy", {
                         "srcFs": source_fs(root), "dstFs": self.fs(dst), "createEmptySrcDirs": False,
-                        "_config": self._config(), "_filter": {"FilesFrom0": [str(listing)]}})
+                        "_config": self._config(check_dest), "_filter": {"FilesFrom0": [str(listing)]}})
                 except BaseException as exc:
                     listing.unlink(missing_ok=True)
                     if isinstance(exc, RcError):

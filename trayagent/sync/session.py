@@ -56,6 +56,7 @@ class SyncSession:
         self._rescan_requested = threading.Event()
         self._threads: list[threading.Thread] = []
         self.warning: str | None = None
+        self._skipped: frozenset[str] = frozenset()  # what the last rescan skipped, told once
         self.finalizing = False
         self.gone: set[Path] = set()
 
@@ -98,9 +99,10 @@ class SyncSession:
         settler instead (they may still be being written), unless ``settled_only`` is False."""
         started = time.monotonic()
         errors: list[str] = []
+        skipped: list[str] = []
         fresh_before = time.time_ns() - int(self.settler.quiet * 1e9)
         queued = 0
-        for chunk in batched(scan(self.sources, self.filters, errors), 1000):
+        for chunk in batched(scan(self.sources, self.filters, errors, skipped), 1000):
             ready = [f for f in chunk if not settled_only or f.mtime_ns <= fresh_before]
             for f in chunk:
                 if settled_only and f.mtime_ns > fresh_before:
@@ -108,9 +110,18 @@ class SyncSession:
             queued += self.queue.enqueue(self.dataset.id, ready)
         if queued:
             self.wake()
+        self._tell_skipped(skipped)
         log.info("%s: rescan (%s) queued %d new or changed files in %.1f s", self.dataset.name, reason,
                  queued, time.monotonic() - started)
         return queued
+
+    def _tell_skipped(self, skipped: list[str]) -> None:
+        """What is not uploaded (a FIFO, a link to a folder) becomes the session's warning, which
+        `trayagent status` and the agent show; said again only when it changes."""
+        if skipped and frozenset(skipped) != self._skipped:
+            more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+            self._trouble(f"skipped {'; '.join(skipped[:3])}{more}", rescan=False)
+        self._skipped = frozenset(skipped)
 
     def _settle_loop(self) -> None:
         while not self._stop.is_set():

@@ -137,6 +137,13 @@ class SyncSessions:
             self.queue.update_session(dataset_id, state=SessionState.FINALIZED)
         return done
 
+    def warn_all(self, message: str) -> None:
+        with self._lock:
+            sessions = list(self._running.items())
+        for dataset_id, session in sessions:
+            session.warning = message
+            self.queue.update_session(dataset_id, warning=message)
+
     # -- stopping -------------------------------------------------------------------------------
     def stop_one(self, dataset_id: int) -> bool:
         """The user's Stop: watching ends, queued files stay queued; False if no such session runs."""

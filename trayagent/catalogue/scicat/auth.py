@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from ...config import Config
 from ...errors import AuthError, ConfigError, LoginRequired
 from ...secrets.store import catalogue_service, delete_secret, get_secret, set_secret
-from .http import API, ScicatError, ScicatHttp, decode, error_for
+from .http import API, ScicatError, ScicatHttp, decode, error_for, server_message
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,8 @@ def password_login(http: ScicatHttp, route: str, user: str, password: str) -> st
                         "Check the user name and password" + (" or set [catalogue] auth = \"ldap\" for a "
                         "facility (LDAP) account." if route != "ldap" else "; for a local or functional "
                         "account set [catalogue] auth = \"local\"."))
+    if resp.status_code >= 500:
+        raise _login_failed(resp, route)
     if not 200 <= resp.status_code < 300:
         raise error_for(resp, "logging in")
     body = decode(resp, "logging in")
@@ -104,11 +106,30 @@ def password_login(http: ScicatHttp, route: str, user: str, password: str) -> st
     return token
 
 
+def _login_failed(resp: Any, route: str) -> ScicatError:
+    """A server error on a login route: nothing was registered yet, so "retried automatically" would
+    be false comfort. SciCat answers 500 on /auth/ldap when the site has no LDAP configured."""
+    said = server_message(resp)
+    where = "LDAP login (/auth/ldap)" if route == "ldap" else "login (/auth/login)"
+    hint = ("If your account is a local or functional one, set [catalogue] auth = \"local\"; "
+            "otherwise try again later or tell the catalogue team (their server logs say why)."
+            if route == "ldap" else
+            "Try again later, or tell the catalogue team (their server logs say why).")
+    return ScicatError(f"SciCat failed during the {where} (HTTP {resp.status_code}"
+                       f"{': ' + said if said else ''})", hint, status=resp.status_code, transient=True,
+                       server_message=said)
+
+
 def _get(http: ScicatHttp, path: str, token: str, what: str) -> Any:
     resp = http.send("GET", path, what, token=token)
     if resp.status_code == 401:
         raise AuthError("SciCat did not accept the token (expired or for another catalogue?)",
                         "Tokens last one hour: copy a fresh one from the SciCat web page, or log in again.")
+    if resp.status_code >= 500:  # during a login nothing is queued: "retried automatically" would be false
+        said = server_message(resp)
+        raise ScicatError(f"SciCat failed while {what} (HTTP {resp.status_code}{': ' + said if said else ''})",
+                          "Try `trayagent login` again later, or tell the catalogue team (their server logs "
+                          "say why).", status=resp.status_code, transient=True, server_message=said)
     if not 200 <= resp.status_code < 300:
         raise error_for(resp, what)
     return decode(resp, what)

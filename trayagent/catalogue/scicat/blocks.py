@@ -63,6 +63,16 @@ def data_file(f: FileRecord) -> dict[str, Any]:
     return {"path": f.path, "size": f.size, "time": rfc3339(f.mtime), "chk": f.checksum}
 
 
+# The properties of the backend's DataFile DTO (v4.27.0, whitelist + forbidNonWhitelisted): anything
+# else in a dataFileList entry, such as the _id and id mongoose adds to what GET returns, is a 400.
+DATA_FILE_FIELDS = ("path", "size", "time", "chk", "uid", "gid", "perm")
+
+
+def writable(entry: dict[str, Any]) -> dict[str, Any]:
+    """A stored ``dataFileList`` entry as a request may send it back: DataFile properties only."""
+    return {k: entry[k] for k in DATA_FILE_FIELDS if entry.get(k) is not None}
+
+
 def _json_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False).encode())
 

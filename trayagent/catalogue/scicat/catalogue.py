@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ... import __version__
-from ...config import Config
-from ...errors import CatalogueError
+from ...config import Config, is_email, is_url_host, load_config
+from ...errors import CatalogueError, ConfigError, LoginRequired
 from ...formats import rfc3339
+from ...paths import resolve_paths
 from ..base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 from .auth import Identity, catalogue_url, client_for, parse_identity, parse_whoami
 from .blocks import (
@@ -34,6 +35,7 @@ from .blocks import (
     data_file,
     epoch,
     index_from_blocks,
+    writable,
 )
 from .http import ScicatError, ScicatHttp, quote_id
 from .proposals import proposal_facts
@@ -52,6 +54,50 @@ def source_folder(location: StorageLocation) -> str:
     return "/" + location.path.strip("/")
 
 
+# Dataset properties a user sets, and where: a 400 naming only these is the user's to fix; any other
+# refused property is one trayagent fills in itself, so that refusal is a trayagent bug to report.
+FIXABLE = {
+    "contactEmail": "[catalogue] contact_email", "sourceFolderHost": "[catalogue] source_folder_host",
+    "ownerGroup": "[catalogue] owner_group", "accessGroups": "[catalogue] access_groups",
+    "creationLocation": "[dataset] creation_location", "datasetName": "the dataset name",
+    "description": "the description", "keywords": "the keywords",
+    "proposalId": "the proposal id", "scientificMetadata": "the dataset's metadata",
+}
+
+
+def _watch(source: Path | None) -> Callable[[], Config | None]:
+    """A reader of ``source`` that returns a fresh Config only when the file changed (and is valid)."""
+    seen = [_stamp(source)]
+
+    def reload() -> Config | None:
+        stamp = _stamp(source)
+        if source is None or stamp == seen[0]:
+            return None
+        seen[0] = stamp
+        try:
+            return load_config(resolve_paths(), source)
+        except ConfigError as exc:
+            log.warning("configuration %s changed but is not valid; keeping the last one: %s", source, exc)
+            return None
+    return reload
+
+
+def _stamp(source: Path | None) -> tuple[int, int] | None:
+    try:
+        st = source.stat() if source else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size) if st else None
+
+
+def _made_for(dataset: dict[str, Any], storage_url: str) -> bool:
+    """False only for a dataset trayagent made for another storage (its mark names the URL)."""
+    meta = dataset.get("scientificMetadata")
+    mark = meta.get(AGENT_KEY) if isinstance(meta, dict) else None
+    url = mark.get("storage_url") if isinstance(mark, dict) else None
+    return not url or url == storage_url
+
+
 class ScicatCatalogue(Catalogue):
     """The ``Catalogue`` contract on a SciCat backend."""
 
@@ -61,7 +107,9 @@ class ScicatCatalogue(Catalogue):
 
     def __init__(self, connect: Callable[[], ScicatHttp], url: str, index_path: Path, *,
                  owner_group: str = "", access_groups: Sequence[str] = (), create_proposals: bool = False,
-                 max_files: int = MAX_FILES_PER_BLOCK, max_bytes: int = MAX_BLOCK_BYTES) -> None:
+                 contact_email: str = "", source_folder_host: str = "",
+                 max_files: int = MAX_FILES_PER_BLOCK, max_bytes: int = MAX_BLOCK_BYTES,
+                 reload: Callable[[], Config | None] | None = None) -> None:
         self._connect = connect
         self._http: ScicatHttp | None = None
         self._identity: Identity | None = None
@@ -70,15 +118,32 @@ class ScicatCatalogue(Catalogue):
         self.owner_group = owner_group
         self.access_groups = list(access_groups)
         self.create_proposals = create_proposals
+        self.contact_email = contact_email
+        self.source_folder_host = source_folder_host
         self.max_files = max_files
         self.max_bytes = max_bytes
+        self._reload = reload
 
     @classmethod
     def from_config(cls, cfg: Config, index_path: Path) -> ScicatCatalogue:
-        """Logging in is deferred to the first call, so uploads start even before ``trayagent login``."""
+        """Logging in is deferred to the first call, so uploads start even before ``trayagent login``.
+        The dataset settings are read again from the file when it changes, so a long sync session
+        whose registration SciCat refused catches up after the user fixes the file, without a restart."""
         c = cfg.catalogue
         return cls(lambda: client_for(cfg)[0], catalogue_url(cfg), index_path, owner_group=c.owner_group,
-                   access_groups=c.access_groups, create_proposals=c.create_proposals)
+                   access_groups=c.access_groups, create_proposals=c.create_proposals,
+                   contact_email=c.contact_email, source_folder_host=c.source_folder_host,
+                   reload=_watch(cfg.source))
+
+    def _refresh(self) -> None:
+        """Take up a changed configuration file (a fix the user made while registration waits)."""
+        cfg = self._reload() if self._reload else None
+        if cfg is not None and catalogue_url(cfg) == self.url:
+            c = cfg.catalogue
+            self.owner_group, self.access_groups = c.owner_group, list(c.access_groups)
+            self.create_proposals, self.contact_email = c.create_proposals, c.contact_email
+            self.source_folder_host = c.source_folder_host
+            log.info("SciCat dataset settings read again from %s", cfg.source)
 
     @property
     def http(self) -> ScicatHttp:
@@ -100,22 +165,54 @@ class ScicatCatalogue(Catalogue):
         return self._identity
 
     # -- datasets -------------------------------------------------------------------------------
+    def host_of(self, location: StorageLocation) -> str:
+        """``sourceFolderHost``: the site's setting, else the storage endpoint's host where SciCat
+        accepts it (an IP address or dotted name), else "" (the field is left out)."""
+        host = self.source_folder_host or location.host
+        return host.lower() if is_url_host(host) else ""
+
+    def contact(self, ident: Identity) -> str:
+        """``contactEmail``: the account's address, else ``[catalogue] contact_email``; SciCat refuses
+        anything that is not an address, so without one the dataset cannot be created."""
+        for email in (ident.email, self.contact_email):
+            if email and is_email(email):
+                return email
+        raise CatalogueError(
+            f"SciCat needs a contact email for new datasets, and your account ({ident.username}) has none",
+            "Set [catalogue] contact_email (e.g. the beamline's address) in the configuration file. Uploads "
+            "go on; registration catches up by itself once it is set.")
+
+    def preflight(self) -> None:
+        """Refuse before uploading what could not be catalogued. Not logged in, or SciCat down: the
+        upload goes on and registration waits, as it would anyway."""
+        try:
+            ident = self.identity()
+        except LoginRequired:
+            return
+        except CatalogueError as exc:
+            if exc.transient:
+                return
+            raise
+        self.contact(ident)
+
     def ensure_dataset(self, spec: DatasetSpec, location: StorageLocation) -> str:
+        self._refresh()
         folder = source_folder(location)
-        existing = self._find(folder, location.host)
+        existing = self._find(folder, self.host_of(location), location.url)
         if existing:
             log.info("reusing SciCat dataset %s (sourceFolder %s)", existing, folder)
             return existing
         ident = self.identity()
-        facts = proposal_facts(self.http, spec, ident, self.owner_group, self.create_proposals) \
-            if spec.proposal else {}
+        self.contact(ident)
+        facts = proposal_facts(self.http, spec, ident, self.owner_group, self.create_proposals,
+                               self.contact_email) if spec.proposal else {}
         group = self.owner_group or facts.get("ownerGroup") or (ident.groups[0] if ident.groups else "")
         if not group:
             raise CatalogueError("no ownerGroup for the new SciCat dataset: your account lists no groups",
                                  "Set [catalogue] owner_group to the group that should own your data.")
         body = self._dataset_body(spec, location, ident, group, facts)
         what = f"creating the dataset {spec.name!r} with ownerGroup {group!r}"
-        created = self.http.call("POST", "/datasets", what, body=body, accept=(403,))
+        created = self.http.call("POST", "/datasets", what, body=body, accept=(403,), fixable=FIXABLE)
         if isinstance(created, ScicatError):
             raise CatalogueError(
                 f"SciCat refused to create {spec.name!r} owned by group {group!r}: you are not a member "
@@ -129,14 +226,19 @@ class ScicatCatalogue(Catalogue):
         log.info("created SciCat dataset %s for %s", pid, folder)
         return pid
 
-    def _find(self, folder: str, host: str) -> str | None:
-        query = {"where": {"sourceFolder": folder}, "fields": {"pid": 1, "sourceFolderHost": 1}}
+    def _find(self, folder: str, host: str, storage_url: str) -> str | None:
+        """The dataset already registered for this storage folder: same sourceFolder, the same host
+        as we would send (none when we send none), and, for datasets trayagent made, the same
+        storage URL (two storages without a known host may share a folder name)."""
+        query = {"where": {"sourceFolder": folder},
+                 "fields": {"pid": 1, "sourceFolderHost": 1, "scientificMetadata": 1}}
         found = self.http.call("GET", "/datasets", f"looking up datasets in {folder}",
                                params={"filter": json.dumps(query)})
         if not isinstance(found, list):
             raise ScicatError("SciCat's dataset search did not answer a list", "Check [catalogue] url.")
         pids = [d["pid"] for d in found if isinstance(d, dict) and isinstance(d.get("pid"), str)
-                and d.get("sourceFolderHost") in (None, "", host)]
+                and str(d.get("sourceFolderHost") or "").lower() == host
+                and _made_for(d, storage_url)]
         if len(pids) > 1:
             log.warning("%d SciCat datasets share sourceFolder %s; using %s", len(pids), folder, pids[0])
         return pids[0] if pids else None
@@ -153,13 +255,14 @@ class ScicatCatalogue(Catalogue):
         body: dict[str, Any] = {
             "type": "raw", "datasetName": spec.name, "ownerGroup": group,
             "owner": ident.display_name or spec.owner or ident.username,
-            "contactEmail": ident.email or facts.get("email") or "unknown",
-            "sourceFolder": source_folder(location), "sourceFolderHost": location.host,
+            "contactEmail": self.contact(ident), "sourceFolder": source_folder(location),
             "creationTime": rfc3339(), "creationLocation": spec.creation_location or "/unknown",
             "principalInvestigator": facts.get("pi") or ident.display_name or ident.username,
             "keywords": list(spec.keywords), "scientificMetadata": meta, "size": 0, "numberOfFiles": 0,
         }
-        if ident.email:
+        if self.host_of(location):
+            body["sourceFolderHost"] = self.host_of(location)
+        if is_email(ident.email):
             body["ownerEmail"] = ident.email
         if self.access_groups:
             body["accessGroups"] = self.access_groups
@@ -178,13 +281,13 @@ class ScicatCatalogue(Catalogue):
     def lookup_proposal(self, proposal_id: str) -> dict[str, str]:
         """PI, ownerGroup, title and email of a proposal, to prefill the Dataset dialog."""
         return proposal_facts(self.http, DatasetSpec(name="", proposal=proposal_id), self.identity(), "",
-                              False)
+                              False, self.contact_email)
 
     def finish_dataset(self, dataset_id: str) -> None:
         meta = self._dataset(dataset_id).get("scientificMetadata") or {}
         mark = dict(meta.get(AGENT_KEY) or {}, complete=True, finished=rfc3339())
         self.http.call("PATCH", f"/datasets/{quote_id(dataset_id)}", f"marking dataset {dataset_id} complete",
-                       body={"scientificMetadata": {**meta, AGENT_KEY: mark}})
+                       body={"scientificMetadata": {**meta, AGENT_KEY: mark}}, fixable={})
 
     def dataset_info(self, dataset_id: str) -> dict[str, Any]:
         d = self._dataset(dataset_id)
@@ -245,7 +348,7 @@ class ScicatCatalogue(Catalogue):
             body["chkAlg"] = alg
         self.index.mark_unsynced(pid)
         made = self.http.call("POST", "/origdatablocks", f"registering {len(entries)} files of {pid}",
-                              body=body, accept=(413,))
+                              body=body, accept=(413,), fixable={})
         if isinstance(made, ScicatError):  # a smaller body limit than the backend's default
             if len(entries) < 2:
                 raise made
@@ -274,7 +377,8 @@ class ScicatCatalogue(Catalogue):
         movers = [f for f in updates if f.algorithm != alg or f.path not in present]
         stay = {f.path: data_file(f) for f in updates if f not in movers}
         moving = {f.path for f in movers}
-        entries = [stay.get(e["path"], e) for e in listed if e["path"] not in moving]
+        # what GET returned carries the server's own fields (_id, id): send back only a DataFile's
+        entries = [stay.get(e["path"]) or writable(e) for e in listed if e["path"] not in moving]
         if not entries:  # every file of the block moves: the block takes the new algorithm instead
             alg = movers[0].algorithm
             entries = [data_file(f) for f in movers if f.algorithm == alg and f.path in present]
@@ -282,6 +386,6 @@ class ScicatCatalogue(Catalogue):
             if not entries:
                 return movers
         body = {"size": sum(int(e["size"]) for e in entries), "dataFileList": entries, "chkAlg": alg}
-        self.http.call("PATCH", f"/origdatablocks/{quote_id(block)}", what, body=body)
+        self.http.call("PATCH", f"/origdatablocks/{quote_id(block)}", what, body=body, fixable={})
         self.index.record(pid, block, entries)
         return movers

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ...config import is_email
 from ...errors import CatalogueError
 from ..base import DatasetSpec
 from .auth import Identity
@@ -34,7 +35,7 @@ def facts_of(p: dict[str, Any]) -> dict[str, str]:
 
 
 def proposal_facts(http: ScicatHttp, spec: DatasetSpec, ident: Identity, owner_group: str,
-                   create: bool) -> dict[str, str]:
+                   create: bool, contact_email: str = "") -> dict[str, str]:
     """The proposal's PI, ownerGroup and title; creates the proposal only when allowed and asked to."""
     pid = str(spec.proposal)
     got = http.call("GET", f"/proposals/{quote_id(pid)}", f"reading proposal {pid}", accept=(403, 404))
@@ -49,15 +50,28 @@ def proposal_facts(http: ScicatHttp, spec: DatasetSpec, ident: Identity, owner_g
         raise CatalogueError(f"proposal {pid} does not exist in SciCat",
                              "Check the proposal id; if your account may create proposals, set "
                              "[catalogue] create_proposals = true.", field="proposal")
-    return _create(http, spec, ident, owner_group)
+    return _create(http, spec, ident, owner_group, contact_email)
 
 
-def _create(http: ScicatHttp, spec: DatasetSpec, ident: Identity, owner_group: str) -> dict[str, str]:
+def _email(ident: Identity, contact_email: str, pid: str) -> str:
+    """A proposal's ``email`` must be an address (SciCat refuses e.g. "unknown")."""
+    for email in (ident.email, contact_email):
+        if email and is_email(email):
+            return email
+    raise CatalogueError(f"SciCat needs an email address to create proposal {pid}, and your account "
+                         f"({ident.username}) has none",
+                         "Set [catalogue] contact_email in the configuration file.")
+
+
+def _create(http: ScicatHttp, spec: DatasetSpec, ident: Identity, owner_group: str,
+            contact_email: str) -> dict[str, str]:
     pid = str(spec.proposal)
     group = owner_group or (ident.groups[0] if ident.groups else "")
     body = {"proposalId": pid, "title": spec.investigation_description or spec.name,
-            "email": ident.email or "unknown", "ownerGroup": group}
-    made = http.call("POST", "/proposals", f"creating proposal {pid}", body=body, accept=(403, 409))
+            "email": _email(ident, contact_email, pid), "ownerGroup": group}
+    made = http.call("POST", "/proposals", f"creating proposal {pid}", body=body, accept=(403, 409),
+                     fixable={"email": "[catalogue] contact_email", "proposalId": "the proposal id",
+                              "title": "the investigation description", "ownerGroup": "[catalogue] owner_group"})
     if isinstance(made, ScicatError) and made.status == 403:
         raise CatalogueError(f"your SciCat account may not create proposal {pid} (only admins and "
                              "proposal groups may)",
