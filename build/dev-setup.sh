@@ -12,7 +12,7 @@ APT_PACKAGES=(
 )
 bash build/apt-ensure.sh "${APT_PACKAGES[@]}"
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[test]"
-# The real SciCat backend the SciCat tests start (tests/scicat_real.py): built once from ../shared
+# The real SciCat backend the SciCat tests start (tests/support/scicat_real.py): built once from ../shared
 # (npm + PyPI, about a minute on a bare machine; later runs only check).
 if [[ -f ../shared/scicat/start-scicat.sh ]]; then
   bash ../shared/scicat/start-scicat.sh --setup

@@ -229,7 +229,7 @@ def test_login_keyboard_and_local_catalogue(agent: AgentProcess, page: Any, arti
 
 def test_login_wrong_password_on_scicat(ta: Trayagent, real_scicat: Any, start_agent: Any, page: Any,
                                         artifacts: Path) -> None:
-    """Against the real SciCat backend (v4.27.0, tests/scicat_real.py)."""
+    """Against the real SciCat backend (v4.27.0, tests/support/scicat_real.py)."""
     ta.write_config({"catalogue": {"kind": "scicat", "url": real_scicat.url}})
     agent = start_agent()
     open_dialog(page, agent, "login")

@@ -1,6 +1,6 @@
 """SciCat login: password (local and LDAP routes), pasted token, OIDC browser flow, logout.
 
-Against the REAL backend (v4.27.0, tests/scicat_real.py) and the real (private) gnome-keyring: the
+Against the REAL backend (v4.27.0, tests/support/scicat_real.py) and the real (private) gnome-keyring: the
 secrets must land in the keyring and nowhere else, and a refusal must say what to do. The contract
 fake serves only what the real backend cannot: an OIDC identity provider, an account without an
 identity, a server that goes away, and showing that logout reached the server.

@@ -1,4 +1,4 @@
-"""The SciCat catalogue through its Catalogue API, against the REAL backend (v4.27.0, tests/scicat_real.py).
+"""The SciCat catalogue through its Catalogue API, against the REAL backend (v4.27.0, tests/support/scicat_real.py).
 
 What must hold: one dataset per storage folder (re-runs reuse it), every file registered exactly once
 with its current size and checksum (also after modification and across token expiry), blocks cut at

@@ -1,5 +1,5 @@
 """The SciCat catalogue under faults a real backend will not produce on demand, against the contract
-fake (tests/scicat_server.py) over loopback: an answer lost after the block was created, a body
+fake (tests/support/scicat_server.py) over loopback: an answer lost after the block was created, a body
 limit smaller than the backend's default, 5xx and HTML pages from a proxy, a cut-off answer, the
 server going away in the middle. Everything the real backend can serve is tested against it in
 test_scicat_catalogue.py.

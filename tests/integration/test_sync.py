@@ -1,5 +1,5 @@
 """Sync mode end to end: `trayagent sync` runs as a real process, a separate writer process plays the
-acquisition system (tests/writer.py), and the test finishes the session the way a user does
+acquisition system (tests/support/writer.py), and the test finishes the session the way a user does
 (`trayagent sync --finalize NAME` from another process, or SIGTERM / SIGKILL).
 
 What is checked is what a beamline scientist would check: the storage holds every complete file
