@@ -52,7 +52,8 @@ def test_storage_hash_is_recorded_without_hashing_here(uploader: Uploader, tmp_p
 
     def no_local_hashing(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("hashed locally although rclone computed the storage's hash")
-    monkeypatch.setattr("trayagent.pipeline.engine.hash_file", no_local_hashing)
+    monkeypatch.setattr("trayagent.pipeline.engine.hash_file", no_local_hashing)  # beside the copy
+    monkeypatch.setattr("trayagent.pipeline.verify.hash_file", no_local_hashing)  # at verification
     plan = uploader.plan([str(tmp_path / "src")], dataset="d1")
     outcome = uploader.run(uploader.submit(plan))
     assert (outcome.files_ok, outcome.files_failed) == (2, 0)
@@ -121,6 +122,7 @@ def test_files_are_hashed_beside_the_copy_at_a_lower_priority(tmp_path: Path,
         seen.append((threading.current_thread().name, _nice_of_this_thread()))
         return real_hash(path, algorithm)
     monkeypatch.setattr("trayagent.pipeline.engine.hash_file", observed)
+    monkeypatch.setattr("trayagent.pipeline.verify.hash_file", observed)  # none here: counted if it did
     with Uploader(load_config(paths), paths) as up:
         outcome = up.run(up.submit(up.plan([str(tmp_path / "src")], dataset="niced")))
         got = _registered(up, up.queue.datasets()[0].id)

@@ -39,13 +39,13 @@ from .checksum import FAST_STRONG, Digest, hash_file, stat_file
 from .manifest import build_ro_crate, load_media_types
 from .progress import Outcome, Progress, Tuning
 from .scan import Filters, Source, batched, scan
+from .verify import CHANGED, MISSING, changed_since, check, read_back, stored_digest
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "ro-crate-metadata.json"
 ENQUEUE_BATCH = 1000
 MAX_VERIFY_ATTEMPTS = 5
-STAT_MAX = 16  # up to this many files are read back one by one, beyond by folder listings
 
 
 def backoff(attempts: int, base: float, ceiling: float) -> float:
@@ -282,7 +282,7 @@ class Engine:
         """Interrupted files whose local size or mtime changed since: storage can only hold an
         older version, and a size-only comparison could take it for the new one. They are sent
         like new files (in a later batch)."""
-        changed = [f for f in batch if self._changed_since(f, _stored_digest(f))]
+        changed = [f for f in batch if changed_since(f, stored_digest(f))]
         if changed:
             self.queue.forget_stored([f.id for f in changed])
         kept = [f for f in batch if f not in changed]
@@ -379,7 +379,7 @@ class Engine:
         stored = self._read_back(dataset, files)
         verified, retry = [], []
         for f in files:
-            verdict = self._check_one(f, _stored_digest(f), stored.get(rclone_name(f.relpath)))
+            verdict = self._check_one(f, stored_digest(f), stored.get(rclone_name(f.relpath)))
             if verdict is None:
                 retry.append(f)
             elif verdict != SETTLED:
@@ -396,64 +396,30 @@ class Engine:
             log.info("%s: requeued by a rescan while uploading; its new version follows", names.get(fid, fid))
 
     def _read_back(self, dataset: Dataset, files: list[QueuedFile]) -> dict[str, RemoteFile]:
-        """A few files: one stat each (cost independent of folder size, for sync latency); many:
-        one listing per folder."""
-        if len(files) > STAT_MAX:
-            return self._safe_listing(dataset, {f.relpath.rpartition("/")[0] for f in files})
-        try:
-            return self.transfer.stat(dataset.storage_path, [f.relpath for f in files], self._verify_hash)
-        except (StorageError, RcError) as exc:
-            log.warning("cannot read back the stored files yet: %s", exc)
-            return {}
-
-    def _safe_listing(self, dataset: Dataset, folders: set[str]) -> dict[str, RemoteFile]:
-        try:
-            return self.transfer.listing(dataset.storage_path, folders, self._verify_hash)
-        except (StorageError, RcError) as exc:
-            log.warning("cannot read back the stored files yet: %s", exc)
-            return {}
+        return read_back(self.transfer, dataset.storage_path, files, self._verify_hash)
 
     def _check_one(self, f: QueuedFile, digest: Digest,
                    remote: RemoteFile | None) -> tuple[str, str] | Literal["settled"] | None:
         """(verification level, checksum) for a verified file; ``SETTLED`` when the file was
         sent back for its new version or failed; None when storage does not hold it (yet)."""
-        if remote is None or remote.size != digest.size:
+        verdict = check(f, digest, remote, self._verify_hash)
+        if verdict == MISSING:
             return None
-        level, value = "size", digest.value.lower()
-        if self._verify_hash and digest.algorithm == self._verify_hash:
-            got = remote.hashes.get(self._verify_hash, "").lower()
-            if got and value and got != value:
-                return None
-            level, value = ("hash", value or got) if got else ("size", value)
-        if not value:  # computed in transit, but storage shows no hash for this object: hash here
-            try:
-                local = hash_file(f.local_path, digest.algorithm)
-            except LocalFileError as exc:
-                if exc.transient:
-                    self._changed(f)
-                else:
-                    self._local_problem(f, exc)
-                return SETTLED
-            if (local.size, local.mtime_ns) != (digest.size, digest.mtime_ns):
-                self._changed(f)
-                return SETTLED
-            value = local.value
-        if self._changed_since(f, digest):
+        if verdict == CHANGED:
             self._changed(f)
             return SETTLED
-        return level, value
+        if isinstance(verdict, LocalFileError):
+            if verdict.transient:
+                self._changed(f)
+            else:
+                self._local_problem(f, verdict)
+            return SETTLED
+        assert isinstance(verdict, tuple)
+        return verdict
 
     def _changed(self, f: QueuedFile) -> None:
         self.queue.retry_later(f.id, "the file changed during its upload; uploading the new version",
                                0.5, rehash=True)
-
-    @staticmethod
-    def _changed_since(f: QueuedFile, digest: Digest) -> bool:
-        try:
-            st = f.local_path.stat()
-        except OSError:
-            return True
-        return (st.st_size, st.st_mtime_ns) != (digest.size, digest.mtime_ns)
 
     def _retry_each(self, dataset: Dataset, files: list[QueuedFile], errors: list[str]) -> None:
         """Files the batch did not land: one by one, to learn each file's own error. After a
@@ -472,7 +438,7 @@ class Engine:
                 outage = self._storage_problem(f, getattr(exc, "error", None) or str(exc))
                 continue
             stored = self._read_back(dataset, [f]).get(rclone_name(f.relpath))
-            verdict = self._check_one(f, _stored_digest(f), stored)
+            verdict = self._check_one(f, stored_digest(f), stored)
             if verdict is None:
                 why = "the stored copy does not match (size or checksum)" if stored else "not found in storage"
                 self._mismatch(f, f"{why} after upload; {'; '.join(errors)[:300]}".rstrip("; "))
@@ -615,11 +581,6 @@ class Engine:
 
 
 SETTLED: Literal["settled"] = "settled"  # _check_one: the file went back to the queue (or failed)
-
-
-def _stored_digest(f: QueuedFile) -> Digest:
-    """The checksum and stat the queue recorded when the file was hashed."""
-    return Digest(f.size or 0, f.mtime_ns or 0, f.checksum or "", f.algorithm or "")
 
 
 def record(f: QueuedFile) -> FileRecord:
