@@ -151,6 +151,12 @@ class DatasetSettings:
     creation_location: str = setting(str, "", "Where data is made, e.g. `/PSI/SLS/TOMCAT`.")
     include: list[str] = setting(list, [], "Glob patterns of files to upload (empty: all).", _globs)
     exclude: list[str] = setting(list, [], "Glob patterns of files never to upload.", _globs)
+    template: str = setting(str, "", "Beamline metadata template: a file (JSON Schema or TOML form), or a name "
+                            "looked up as `templates/NAME.toml` or `.json` beside the configuration. Empty: none.")
+    harvest: bool = setting(bool, True, "Read metadata from the data files (NeXus/HDF5, TIFF, facility extractors) "
+                            "beside the upload.")
+    harvest_seconds: float = setting((int, float), 5.0, "Time budget of one extractor on one file.", _positive)
+    harvest_max_bytes: int = setting(int, 64 << 30, "Files bigger than this are not read for metadata.", _positive)
 
 
 @dataclass(frozen=True)

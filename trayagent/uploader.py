@@ -12,9 +12,10 @@ import hashlib
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Self
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 
 from .catalogue.base import Catalogue, DatasetSpec, StorageLocation
 from .catalogue.local import LocalCatalogue
@@ -33,6 +34,10 @@ from .storage.redact import Redactor
 from .storage.target import StorageTarget, endpoint_host, launch_rclone, parallel_transfers, storage_target
 from .storage.transfer import Transfer
 from .sync.sessions import SyncSessions, SyncTiming  # watchdog only once a session starts
+
+if TYPE_CHECKING:
+    from .metadata.model import Entry
+    from .metadata.templates import Template
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,7 @@ class Uploader:
         self._engine: Engine | None = None
         self._locks: dict[int, ProcessLock] = {}
         self._sessions: SyncSessions | None = None
+        self._template: Template | None = None
         self.refused: list[ConfigError] = []  # queued datasets this configuration cannot finish
 
     def __enter__(self) -> Self:
@@ -101,9 +107,11 @@ class Uploader:
     # -- planning -------------------------------------------------------------------------------
     def plan(self, paths: Sequence[str], *, dataset: str, proposal: str | None = None,
              description: str | None = None, investigation_description: str | None = None,
-             include: Sequence[str] = (), exclude: Sequence[str] = (), mode: Mode = Mode.BATCH) -> Plan:
+             include: Sequence[str] = (), exclude: Sequence[str] = (), mode: Mode = Mode.BATCH,
+             keywords: Sequence[str] = (), metadata: Mapping[str, Entry] | None = None) -> Plan:
         if not dataset.strip():
             raise ConfigError("the dataset name is empty", "Give the dataset a name.", field="dataset")
+        user_metadata = self.user_metadata(metadata or {})
         sources = tuple(plan_sources(paths))
         user = self.cfg.storage.user or getpass.getuser()
         storage_path = render_root(self.cfg.storage.root, dataset=dataset, proposal=proposal, user=user)
@@ -111,10 +119,44 @@ class Uploader:
             name=dataset, proposal=proposal, description=description,
             investigation_description=investigation_description, owner=getpass.getuser(),
             creation_location=self.cfg.dataset.creation_location or f"/{socket.gethostname()}",
-            source_folders=source_paths(sources))
+            source_folders=source_paths(sources), keywords=_keywords(keywords), metadata=user_metadata)
         filters = Filters(tuple(self.cfg.dataset.include) + tuple(include),
                           tuple(self.cfg.dataset.exclude) + tuple(exclude))
         return Plan(spec, sources, filters, storage_path, mode)
+
+    # -- metadata -------------------------------------------------------------------------------
+    def template(self) -> Template | None:
+        """The beamline template ``[dataset] template`` names (read once), or None."""
+        if self._template is None and self.cfg.dataset.template:
+            from .metadata.templates import resolve_template
+
+            self._template = resolve_template(self.cfg.dataset.template, self._template_folders())
+        return self._template
+
+    def _template_folders(self) -> list[Path]:
+        """Where a template's name is looked up: beside the user's and the site's configuration."""
+        folders = [self.cfg.source.parent] if self.cfg.source else []
+        return [*folders, self.paths.config_dir]
+
+    def metadata_template(self) -> dict[str, Any]:
+        """The template as the Dataset dialog renders it."""
+        t = self.template()
+        if t is None:
+            return {"name": None, "title": None, "fields": []}
+        return {"name": t.name, "title": t.schema.get("title") or t.name, "fields": t.fields()}
+
+    def user_metadata(self, given: Mapping[str, Entry]) -> dict[str, Entry]:
+        """The user's entries with the template's defaults filled in, typed and checked against it
+        (``ConfigError`` naming the field at fault)."""
+        from .metadata.model import normalise
+
+        entries = normalise(given, "metadata")
+        t = self.template()
+        if t is None:
+            return entries
+        merged = t.coerce({**t.defaults(), **entries})
+        t.check(merged)
+        return merged
 
     def preview(self, plan: Plan, errors: list[str] | None = None) -> Iterator[tuple[str, str, int]]:
         """(local path, storage path, size) for each file: the dry run; touches nothing."""
@@ -153,6 +195,11 @@ class Uploader:
             host = target.host or endpoint_host(remote)  # a named remote's endpoint, from its config
             self._engine = Engine(self.queue, transfer, self.catalogue, tuning,
                                   lambda path: StorageLocation(target.display, host, path))
+            if self.cfg.dataset.harvest:
+                from .metadata.harvest import Harvester
+
+                self._engine.harvester = Harvester(seconds=float(self.cfg.dataset.harvest_seconds),
+                                                   max_bytes=int(self.cfg.dataset.harvest_max_bytes))
         return self._engine
 
     def prepare(self) -> None:
@@ -498,6 +545,11 @@ def _session_status(row: Session, last_upload: float | None) -> dict[str, Any]:
                                             for s in row.sources],
             "waiting": row.waiting, "watch": row.watch, "warning": row.warning,
             "last_upload": last_upload, "pid": row.pid}
+
+
+def _keywords(given: Sequence[str]) -> tuple[str, ...]:
+    """Keywords as given, trimmed, each once, in order."""
+    return tuple(dict.fromkeys(k.strip() for k in given if isinstance(k, str) and k.strip()))
 
 
 def _spec_dict(spec: DatasetSpec) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def test_the_console_script_collects_no_garbage_until_its_start_up_is_over(tmp_p
 
 PACKAGE = Path(__file__).resolve().parents[2] / "trayagent"
 CORE = ("pipeline", "sync", "storage", "catalogue", "secrets", "queue", "config", "sqlitedb", "errors", "paths",
-        "logs", "uploader", "icons")
+        "logs", "uploader", "icons", "metadata")
 FRONT_ENDS = ("agent", "ui", "cli")
 GUI_LIBRARIES = ("pystray", "webview", "gi", "PIL", "plyer", "tkinter", "AppKit", "win32gui")
 

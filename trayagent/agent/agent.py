@@ -173,7 +173,7 @@ class Agent:
                                   description=body.get("description") or None,
                                   investigation_description=body.get("investigation_description") or None,
                                   include=list(body.get("include") or []), exclude=list(body.get("exclude") or []),
-                                  mode=mode)
+                                  mode=mode, **_metadata_of(body))
 
     def upload(self, body: dict[str, Any]) -> dict[str, Any]:
         plan = self.plan_from(body, Mode.BATCH)
@@ -275,6 +275,9 @@ class Agent:
     def lookup_proposal(self, proposal_id: str) -> dict[str, str]:
         return self.uploader.lookup_proposal(proposal_id)
 
+    def metadata_template(self) -> dict[str, Any]:
+        return self.uploader.metadata_template()
+
     def login(self, user: str | None, password: str | None, token: str | None) -> dict[str, Any]:
         """Catalogue login from the Login dialog: password or a token copied from SciCat."""
         from ..catalogue.scicat.auth import login_catalogue
@@ -353,6 +356,17 @@ class Agent:
                              "waiting": self.uploader.waiting},
                       activity=self.activity())
         return status
+
+
+def _metadata_of(body: dict[str, Any]) -> dict[str, Any]:
+    """``keywords`` (a list of text) and ``metadata`` (an object of entries) of a request."""
+    keywords, metadata = body.get("keywords") or [], body.get("metadata") or {}
+    if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+        raise ConfigError("keywords must be a list of text", "Give each keyword as text.", field="metadata")
+    if not isinstance(metadata, dict):
+        raise ConfigError("metadata must be an object of named entries",
+                          'Send e.g. {"energy": {"value": 12.4, "unit": "keV"}}.', field="metadata")
+    return {"keywords": keywords, "metadata": metadata}
 
 
 def new_request_id() -> str:

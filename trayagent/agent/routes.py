@@ -39,6 +39,7 @@ class AgentApi(Protocol):
     def login(self, user: str | None, password: str | None, token: str | None) -> dict[str, Any]: ...
     def logout(self) -> bool: ...
     def lookup_proposal(self, proposal_id: str) -> dict[str, str]: ...
+    def metadata_template(self) -> dict[str, Any]: ...
     def in_flight(self) -> int: ...
     def stop(self) -> None: ...
 
@@ -83,6 +84,11 @@ def _dataset_routes(server: ControlServer, agent: AgentApi) -> None:
     @r("POST", "/api/sync")
     def sync(body: dict[str, Any], m: re.Match[str]) -> Any:
         return agent.sync(body)
+
+    @r("GET", "/api/template")
+    def template(body: dict[str, Any], m: re.Match[str]) -> Any:
+        """The beamline template's fields, for the Dataset dialog's form."""
+        return agent.metadata_template()
 
     @r("POST", "/api/preview")
     def preview(body: dict[str, Any], m: re.Match[str]) -> Any:

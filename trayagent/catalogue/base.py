@@ -90,6 +90,14 @@ class Catalogue(ABC):
     def list_files(self, dataset_id: str) -> list[FileRecord]:
         """Every file registered in the dataset."""
 
+    def harvested(self, dataset_id: str) -> dict[str, Any]:
+        """The metadata summary harvested from the dataset's files, as stored (empty: none yet)."""
+        return {}
+
+    def set_harvested(self, dataset_id: str, summary: dict[str, Any]) -> None:  # noqa: B027 - optional
+        """Store the harvested summary beside (never over) what the user entered; a catalogue
+        without a place for it keeps nothing."""
+
     def lookup_proposal(self, proposal_id: str) -> dict[str, str]:
         """What the catalogue knows of a proposal (title, PI...), to prefill the Dataset dialog."""
         raise CatalogueError(f"the {self.kind} catalogue has no proposals to look up")

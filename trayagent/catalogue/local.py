@@ -25,6 +25,7 @@ from typing import Any
 from .. import sqlitedb
 from ..errors import CatalogueError, LocalStateError
 from ..formats import rfc3339
+from ..metadata.model import HARVESTED_KEY
 from .base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 
 log = logging.getLogger(__name__)
@@ -296,6 +297,17 @@ class LocalCatalogue(Catalogue):
     def dataset_info(self, dataset_id: str) -> dict[str, Any]:
         with self._reading() as conn:
             return _decode(self._require(conn, dataset_id))
+
+    def harvested(self, dataset_id: str) -> dict[str, Any]:
+        found = self.dataset_info(dataset_id)["metadata"].get(HARVESTED_KEY)
+        return found if isinstance(found, dict) else {}
+
+    def set_harvested(self, dataset_id: str, summary: dict[str, Any]) -> None:
+        """``metadata.harvested``: beside the user's entries, which win (the same scheme as SciCat's)."""
+        with self._transaction() as conn:
+            meta = json.loads(self._require(conn, dataset_id)["metadata"])
+            meta[HARVESTED_KEY] = summary
+            conn.execute("UPDATE datasets SET metadata = ? WHERE id = ?", (_dumps(meta), dataset_id))
 
     def list_files(self, dataset_id: str) -> list[FileRecord]:
         with self._reading() as conn:

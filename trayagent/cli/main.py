@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="upload only matching files (repeatable)")
     up.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                     help="never upload matching files or folders (repeatable)")
+    _metadata_options(up)
     up.add_argument("--dry-run", action="store_true", help="show what would go where; change nothing")
     up.add_argument("--json", action="store_true", help="machine-readable result on stdout")
 
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         sy.add_argument(flag, metavar=meta, help=text)
     sy.add_argument("--include", action="append", default=[], metavar="GLOB")
     sy.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    _metadata_options(sy)
 
     st = command("status", help="datasets, sync sessions, queue counts and recent errors")
     st.add_argument("--json", action="store_true")
@@ -136,6 +138,14 @@ def run() -> None:
     ~5 ms of CPU before an upload's first copy."""
     gc.disable()
     sys.exit(main(fast_exit=True))
+
+
+def _metadata_options(p: argparse.ArgumentParser) -> None:
+    """Keywords and scientific metadata: the same for a batch upload and a sync session."""
+    p.add_argument("--keyword", action="append", default=[], metavar="K", help="a keyword (repeatable)")
+    p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE[ UNIT]",
+                   help="a scientific metadata entry, e.g. 'energy=12.4 keV' (repeatable; wins over the file)")
+    p.add_argument("--metadata-file", metavar="FILE", help="scientific metadata entries in a JSON or TOML file")
 
 
 def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
@@ -196,12 +206,13 @@ def _reader_gone() -> int:
 
 # The options that give what an error's ``field`` names: the core words its hints for every front end.
 _OPTIONS = {"dataset": "--dataset NAME", "proposal": "--proposal", "user": "--user NAME",
-            "secret": "--password-stdin, --token-stdin or --browser", "config": "--config"}
+            "secret": "--password-stdin, --token-stdin or --browser", "config": "--config",
+            "metadata": "--metadata KEY=VALUE or --metadata-file"}
 
 
 def in_cli_words(exc: TrayagentError) -> str:
     """The error as the CLI shows it: the core's message and hint, and the option to use."""
-    option = _OPTIONS.get(exc.field or "")
+    option = _OPTIONS.get((exc.field or "").partition(".")[0])
     if option is None:
         return str(exc)
     hint = f"{exc.hint.rstrip('.')} ({option})." if exc.hint else f"See {option}."

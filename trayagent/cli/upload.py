@@ -37,7 +37,23 @@ def _request_body(args: argparse.Namespace) -> dict[str, Any]:
     return {"paths": [str(Path(p).expanduser().resolve()) for p in args.paths], "dataset": args.dataset,
             "proposal": args.proposal, "description": args.description,
             "investigation_description": args.investigation_description, "include": args.include,
-            "exclude": args.exclude}
+            "exclude": args.exclude, "keywords": args.keyword, "metadata": _metadata(args)}
+
+
+def _metadata(args: argparse.Namespace) -> dict[str, Any]:
+    """``--metadata-file`` then every ``--metadata`` (later wins); the template is checked by the plan."""
+    from ..metadata.model import parse_assignment, read_metadata_file
+
+    entries = read_metadata_file(Path(args.metadata_file).expanduser()) if args.metadata_file else {}
+    entries.update(parse_assignment(text) for text in args.metadata)
+    return entries
+
+
+def _described(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``Uploader.plan`` takes from the options, besides paths and mode."""
+    return {"dataset": args.dataset, "proposal": args.proposal, "description": args.description,
+            "investigation_description": args.investigation_description, "include": args.include,
+            "exclude": args.exclude, "keywords": args.keyword, "metadata": _metadata(args)}
 
 
 def _uploader(cfg: Config, paths: Paths, redactor: Redactor, daemon: RcloneDaemon | None = None) -> Uploader:
@@ -63,9 +79,7 @@ def cmd_upload(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
 
 
 def _upload(up: Uploader, args: argparse.Namespace) -> int:
-    plan = up.plan(args.paths, dataset=args.dataset, proposal=args.proposal,
-                   description=args.description, investigation_description=args.investigation_description,
-                   include=args.include, exclude=args.exclude)
+    plan = up.plan(args.paths, **_described(args))
     startup_over()
     if args.dry_run:
         return _dry_run(up, plan, args.json)
@@ -115,9 +129,7 @@ def cmd_sync(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Reda
         return _finalize(args.finalize, cfg, paths, redactor)
     sigterm_as_interrupt()
     with _uploader(cfg, paths, redactor) as up:
-        plan = up.plan(args.paths, dataset=args.dataset, proposal=args.proposal, description=args.description,
-                       investigation_description=args.investigation_description, include=args.include,
-                       exclude=args.exclude, mode=Mode.SYNC)
+        plan = up.plan(args.paths, mode=Mode.SYNC, **_described(args))
         dataset = up.start_sync(plan)
         up.watch(on_storage_full=lambda exc: None,  # a full storage pauses the sync (the engine warns)
                  on_catalogue_refused=lambda exc: up.warn_syncs(f"registration waits: {exc.message}"))

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..catalogue.base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 from ..errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError, StorageFull
@@ -41,11 +41,15 @@ from .progress import Outcome, Progress, Tuning
 from .scan import Filters, Source, batched, scan
 from .verify import CHANGED, MISSING, changed_since, check, read_back, stored_digest
 
+if TYPE_CHECKING:
+    from ..metadata.harvest import Harvester
+
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "ro-crate-metadata.json"
 ENQUEUE_BATCH = 1000
 MAX_VERIFY_ATTEMPTS = 5
+METADATA_PUSH_SECONDS = 10.0  # harvested metadata goes to the catalogue at most this often mid-dataset
 
 
 def backoff(attempts: int, base: float, ceiling: float) -> float:
@@ -84,9 +88,13 @@ class Engine:
         self._job_errors: dict[int, list[str]] = {}
         self._verify_hash: str | None = None
         self._hash_in_transit = False  # rclone computes and checks the checksum during the copy
+        self.harvester: Harvester | None = None  # metadata extraction beside the copy (set by the owner)
+        self._harvest_pushed: dict[int, float] = {}  # dataset id -> when its summary last went to the catalogue
 
     def close(self) -> None:
         self._hashers.shutdown(wait=True)
+        if self.harvester is not None:
+            self.harvester.close()
 
     # -- choosing the checksum ------------------------------------------------------------------
     def algorithm(self) -> str:
@@ -172,6 +180,7 @@ class Engine:
         worked = self._upload_next_batch(dataset, tracker)
         dataset = self._ensure_catalogued(self.queue.dataset(dataset.id))
         worked |= self._register_verified(dataset)
+        self._push_metadata(dataset)
         tracker.emit()
         return worked
 
@@ -298,6 +307,7 @@ class Engine:
         ids = [f.id for f in batch]
         self.queue.mark(ids, State.UPLOADING, expect=State.PENDING)
         digests = self._start_digests(batch)
+        self._harvest(dataset.id, batch)
         refused: list[CatalogueError | StorageFull] = []
 
         def meanwhile() -> None:
@@ -537,6 +547,33 @@ class Engine:
             worked = True
         return worked
 
+    # -- harvested metadata ---------------------------------------------------------------------
+    def _harvest(self, dataset_id: int, batch: list[QueuedFile]) -> None:
+        """The batch's files to the metadata thread, beside the copy (queued: O(1) here)."""
+        if self.harvester is not None:
+            self.harvester.submit(dataset_id, batch)
+
+    def _push_metadata(self, dataset: Dataset, force: bool = False) -> None:
+        """The harvested summary to the catalogue when it changed: at most every ``METADATA_PUSH_SECONDS``
+        while files arrive (sync mode updates the dataset as it grows), and at the end."""
+        harvester, cid = self.harvester, dataset.catalogue_id
+        if harvester is None or cid is None or time.time() < self._catalogue_paused_until:
+            return
+        last = self._harvest_pushed.get(dataset.id)
+        if not force and last is not None and time.monotonic() - last < METADATA_PUSH_SECONDS:
+            return
+        try:
+            if last is None:  # first time in this process: fold in what an earlier run stored
+                harvester.seed(dataset.id, self.catalogue.harvested(cid))
+            summary = harvester.take(dataset.id)
+            if summary is not None:
+                self.catalogue.set_harvested(cid, summary)
+        except (CatalogueError, LoginRequired) as exc:
+            harvester.untake(dataset.id)
+            log.warning("harvested metadata of %r not stored yet: %s", dataset.name, exc.message)
+            return
+        self._harvest_pushed[dataset.id] = time.monotonic()
+
     # -- the end --------------------------------------------------------------------------------
     def stop(self) -> None:
         self.stop_event.set()
@@ -548,6 +585,9 @@ class Engine:
         if dataset.catalogue_id is None:
             return False
         try:
+            if self.harvester is not None:
+                self.harvester.drain(dataset.id)
+                self._push_metadata(dataset, force=True)
             files = (record(f) for f in self.queue.iter_files(dataset.id, State.REGISTERED))
             info = self.catalogue.dataset_info(dataset.catalogue_id)
             doc = build_ro_crate(info, files, generator="trayagent")
@@ -567,6 +607,8 @@ class Engine:
             log.warning("cannot finish dataset %r yet: %s", dataset.name, exc.message)
             return False
         self.queue.set_dataset(dataset.id, manifest_done=1, state="complete", finished=time.time())
+        if self.harvester is not None:
+            self.harvester.forget(dataset.id)
         log.info("dataset %r complete", dataset.name)
         return True
 

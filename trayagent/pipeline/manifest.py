@@ -35,7 +35,7 @@ import mimetypes
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,33 @@ def _project(dataset: dict[str, Any]) -> dict[str, Any] | None:
     return project
 
 
+_USER, _HARVESTED = "entered by the user", "harvested from the data files"
+
+
+def property_values(dataset: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The dataset's scientific metadata as schema.org ``PropertyValue`` entities (``unitText`` for
+    units; a harvested range as ``minValue``/``maxValue``); ``description`` tells a curator whether
+    the user entered it or it was read from the files. The root lists them as ``variableMeasured``."""
+    meta = dataset.get("metadata") or {}
+    found = meta.get("harvested")
+    harvested: dict[str, Any] = found if isinstance(found, dict) else {}
+    for origin, prefix, entries in ((_USER, "#meta-", {k: v for k, v in meta.items() if k != "harvested"}),
+                                    (_HARVESTED, "#harvested-", harvested)):
+        for key, item in entries.items():
+            if not isinstance(item, dict) or "value" not in item:
+                continue
+            value = item["value"]
+            prop: dict[str, Any] = {"@id": prefix + encode_path(str(key)), "@type": "PropertyValue",
+                                    "name": _text(str(key)), "propertyID": _text(str(key)), "description": origin}
+            if isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+                prop["minValue"], prop["maxValue"] = value
+            else:
+                prop["value"] = value
+            if item.get("unit"):
+                prop["unitText"] = item["unit"]
+            yield prop
+
+
 def _root(dataset: dict[str, Any], parts: list[str], project: dict[str, Any] | None) -> dict[str, Any]:
     name = str(dataset.get("name") or dataset.get("id") or "dataset")
     created = dataset.get("created")
@@ -210,8 +237,13 @@ def build_ro_crate(dataset: dict[str, Any], files: Iterable[FileRecord], generat
         "conformsTo": {"@id": RO_CRATE_PROFILE},
         "about": {"@id": "./"},
     }
-    graph: list[dict[str, Any]] = [descriptor, _root(dataset, list(entities), project)]
+    root = _root(dataset, list(entities), project)
+    measured = list(property_values(dataset))
+    if measured:
+        root["variableMeasured"] = [{"@id": p["@id"]} for p in measured]
+    graph: list[dict[str, Any]] = [descriptor, root]
     graph.extend(entities.values())
+    graph.extend(measured)
     graph.extend(checksums.values())
     if project:
         graph.append(project)

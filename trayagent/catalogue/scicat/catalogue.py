@@ -24,6 +24,7 @@ from ... import __version__
 from ...config import Config, is_email, is_url_host, load_config
 from ...errors import CatalogueError, ConfigError, LoginRequired
 from ...formats import rfc3339
+from ...metadata.model import HARVESTED_KEY
 from ...paths import resolve_paths
 from ..base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 from .auth import Identity, catalogue_url, client_for, parse_identity, parse_whoami
@@ -43,6 +44,7 @@ from .proposals import proposal_facts
 log = logging.getLogger(__name__)
 
 AGENT_KEY = "trayagent"  # our part of scientificMetadata
+_NOT_SCIENTIFIC = (AGENT_KEY, "investigation_description", "proposal_title")
 
 
 def _plain_json(value: Any) -> Any:
@@ -299,7 +301,18 @@ class ScicatCatalogue(Catalogue):
                 "created": d.get("creationTime"), "finished": mark.get("finished"),
                 "size": d.get("size", 0), "number_of_files": d.get("numberOfFiles", 0),
                 "owner_group": d.get("ownerGroup"), "source_folder": d.get("sourceFolder"),
-                "storage_url": mark.get("storage_url"), "catalogue": self.url}
+                "storage_url": mark.get("storage_url"), "catalogue": self.url,
+                "metadata": {k: v for k, v in meta.items() if k not in _NOT_SCIENTIFIC}}
+
+    def harvested(self, dataset_id: str) -> dict[str, Any]:
+        found = (self._dataset(dataset_id).get("scientificMetadata") or {}).get(HARVESTED_KEY)
+        return found if isinstance(found, dict) else {}
+
+    def set_harvested(self, dataset_id: str, summary: dict[str, Any]) -> None:
+        """``scientificMetadata.harvested``: beside the user's entries (top level), which win."""
+        meta = self._dataset(dataset_id).get("scientificMetadata") or {}
+        self.http.call("PATCH", f"/datasets/{quote_id(dataset_id)}", f"storing the harvested metadata of {dataset_id}",
+                       body={"scientificMetadata": {**meta, HARVESTED_KEY: _plain_json(summary)}})
 
     # -- files ----------------------------------------------------------------------------------
     def _blocks(self, pid: str) -> list[dict[str, Any]]:

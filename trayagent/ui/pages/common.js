@@ -12,10 +12,11 @@ const TA = (() => {
 
   /** An error answered by the agent ({error, hint}) or met on the way (no agent, bad JSON). */
   class ApiError extends Error {
-    constructor(status, message, hint) {
+    constructor(status, message, hint, field) {
       super(message);
       this.status = status;
       this.hint = hint || "";
+      this.field = field || "";
     }
     /** The agent has no such route (an older agent, or a feature not wired up yet). */
     get noSuchApi() {
@@ -44,7 +45,7 @@ const TA = (() => {
     }
     if (!resp.ok) {
       const message = (data && data.error) || `The agent answered ${resp.status}.`;
-      throw new ApiError(resp.status, message, data && data.hint);
+      throw new ApiError(resp.status, message, data && data.hint, data && data.field);
     }
     return data;
   }

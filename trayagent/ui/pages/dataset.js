@@ -179,6 +179,7 @@
       include: TA.patterns($("#include").value),
       exclude: TA.patterns($("#exclude").value),
       mode: mode(),
+      ...TA.metadata.body(),
     };
   }
 
@@ -199,7 +200,17 @@
       name.focus();
       return false;
     }
+    if (!TA.metadata.check()) {
+      say(errorBox, "error", "Fix the marked metadata fields.", "The beamline template needs them.");
+      return false;
+    }
     return true;
+  }
+
+  /** An error from the agent: beside its metadata field when it names one, and in the error box. */
+  function showError(exc) {
+    sayError(errorBox, exc);
+    TA.metadata.showError(exc);
   }
 
   function showPreview(answer) {
@@ -235,7 +246,7 @@
             ". Nothing has been uploaded yet.");
       } catch (exc) {
         say(statusBox, "", "");
-        sayError(errorBox, exc);
+        showError(exc);
       }
     });
   });
@@ -266,7 +277,7 @@
         $("#open-activity").hidden = false;
       } catch (exc) {
         say(statusBox, "", "");
-        sayError(errorBox, exc);
+        showError(exc);
       }
     });
     if (started) start.disabled = true;

@@ -1,0 +1,240 @@
+"""Harvesting beside the upload: extractors run on a thread of their own, never on the upload's path.
+
+The engine hands over each batch's files as rclone starts copying them (``submit`` only queues them:
+O(1)). One dispatcher thread, at low CPU priority, picks the extractors by file name ending and runs
+each on a fresh daemon thread that it waits for at most ``seconds``: a slow or hung extractor is
+abandoned with a warning (a thread cannot be killed, but nobody waits for it and it does not keep
+the process alive), and an extractor that hung ``MAX_HANGS`` times is not used again in this process.
+Files above ``max_bytes`` are not read. Any exception is a warning, never a failed upload.
+
+Results fold into one ``Aggregate`` per dataset; ``take`` hands the engine a new summary when there
+is one, and ``drain`` lets the end of a dataset wait for files still being read, for at most 5 % of
+the dataset's upload time (at least 2 s, at most 60 s, not counting budgets lost to hangs): on a busy
+two-core machine, thousands of small NeXus files sent to fast storage can outpace extraction, and then
+the dataset is finished with what was read so far (``files_harvested`` tells how many files the summary
+covers) rather than made to wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..platform.priority import lower_current_thread
+from .aggregate import Aggregate
+from .extractors import Extractor, all_extractors
+from .model import Entry
+
+log = logging.getLogger(__name__)
+
+SECONDS = 5.0  # per file and extractor
+MAX_BYTES = 64 << 30  # files bigger than this are not read
+MAX_HANGS = 3
+# The end of a dataset waits for extraction at most DRAIN_SHARE of the time since its first batch,
+# and at least DRAIN_MIN, at most DRAIN_MAX seconds (plus the time lost to extractors that hung, at
+# most MAX_HANGS budgets per extractor): the upload's own time is never stretched by much.
+DRAIN_SHARE, DRAIN_MIN, DRAIN_MAX = 0.05, 2.0, 60.0
+
+
+class LocalFile(Protocol):
+    """What ``submit`` takes: the queue's files (their path is built on the metadata thread)."""
+
+    @property
+    def local_path(self) -> Path: ...
+
+
+class _Dataset:
+    def __init__(self) -> None:
+        self.began = time.monotonic()
+        self.aggregate = Aggregate()
+        self.pending = 0
+        self.dirty = False
+        self.seen: set[tuple[str, int]] = set()
+
+
+class Harvester:
+    """Extracts metadata from a dataset's files in the background and keeps the per-dataset summary."""
+
+    def __init__(self, extractors: Callable[[], Sequence[Extractor]] = all_extractors, *,
+                 seconds: float = SECONDS, max_bytes: int = MAX_BYTES) -> None:
+        self._load = extractors
+        self._extractors: list[Extractor] | None = None
+        self.seconds = seconds
+        self.max_bytes = max_bytes
+        self._hangs: dict[str, int] = {}
+        self._hung = 0.0  # seconds lost to extractors that hung: the end of a dataset does not count them
+        self._work: queue.Queue[tuple[int, Sequence[LocalFile]] | None] = queue.Queue()
+        self._datasets: dict[int, _Dataset] = {}
+        self._lock = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    # -- the engine's side ----------------------------------------------------------------------
+    def submit(self, dataset_id: int, files: Sequence[LocalFile]) -> None:
+        """Queue a batch of files for extraction: one queue entry, whatever the batch's size."""
+        with self._lock:
+            state = self._datasets.setdefault(dataset_id, _Dataset())
+            state.pending += len(files)
+        self._work.put((dataset_id, files))
+        self._start()
+
+    def seed(self, dataset_id: int, stored: dict[str, Any] | None) -> None:
+        """Fold in the summary an earlier run stored in the catalogue (a restart goes on from it)."""
+        if not stored:
+            return
+        with self._lock:
+            state = self._datasets.setdefault(dataset_id, _Dataset())
+            state.aggregate.merge(Aggregate.from_summary(stored))
+            state.dirty = True
+
+    def take(self, dataset_id: int) -> dict[str, Entry] | None:
+        """The dataset's summary if it changed since the last ``take`` (else None)."""
+        with self._lock:
+            state = self._datasets.get(dataset_id)
+            if state is None or not state.dirty:
+                return None
+            state.dirty = False
+            return state.aggregate.summary()
+
+    def untake(self, dataset_id: int) -> None:
+        """The summary could not be stored: offer it again next time."""
+        with self._lock:
+            if dataset_id in self._datasets:
+                self._datasets[dataset_id].dirty = True
+
+    def busy(self, dataset_id: int) -> bool:
+        with self._lock:
+            state = self._datasets.get(dataset_id)
+            return state is not None and state.pending > 0
+
+    def drain(self, dataset_id: int, timeout: float | None = None) -> bool:
+        """Wait until the dataset's queued files are read (True) or the time is up (False). The time:
+        ``timeout``, else a share of the dataset's upload time (see DRAIN_SHARE)."""
+        now = time.monotonic()
+        with self._lock:
+            state = self._datasets.get(dataset_id)
+            if state is None:
+                return True
+            if timeout is None:
+                timeout = min(max(DRAIN_SHARE * (now - state.began), DRAIN_MIN), DRAIN_MAX)
+            deadline, hung = now + timeout, self._hung
+            while state.pending > 0:
+                left = deadline + (self._hung - hung) - time.monotonic()
+                if left <= 0:
+                    log.warning("metadata: %d files of dataset %d not read within %.1f s of its end; it is "
+                                "finished with what %d files gave (the upload does not wait longer)",
+                                state.pending, dataset_id, timeout, state.aggregate.files)
+                    return False
+                self._lock.wait(min(left, 1.0))
+        log.info("metadata: extraction done %.2f s after the end of dataset %d", time.monotonic() - now, dataset_id)
+        return True
+
+    def forget(self, dataset_id: int) -> None:
+        """The dataset is complete: files still queued for it are dropped when their turn comes."""
+        with self._lock:
+            self._datasets.pop(dataset_id, None)
+
+    def close(self) -> None:
+        self._work.put(None)
+
+    # -- the dispatcher -------------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="metadata", daemon=True)
+            self._thread.start()
+
+    def _serve(self) -> None:
+        lower_current_thread()
+        while (item := self._work.get()) is not None:
+            dataset_id, files = item
+            for f in files:
+                self._one(dataset_id, f)
+
+    def _one(self, dataset_id: int, f: LocalFile) -> None:
+        found = None
+        try:
+            found = self._extract(dataset_id, f.local_path)
+        except Exception:  # the harvester never takes the upload down
+            log.exception("metadata: reading %s failed", f)
+        with self._lock:
+            state = self._datasets.get(dataset_id)
+            if state is not None:
+                state.pending -= 1
+                if found is not None:
+                    state.aggregate.add_file(found)
+                    state.dirty = True
+            self._lock.notify_all()
+
+    def _extract(self, dataset_id: int, path: Path) -> dict[str, Entry] | None:
+        with self._lock:
+            if dataset_id not in self._datasets:
+                return None
+        if self._extractors is None:
+            self._extractors = list(self._load())
+        name = path.name.lower()
+        chosen = [e for e in self._extractors if name.endswith(e.suffixes) and self._hangs.get(e.name, 0) < MAX_HANGS]
+        if not chosen:
+            return None
+        try:
+            st = path.stat()
+        except OSError as exc:
+            log.warning("metadata: %s cannot be read (%s); skipped", path, exc.strerror or exc)
+            return None
+        if st.st_size > self.max_bytes:
+            log.warning("metadata: %s is %d bytes, over the %d-byte budget for reading metadata; skipped",
+                        path, st.st_size, self.max_bytes)
+            return None
+        key = (str(path), st.st_mtime_ns)
+        with self._lock:
+            state = self._datasets.get(dataset_id)
+            if state is None or key in state.seen:
+                return None
+            state.seen.add(key)
+        found: dict[str, Entry] = {}
+        for extractor in chosen:
+            found.update(self._run(extractor, path))
+        return found or None
+
+    def _run(self, extractor: Extractor, path: Path) -> dict[str, Entry]:
+        result: list[Any] = []
+
+        def work() -> None:
+            try:
+                result.append(extractor(path))
+            except BaseException as exc:  # noqa: B036 - reported, whatever a plugin raises
+                result.append(exc)
+        worker = threading.Thread(target=work, name=f"extract-{extractor.name}", daemon=True)
+        worker.start()
+        worker.join(self.seconds)
+        if worker.is_alive():
+            self._hung += self.seconds
+            self._hangs[extractor.name] = self._hangs.get(extractor.name, 0) + 1
+            more = " it is not used again until trayagent restarts" if self._hangs[extractor.name] >= MAX_HANGS else ""
+            log.warning("metadata: extractor %r took longer than %.0f s on %s; skipped;%s", extractor.name,
+                        self.seconds, path, more)
+            return {}
+        got = result[0] if result else {}
+        if isinstance(got, BaseException):
+            log.warning("metadata: extractor %r cannot read %s (%s: %s); skipped", extractor.name, path,
+                        type(got).__name__, got)
+            return {}
+        if not isinstance(got, dict):
+            log.warning("metadata: extractor %r answered %s for %s, not a dict; skipped", extractor.name,
+                        type(got).__name__, path)
+            return {}
+        return _entries(got)
+
+
+def _entries(got: dict[Any, Any]) -> dict[str, Entry]:
+    """A plugin's answer as entries: bare values are wrapped, keys are text."""
+    out: dict[str, Entry] = {}
+    for key, item in got.items():
+        if isinstance(item, dict) and "value" in item:
+            out[str(key)] = {"value": item["value"], "unit": str(item.get("unit") or "")}
+        else:
+            out[str(key)] = {"value": item, "unit": ""}
+    return out
