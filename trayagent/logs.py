@@ -1,4 +1,11 @@
-"""Logging: a rotating file in the log folder for everything, the terminal for warnings only.
+"""Logging: one file per process in the log folder for everything, the terminal for warnings only.
+
+Why one file per process: the agent, each CLI command and each dialog run side by side, and a log file
+shared between processes cannot be rotated safely (Python's rotating handlers assume one writer; on
+Windows the rename fails while another process holds the file open). So each process writes
+``<command>-<YYYYmmdd-HHMMSS>-<pid>.log`` and rotates only its own file; the file is created on the
+first record, so a command that logs nothing leaves nothing. Old files of ended processes are pruned at
+start-up (see ``prune_logs``).
 
 Secrets never reach a log: every record passes the same redactor that masks rclone's output.
 rclone's own lines go to the file only (``-v`` shows them): whatever fails reaches the user once, as
@@ -9,13 +16,19 @@ per record.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
+import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
+KEEP_DAYS = 14      # files of ended processes older than this go
+KEEP_FILES = 200    # and beyond this many, the oldest go first
+MAX_BYTES = 10 << 20
 
 
 class _Redact(logging.Filter):
@@ -42,7 +55,7 @@ class _NotRclone(logging.Filter):
 
 
 class _LogFile(logging.handlers.RotatingFileHandler):
-    """The log file; when it cannot be written (no space left, read-only), one line says so."""
+    """This process's log file; when it cannot be written (no space left, read-only), one line says so."""
 
     failed = False
 
@@ -57,17 +70,23 @@ class _LogFile(logging.handlers.RotatingFileHandler):
                   "going on without it", file=sys.stderr)
 
 
+def log_file_for(log_dir: Path, command: str, pid: int | None = None, now: float | None = None) -> Path:
+    """This process's file: the command, the start time and the pid make it unique and easy to find."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return log_dir / f"{command}-{stamp}-{os.getpid() if pid is None else pid}.log"
+
+
 def setup_logging(log_file: Path, redact: Callable[[str], str], *, console_level: int = logging.WARNING,
                   verbose: bool = False) -> None:
-    """Idempotent: a second call (tests, agent restarts in-process) replaces the handlers."""
+    """Idempotent: a second call (tests, agent restarts in-process) replaces the handlers.
+    ``log_file`` is this process's own (``log_file_for``): it is rotated, once, by this process only."""
     root = logging.getLogger("trayagent")
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for h in list(root.handlers):
         root.removeHandler(h)
         h.close()
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    file_handler = _LogFile(log_file, maxBytes=10 << 20, backupCount=5,
-                                                        encoding="utf-8")
+    file_handler = _LogFile(log_file, maxBytes=MAX_BYTES, backupCount=1, encoding="utf-8", delay=True)
     file_handler.setFormatter(logging.Formatter(_FORMAT))
     console = logging.StreamHandler()
     console.setLevel(logging.DEBUG if verbose else console_level)
@@ -78,3 +97,36 @@ def setup_logging(log_file: Path, redact: Callable[[str], str], *, console_level
         handler.addFilter(_Redact(redact))
         root.addHandler(handler)
     root.propagate = False
+
+
+def prune_logs(log_dir: Path, keep_days: float = KEEP_DAYS, keep_files: int = KEEP_FILES) -> list[Path]:
+    """Remove the files of ended processes that are old, or beyond the newest ``keep_files``.
+    A running process's file stays: on POSIX its pid is checked; on Windows an open file cannot be
+    deleted, and the failure is ignored. Returns the files removed."""
+    try:
+        entries = sorted(((e.stat().st_mtime, Path(e.path)) for e in os.scandir(log_dir)
+                          if e.name.endswith((".log", ".log.1")) and e.is_file()), reverse=True)
+    except OSError:
+        return []
+    cutoff = time.time() - keep_days * 86400
+    removed = []
+    for rank, (mtime, path) in enumerate(entries):
+        if (mtime < cutoff or rank >= keep_files) and not _running(path):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _running(path: Path) -> bool:
+    """Whether the process that writes ``path`` still runs (its pid is the name's last part)."""
+    pid = path.name.split(".", 1)[0].rsplit("-", 1)[-1]
+    if not pid.isdigit() or sys.platform == "win32":  # Windows: deleting an open file fails instead
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True

@@ -38,10 +38,6 @@ class Paths:
     def default_storage(self) -> Path:
         return self.data_dir / "storage"
 
-    @property
-    def log_file(self) -> Path:
-        return self.log_dir / "trayagent.log"
-
     def ensure(self) -> Paths:
         for d in (self.config_dir, self.data_dir, self.log_dir, self.runtime_dir):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -63,3 +59,13 @@ def resolve_paths(env: dict[str, str] | None = None) -> Paths:
         Path(platformdirs.user_log_dir(APP, appauthor=False)),
         Path(runtime),
     )
+
+
+def site_config_file(env: dict[str, str] | None = None) -> Path:
+    """The site-wide file facility IT writes (/etc/xdg/trayagent/config.toml, on Windows
+    %PROGRAMDATA%\\trayagent\\config.toml); TRAYAGENT_SITE_CONFIG points elsewhere (tests, trials).
+    Not under TRAYAGENT_HOME: the site file is the machine's, shared by every user and agent on it."""
+    env = dict(os.environ) if env is None else env
+    if given := env.get("TRAYAGENT_SITE_CONFIG"):
+        return Path(given).expanduser()
+    return Path(platformdirs.site_config_dir(APP, appauthor=False)) / "config.toml"

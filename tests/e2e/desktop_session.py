@@ -39,6 +39,7 @@ TESTS = Path(__file__).resolve().parent.parent
 if str(TESTS / "support") not in sys.path:  # also run as a script (notify-recorder)
     sys.path.insert(0, str(TESTS / "support"))
 
+from agentctl import logs_text
 from servers import _LIVE, START_TIMEOUT, ServerStartError, _DBusDaemon, _die_with_parent, _Process
 from waiting import wait_until
 
@@ -272,7 +273,7 @@ def _run_recorder(out: Path) -> None:
                 records.flush()
                 conn.send(new_method_return(msg, "u", (next_id,)))
             elif member == "GetCapabilities":
-                conn.send(new_method_return(msg, "as", (["body", "icon-static", "persistence"],)))
+                conn.send(new_method_return(msg, "as", (["actions", "body", "icon-static", "persistence"],)))
             elif member == "GetServerInformation":
                 conn.send(new_method_return(msg, "ssss", ("recorder", "trayagent-tests", "1.0", "1.2")))
             elif member == "CloseNotification":
@@ -351,6 +352,8 @@ class AgentProcess:
     """``python -m trayagent.cli ARGS`` with a private TRAYAGENT_HOME, in its own process group (so
     the dialog windows it spawns go with it), plus its control API."""
 
+    program: tuple[str, ...] = (sys.executable, "-m", "trayagent.cli")  # the frozen bundle's tests change it
+
     def __init__(self, home: Path, env: dict[str, str], *args: str) -> None:
         self.home, self.args = home, args
         self.env = {**env, "TRAYAGENT_HOME": str(home)}
@@ -361,7 +364,7 @@ class AgentProcess:
     def start(self, timeout: float = 60) -> AgentProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.out_path, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "trayagent.cli", *self.args], env=self.env,
+            self.proc = subprocess.Popen([*self.program, *self.args], env=self.env,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True,
                                          preexec_fn=_die_with_parent)  # noqa: PLW1509 - only prctl
@@ -376,8 +379,7 @@ class AgentProcess:
 
     @property
     def log_text(self) -> str:
-        log = self.home / "logs" / "trayagent.log"
-        return log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        return logs_text(self.home / "logs")
 
     def wait_log(self, text: str, timeout: float = 30) -> None:
         try:

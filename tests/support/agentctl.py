@@ -21,6 +21,12 @@ from waiting import stop_process
 from trayagent.config import toml_value
 
 
+def logs_text(folder: Path) -> str:
+    """The log files of every trayagent process under ``folder`` (one file each), oldest first."""
+    files = sorted(folder.glob("*.log"), key=lambda p: (p.stat().st_mtime, p.name)) if folder.is_dir() else []
+    return "".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
+
+
 @dataclass
 class Trayagent:
     home: Path
@@ -40,8 +46,8 @@ class Trayagent:
 
     @property
     def log_text(self) -> str:
-        log = self.home / "logs" / "trayagent.log"
-        return log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        """Every process's log file (one per process: trayagent/logs.py), oldest first."""
+        return logs_text(self.home / "logs")
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)

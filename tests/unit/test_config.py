@@ -248,7 +248,7 @@ def test_trayagent_home_puts_everything_under_one_folder(tmp_path: Path) -> None
     p = resolve_paths({"TRAYAGENT_HOME": str(home)})
     assert (p.config_dir, p.data_dir, p.log_dir, p.runtime_dir) == (
         home / "config", home / "data", home / "logs", home / "run")
-    for f in (p.config_file, p.queue_db, p.catalogue_db, p.default_storage, p.log_file):
+    for f in (p.config_file, p.queue_db, p.catalogue_db, p.default_storage):
         assert f.is_relative_to(home)
     assert p.config_file == home / "config" / "config.toml"
     assert p.queue_db.parent == p.data_dir

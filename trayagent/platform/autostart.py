@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
+from .selfcmd import self_command
+
 ENTRY = """[Desktop Entry]
 Type=Application
 Name=trayagent
@@ -29,8 +31,8 @@ class Autostart(Protocol):
 
 
 def agent_command() -> list[str]:
-    """How to start the agent from a login session: this interpreter running this package."""
-    return [sys.executable, "-m", "trayagent.cli"]
+    """How to start the agent from a login session: this installation of trayagent (frozen or not)."""
+    return self_command("agent", windowed=True)
 
 
 class XdgAutostart:
@@ -67,9 +69,7 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         def set(self, on: bool) -> None:
             with winreg.OpenKey(winreg.HKEY_CURRENT_USER, self.KEY, 0, winreg.KEY_SET_VALUE) as key:
                 if on:
-                    exe = str(Path(sys.executable).with_name("pythonw.exe"))
-                    winreg.SetValueEx(key, "trayagent", 0, winreg.REG_SZ,
-                                      subprocess.list2cmdline([exe, "-m", "trayagent.cli"]))
+                    winreg.SetValueEx(key, "trayagent", 0, winreg.REG_SZ, subprocess.list2cmdline(agent_command()))
                 else:
                     with contextlib.suppress(OSError):
                         winreg.DeleteValue(key, "trayagent")

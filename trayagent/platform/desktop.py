@@ -4,12 +4,14 @@ Tray icons accept no drops on any platform, so the launcher is the drop target: 
 it (in the application menu, on a dock or the desktop) starts ``trayagent open PATHS``, which hands the
 paths to the running agent (it opens the Dataset dialog prefilled) or starts the agent first.
 
-Linux: ``install_desktop()`` writes a freedesktop.org ``.desktop`` entry (``Exec=... open %F``,
-``MimeType=inode/directory;`` so file managers also offer "Open with trayagent" on folders) into
+Linux: ``install_desktop()`` writes a freedesktop.org ``.desktop`` entry (``Exec=... open %F``) into
 ``$XDG_DATA_HOME/applications`` and the icon into ``$XDG_DATA_HOME/icons/hicolor/64x64/apps``. The
 entry runs this very interpreter (``python -m trayagent.cli open %F``), so it works from a virtualenv
 that is not on PATH. ``build/trayagent.desktop`` is the same entry for distribution packages, with
-``Exec=trayagent open %F``.
+``Exec=trayagent open %F``. The entry declares no ``MimeType``: ``%F`` alone makes it a drop target
+(docks, desktops, file managers pass dropped paths to any launcher whose Exec takes files), while
+``MimeType=inode/directory`` made it a handler for folders, and with no other file manager set as
+the default, ``xdg-open FOLDER`` (e.g. "Open log folder") opened a New dataset dialog.
 
 Windows: nothing to install here. Explorer passes the paths of items dropped on a shortcut as
 command-line arguments, so the Start-menu/desktop shortcut the installer creates (target
@@ -26,6 +28,7 @@ import sys
 from pathlib import Path
 
 from ..icons import icon_file
+from .selfcmd import self_command
 
 ENTRY = """[Desktop Entry]
 Type=Application
@@ -38,7 +41,6 @@ Exec={exec}
 Terminal=false
 Categories=Network;FileTransfer;
 Keywords=upload;dataset;beamline;catalogue;SciCat;rclone;
-MimeType=inode/directory;
 StartupNotify=false
 StartupWMClass=trayagent
 """
@@ -55,7 +57,7 @@ def exec_arg(arg: str) -> str:
 
 def desktop_entry(command: list[str] | None = None) -> str:
     """The launcher; ``command`` is what runs (default: this interpreter with trayagent's CLI)."""
-    command = command or [sys.executable, "-m", "trayagent.cli"]
+    command = command or self_command(windowed=True)
     try_exec = f"TryExec={command[0]}\n".replace("\\", "\\\\")
     return ENTRY.format(exec=" ".join(exec_arg(a) for a in command) + " open %F", try_exec=try_exec)
 

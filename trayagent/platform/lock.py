@@ -1,15 +1,20 @@
-"""One worker per queue: an OS file lock, released by the kernel when the holder dies.
+"""One worker per queue or dataset: an OS file lock, released by the system when the holder dies.
 
 Why a lock and not a pid file: a process killed with SIGKILL cannot clean up, and a stale pid file
-would block every later run. ``flock``/``LockFileEx`` locks vanish with their process.
+would block every later run. The lock is filelock's (``flock`` on POSIX, ``LockFileEx``-style
+``msvcrt`` locking on Windows), so no platform code lives here. The holder's pid, for the message a
+refused process prints, sits in a file of its own beside the lock: on Windows a locked byte range cannot
+be read by another process, so the pid must not live in the locked file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
 from pathlib import Path
-from typing import IO, Self
+from typing import Self
+
+from filelock import FileLock, Timeout
 
 from ..errors import TrayagentError
 
@@ -25,29 +30,32 @@ class ProcessLock:
         """``what`` names what the lock guards in the message a refused process prints."""
         self.path = path
         self.what = what
-        self._fh: IO[str] | None = None
+        self.owner_file = path.with_name(path.name + ".pid")
+        # Not thread-local and not re-entrant across objects: a second ProcessLock on the same file in
+        # this process is refused like another process would be (two uploads of one dataset in one agent).
+        self._lock = FileLock(str(path), timeout=0, thread_local=False)
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open (locked) until release()
+        if self._lock.is_locked:
+            return
         try:
-            _lock(fh)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            fh.close()
-            raise Busy(f"another trayagent process (pid {holder}) is working on {self.what}",
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise Busy(f"another trayagent process (pid {self._holder()}) is working on {self.what}",
                        "Wait for it to finish, or stop it; its work is not lost.") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
+        with contextlib.suppress(OSError):  # the pid is for messages only
+            self.owner_file.write_text(str(os.getpid()), encoding="utf-8")
+
+    def _holder(self) -> str:
+        try:
+            return self.owner_file.read_text(encoding="utf-8").strip() or "unknown"
+        except OSError:
+            return "unknown"
 
     def release(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._lock.is_locked:
+            self._lock.release(force=True)
 
     def __enter__(self) -> Self:
         self.acquire()
@@ -55,16 +63,3 @@ class ProcessLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _lock(fh: IO[str]) -> None:
-        fh.seek(0)
-        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-else:
-    import fcntl
-
-    def _lock(fh: IO[str]) -> None:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..platform.selfcmd import bundle_dir
 
 
 def find_rclone(configured: str = "") -> str:
@@ -27,7 +28,8 @@ def find_rclone(configured: str = "") -> str:
         raise ConfigError(f"[storage] rclone: {configured} does not exist",
                           "Point it at an rclone binary, or leave it empty to use the bundled one.")
     exe = "rclone.exe" if sys.platform == "win32" else "rclone"
-    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+    bundled = bundle_dir()  # frozen: the bundle carries its own rclone
+    for folder in [str(bundled)] if bundled else [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]:
         candidate = Path(folder) / exe
         if candidate.is_file():
             return str(candidate)

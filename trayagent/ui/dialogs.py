@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import webbrowser
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -20,12 +21,13 @@ from urllib.parse import unquote
 from ..agent.client import AgentClient, read_token
 from ..errors import TrayagentError
 from ..paths import Paths
+from ..platform.selfcmd import self_command
 
 log = logging.getLogger(__name__)
 
 TITLES = {"dataset": "trayagent: Dataset", "activity": "trayagent: Activity", "login": "trayagent: Log in",
           "settings": "trayagent: Settings"}
-SIZES = {"dataset": (760, 760), "activity": (760, 620), "login": (420, 380), "settings": (640, 680)}
+SIZES = {"dataset": (760, 760), "activity": (760, 620), "login": (460, 560), "settings": (640, 680)}
 
 
 class DialogLauncher:
@@ -40,7 +42,7 @@ class DialogLauncher:
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             log.info("no display: the %s dialog was not opened", name)
             return
-        cmd = [sys.executable, "-m", "trayagent.cli", "dialog", name, "--request", str(params.get("request", ""))]
+        cmd = self_command("dialog", name, "--request", str(params.get("request", "")), windowed=True)
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         self.children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, creationflags=flags,
                                               env=dict(os.environ)))
@@ -113,8 +115,31 @@ def _watch_drops() -> None:
         log.debug("no drop support in this pywebview", exc_info=True)
 
 
+class _PywebviewLog(logging.Filter):
+    """pywebview's own logger printed tracebacks on the terminal for what is expected here: the CSP's
+    refusal of its ``eval`` (see ``_Bridge``), once per dialog, and a toolkit that cannot be loaded
+    (then the browser takes over). Those go to our log, one line at debug level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage() + (f": {record.exc_info[1]}" if record.exc_info else "")
+        if "unsafe-eval" in text or "cannot be loaded" in text:
+            log.debug("pywebview (expected): %s", text.splitlines()[0][:300])
+            return False
+        return True
+
+
+def _tame_pywebview_log() -> None:
+    """pywebview's records go to our log (not its own terminal handler), without expected noise."""
+    logger = logging.getLogger("pywebview")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
+    logger.addFilter(_PywebviewLog())
+
+
 def _quiet_bridge_errors() -> None:
     """pywebview answers every page call with ``evaluate_js`` (eval), which the CSP refuses: expected."""
+    _tame_pywebview_log()
     previous = threading.excepthook
 
     def hook(args: threading.ExceptHookArgs) -> None:
@@ -126,13 +151,27 @@ def _quiet_bridge_errors() -> None:
     threading.excepthook = hook
 
 
+def _name_the_program() -> None:
+    """GTK names windows after the program (WM_CLASS ``__main__.py`` under ``python -m``), which docks
+    and window lists showed; call it trayagent, like the tray icon. Before GTK starts."""
+    try:
+        from gi.repository import GLib  # type: ignore[import-untyped,unused-ignore]
+    except (ImportError, ValueError):  # no GTK bindings: Qt or the browser shows the window
+        return
+    GLib.set_prgname("trayagent")
+    GLib.set_application_name("trayagent")
+
+
 def show_dialog(paths: Paths, name: str, request: str) -> int:
     """Run one dialog window until it is closed (blocks; needs the main thread)."""
     client = AgentClient.find(paths.runtime_dir)
     if client is None:
         raise TrayagentError("the trayagent agent is not running", "Start it with `trayagent`.")
     token = read_token(paths.runtime_dir)
-    import webview
+    try:
+        import webview
+    except ImportError as exc:
+        return _in_browser(client, name, request, f"pywebview is not installed ({exc})")
 
     width, height = SIZES[name]
     bridge = _Bridge()
@@ -143,8 +182,27 @@ def show_dialog(paths: Paths, name: str, request: str) -> int:
     _quiet_bridge_errors()
     if name == "dataset":
         _watch_drops()
+    _name_the_program()
     gui: Any = os.environ.get("TRAYAGENT_WEBVIEW_GUI") or None  # e.g. "qt" where GTK is missing
-    webview.start(gui=gui, private_mode=True)
+    try:
+        webview.start(gui=gui, private_mode=True)
+    except Exception as exc:  # WebViewException: neither GTK nor Qt (a plain pip install has neither)
+        if type(exc).__name__ != "WebViewException":
+            raise
+        return _in_browser(client, name, request, str(exc))
+    return 0
+
+
+def _in_browser(client: AgentClient, name: str, request: str, why: str) -> int:
+    """No native window: the same page in the default web browser. Its URL carries a one-time ticket,
+    never the token (a browser's command line is visible to other users of this computer)."""
+    ticket = client.post("/api/tickets", {})["ticket"]
+    url = f"{client.base_url}/ui/{name}.html#ticket={ticket}&request={request}"
+    log.warning("no window toolkit for the %s dialog (%s): opening it in the default web browser. For a "
+                "window of its own, install GTK's or Qt's Python bindings (see the README).", name, why)
+    if not webbrowser.open(url):
+        raise TrayagentError(f"no window toolkit and no web browser to show the {name} dialog",
+                             "Install GTK's or Qt's Python bindings, or a web browser.")
     return 0
 
 

@@ -57,6 +57,21 @@
     return out;
   }
 
+  /** Keys the facility's site-wide file locks: shown, but not editable. */
+  function showLocked(locked, siteFile) {
+    let any = false;
+    for (const input of fields()) {
+      if (!locked.has(input.dataset.key)) continue;
+      any = true;
+      input.disabled = true;
+      input.dataset.locked = "true";
+      input.title = "Set by your facility in " + siteFile;
+    }
+    const note = $("#locked-note");
+    note.hidden = !any;
+    if (any) $("#site-file").textContent = siteFile;
+  }
+
   async function load() {
     try {
       const answer = await api("GET", "/api/settings");
@@ -64,6 +79,7 @@
       fill(loaded);
       $("#autostart").checked = !!answer.autostart;
       $("#config-file").textContent = answer.config_file || "config.toml";
+      showLocked(new Set(answer.locked || []), answer.site_file || "");
     } catch (exc) {
       sayError(result, exc);
     }
@@ -77,11 +93,15 @@
     if (!settings) return;
     await TA.busy($("#save"), async () => {
       try {
-        const answer = await api("POST", "/api/settings", { settings, autostart: $("#autostart").checked });
+        const body = { settings, autostart: $("#autostart").checked };
+        if ($("#storage-password").value) body.storage_password = $("#storage-password").value;
+        const answer = await api("POST", "/api/settings", body);
         loaded = settings;
+        $("#storage-password").value = "";
         say(result, "ok", "Saved.", answer.restart_needed
           ? "Storage and transfer changes apply when the agent restarts (Quit in the tray menu, then start trayagent)."
-          : "");
+          : "Applied at once, no restart needed." +
+            (body.storage_password ? " The storage password is kept in your keyring." : ""));
       } catch (exc) {
         sayError(result, exc);
       }
@@ -90,12 +110,17 @@
 
   $("#test").addEventListener("click", async (event) => {
     const box = $("#test-result");
-    say(box, "info", "Testing the connection to the storage the agent uses now…");
+    if (!loaded) return;
+    const settings = collect();
+    if (!settings) return;
+    say(box, "info", "Testing the connection to the storage in this form…");
     await TA.busy(event.currentTarget, async () => {
       try {
-        const answer = await api("POST", "/api/settings/test", {});
+        const body = { settings };
+        if ($("#storage-password").value) body.storage_password = $("#storage-password").value;
+        const answer = await api("POST", "/api/settings/test", body);
         if (answer.ok) say(box, "ok", "Connection OK: " + answer.storage);
-        else say(box, "error", "Connection failed: " + answer.error);
+        else say(box, "error", "Connection failed: " + answer.error, answer.hint);
       } catch (exc) {
         sayError(box, exc);
       }
