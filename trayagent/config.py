@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .paths import Paths
+from .paths import Paths, site_config_file
+
+log = logging.getLogger(__name__)
 
 # The checksums a user may choose: the same list as pipeline/checksum.py's ALGORITHMS (a test holds
 # them equal), spelt out here so that the configuration depends on no pipeline module.
@@ -186,6 +189,29 @@ class Section(dict[str, Any]):
 
 
 @dataclass(frozen=True)
+class Layers:
+    """Where each value comes from: the site-wide file (IT's), its locked keys, and the user's file."""
+
+    site: Path | None = None
+    site_values: dict[str, Any] = field(default_factory=dict)
+    locked: frozenset[str] = frozenset()
+    user_values: dict[str, Any] = field(default_factory=dict)
+    overridden: tuple[str, ...] = ()  # locked keys the user's file tried to change
+
+    def origin(self, key: str) -> str:
+        if key in self.locked:
+            return "site (locked)"
+        if key in self.user_values:
+            return "user"
+        return "site" if key in self.site_values else "default"
+
+    def below_user(self, key: str) -> Any:
+        """The value a key has when the user's file does not set it."""
+        section, name = key.split(".", 1)
+        return self.site_values.get(key, SCHEMA[section][name].default)
+
+
+@dataclass(frozen=True)
 class Config:
     """The configuration, typed: ``cfg.transfer.batch_files`` is an int to mypy and at run time."""
 
@@ -194,12 +220,19 @@ class Config:
     transfer: TransferSettings
     dataset: DatasetSettings
     sync: SyncSettings
-    source: Path | None  # the file read, None when the embedded default is used
+    source: Path | None  # the user's file read, None when there is none
+    layers: Layers = field(default_factory=Layers, compare=False)
 
     @classmethod
-    def of(cls, sections: dict[str, Section], source: Path | None) -> Config:
+    def of(cls, sections: dict[str, Section], source: Path | None, layers: Layers | None = None) -> Config:
         """From the sections ``validate`` returned (every key present and checked)."""
-        return cls(**{name: kind(**sections[name]) for name, kind in SECTIONS.items()}, source=source)
+        return cls(**{name: kind(**sections[name]) for name, kind in SECTIONS.items()}, source=source,
+                   layers=layers or Layers())
+
+    @property
+    def locked(self) -> frozenset[str]:
+        """The "section.key" names the site-wide file fixes: Settings shows them read-only."""
+        return self.layers.locked
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return {name: asdict(getattr(self, name)) for name in SECTIONS}
@@ -248,30 +281,86 @@ def validate(raw: dict[str, Any], origin: str) -> dict[str, Section]:
 
 
 def config_path(paths: Paths, override: str | os.PathLike[str] | None = None) -> Path:
+    """The user's file: ``--config``, else TRAYAGENT_CONFIG, else config.toml in the user config folder."""
     if override:
         return Path(override).expanduser()
     env = os.environ.get("TRAYAGENT_CONFIG")
     return Path(env).expanduser() if env else paths.config_file
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})", "Fix the syntax, then try again.") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})", "Check the path and permissions.") from exc
+
+
+def _locked_keys(raw: Any, site: Path) -> frozenset[str]:
+    """``[locked] keys = ["storage.remote", "catalogue"]``: keys, or whole sections, IT fixes for everyone."""
+    keys = raw.get("keys", []) if isinstance(raw, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or set(raw) - {"keys"}:
+        raise ConfigError(f"{site}: [locked] must hold only `keys`, a list of \"section.key\" or \"section\" "
+                          "strings", "Fix the site-wide file, then try again.")
+    out: set[str] = set()
+    for name in keys:
+        section, _, key = name.partition(".")
+        if section not in SCHEMA or (key and key not in SCHEMA[section]):
+            raise ConfigError(f"{site}: [locked] keys: {name!r} is no configuration key",
+                              "Use names such as \"storage.remote\" (see `trayagent config reference`).")
+        out.update(f"{section}.{k}" for k in ([key] if key else SCHEMA[section]))
+    return frozenset(out)
+
+
+def _given(raw: dict[str, Any]) -> dict[str, Any]:
+    """The keys a validated layer sets, as {"section.key": value}."""
+    return {f"{s}.{k}": v for s, keys in raw.items() if isinstance(keys, dict) for k, v in keys.items()}
+
+
+def _merge(layers: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    raw: dict[str, dict[str, Any]] = {}
+    for name, value in layers.items():
+        section, key = name.split(".", 1)
+        raw.setdefault(section, {})[key] = value
+    return raw
+
+
+def _site_layer() -> tuple[Path | None, dict[str, Any], frozenset[str]]:
+    path = site_config_file()
+    if not path.is_file():
+        return None, {}, frozenset()
+    raw = _read_toml(path)
+    locked = _locked_keys(raw.pop("locked", {}), path)
+    validate(raw, f"{path} (site-wide file)")
+    return path, _given(raw), locked
+
+
 def load_config(paths: Paths, override: str | os.PathLike[str] | None = None) -> Config:
-    """Read the config file; a missing default file means the embedded default."""
+    """The embedded defaults, under the site-wide file, under the user's file; the site file's locked
+    keys over all. A missing default user file means no user layer; a named one that is missing is an error."""
+    site, site_values, locked = _site_layer()
     path = config_path(paths, override)
-    raw: dict[str, Any] = {}
+    user: dict[str, Any] = {}
     source: Path | None = None
-    if path.exists():
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})", "Fix the syntax, then try again.") from exc
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot be read ({exc.strerror})", "Check the path and permissions.") from exc
-        source = path
+    if site is not None and path.is_file() and path.resolve() == site.resolve():
+        source = site  # the user's file is the site file itself: saving there is refused (read-only for users)
+    elif path.exists():
+        raw = _read_toml(path)
+        validate(raw, str(path))
+        user, source = _given(raw), path
     elif override or os.environ.get("TRAYAGENT_CONFIG"):
         raise ConfigError(f"{path}: no such configuration file",
                           "Check the path given for the configuration file (or in TRAYAGENT_CONFIG).",
                           field="config")
-    return Config.of(validate(raw, str(path)), source=source)
+    layers = Layers(site, site_values, locked, {k: v for k, v in user.items() if k not in locked})
+    overridden = tuple(sorted(k for k in locked & user.keys() if user[k] != layers.below_user(k)))
+    for key in overridden:
+        log.warning("%s sets %s, but the site-wide file %s locks it: the site's value is used", path, key, site)
+    layers = replace(layers, overridden=overridden)
+    effective = {**site_values, **layers.user_values}
+    effective.update({k: layers.below_user(k) for k in locked})
+    return Config.of(validate(_merge(effective), str(path)), source=source, layers=layers)
 
 
 def toml_value(value: Any) -> str:

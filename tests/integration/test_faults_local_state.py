@@ -8,19 +8,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from agentctl import Trayagent
+from tmpfs import ROOT, fill, mount_tmpfs, unmount
 
 from trayagent import sqlitedb
 from trayagent.errors import LocalStateError
 from trayagent.queue import Queue
-
-ROOT = os.geteuid() == 0
 
 
 def make_files(root: Path, count: int = 5) -> Path:
@@ -30,27 +27,12 @@ def make_files(root: Path, count: int = 5) -> Path:
     return root
 
 
-def fill(disk: Path) -> Path:
-    """Fill the file system to the last byte (dd stops at ENOSPC)."""
-    filler = disk / "filler"
-    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k"], capture_output=True, check=False)
-    return filler
-
-
-def unmount(where: Path) -> None:
-    for _ in range(20):
-        if subprocess.run(["umount", str(where)], capture_output=True, check=False).returncode == 0:
-            return
-        time.sleep(0.25)
-    subprocess.run(["umount", "-l", str(where)], check=True)
-
-
 @pytest.fixture
 def small_home(ta: Trayagent) -> Iterator[Trayagent]:
     """TRAYAGENT_HOME on its own 3 MiB tmpfs."""
     if not ROOT:
         pytest.skip("mounting a tmpfs needs root")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(ta.home)], check=True)
+    mount_tmpfs(ta.home, "3m")
     try:
         yield ta
     finally:
@@ -84,7 +66,7 @@ def test_a_queue_commit_on_a_full_disk_is_said_as_such_and_rolled_back(tmp_path:
         pytest.skip("mounting a tmpfs needs root")
     disk = tmp_path / "disk"
     disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)
+    mount_tmpfs(disk, "1m")
     try:
         queue = Queue(disk / "queue.sqlite")
         queue.ensure_dataset(name="kept", spec={}, mode="batch", storage_url="s", storage_path="kept",

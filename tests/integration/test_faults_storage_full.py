@@ -10,7 +10,6 @@ user once, and try again slowly (here every second instead of every 5 minutes).
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 from agentctl import Trayagent
 from datagen import tree_of
 from servers import WebDAVServer, random_secret
+from tmpfs import grow_tmpfs, mount_tmpfs, unmount
 from waiting import wait_until
 
 from trayagent.config import load_config
@@ -31,20 +31,6 @@ from trayagent.uploader import Uploader
 NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 
 FILE_SIZE = 700_000  # four of them: 2.8 MB, into a 2 MiB storage
-
-
-def mount_tmpfs(where: Path, size: str) -> None:
-    where.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
-
-
-def unmount(where: Path) -> None:
-    """Unmount; lazily if a process that is ending still holds a file there."""
-    for _ in range(20):
-        if subprocess.run(["umount", str(where)], capture_output=True, check=False).returncode == 0:
-            return
-        time.sleep(0.25)
-    subprocess.run(["umount", "-l", str(where)], check=True)
 
 
 @pytest.fixture
@@ -60,7 +46,7 @@ def full_webdav(tmp_path: Path) -> Iterator[WebDAVServer]:
 
 
 def grow(server: WebDAVServer, size: str = "16m") -> None:
-    subprocess.run(["mount", "-o", f"remount,size={size}", str(server.root.parent)], check=True)
+    grow_tmpfs(server.root.parent, size)
 
 
 def four_files(root: Path) -> dict[str, bytes]:

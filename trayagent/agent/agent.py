@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import __version__
-from ..config import SCHEMA, Config, dump_config, load_config, validate
+from ..config import Config, load_config
 from ..errors import AuthError, ConfigError
 from ..icons import app_icon
 from ..paths import Paths
@@ -243,16 +243,16 @@ class Agent:
     # -- settings -------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
         return {"settings": self.cfg.as_dict(), "autostart": autostart().enabled(),
-                "config_file": str(self.cfg.source or self.paths.config_file)}
+                "config_file": str(self.cfg.source or self.paths.config_file),
+                "locked": sorted(self.cfg.locked), "site_file": str(self.cfg.layers.site or "")}
 
     def save_settings(self, body: dict[str, Any]) -> dict[str, Any]:
         """Validate and write config.toml; storage and transfer changes apply on the next start
         (the bandwidth limit at once)."""
+        from ..configfile import save_settings
+
         sections = body.get("settings") or {}
-        validate({k: v for k, v in sections.items() if k in SCHEMA}, "settings")
-        path = self.cfg.source or self.paths.config_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dump_config(sections), encoding="utf-8")
+        path = save_settings(self.cfg, self.paths, sections)  # keeps the file's comments; refuses locked keys
         if "autostart" in body:
             autostart().set(bool(body["autostart"]))
         if bwlimit := sections.get("transfer", {}).get("bwlimit"):

@@ -23,7 +23,7 @@ from .. import __version__, sqlitedb
 from ..agent.client import DIALOGS
 from ..config import Config, load_config, reference_markdown
 from ..errors import TrayagentError
-from ..logs import setup_logging
+from ..logs import log_file_for, prune_logs, setup_logging
 from ..paths import Paths, resolve_paths
 from ..storage.process import end_without_waiting
 from ..storage.redact import Redactor
@@ -124,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--request", default="")
     command("install-desktop", help="install the desktop launcher (drop folders on it) and icon")
 
-    cp = command("config", help="configuration: path, check, reference")
-    cp.add_argument("action", choices=["path", "check", "reference"])
+    cp = command("config", help="configuration: show (every value and where it comes from), path, check, "
+                 "reference")
+    cp.add_argument("action", choices=["show", "path", "check", "reference"])
     return p
 
 
@@ -154,7 +155,8 @@ def main(argv: Sequence[str] | None = None, fast_exit: bool = False) -> int:
         args.command, args.headless = "agent", False
     paths = resolve_paths()
     redactor = Redactor()
-    setup_logging(paths.log_file, redactor, verbose=getattr(args, "verbose", False))
+    setup_logging(log_file_for(paths.log_dir, args.command), redactor, verbose=getattr(args, "verbose", False))
+    prune_logs(paths.log_dir)
     if fast_exit and args.command in _FAST_EXIT:
         sqlitedb.end_without_checkpoint()
         end_without_waiting()
@@ -229,7 +231,11 @@ def _exit_now(code: int) -> None:
 
 
 def cmd_config(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
-    if args.action == "path":
+    if args.action == "show":
+        from ..configfile import show_config
+
+        print(show_config(cfg, paths))
+    elif args.action == "path":
         print(cfg.source or f"{paths.config_file} (absent: the embedded default is used)")
     elif args.action == "reference":
         print(reference_markdown())
