@@ -98,6 +98,35 @@ CREATE TABLE IF NOT EXISTS files (
     UNIQUE (dataset_id, relpath)
 );
 CREATE INDEX IF NOT EXISTS files_work ON files (dataset_id, state, next_retry);
+-- work in queue order without sorting every matching row (Queue.due, iter_files)
+CREATE INDEX IF NOT EXISTS files_order ON files (dataset_id, state, id);
+-- the latest errors (status, the agent), found without reading every file
+CREATE INDEX IF NOT EXISTS files_errors ON files (updated) WHERE last_error IS NOT NULL;
+-- files and bytes per dataset and state, kept by the triggers below in the transaction that changes
+-- a file: status, progress and the agent's housekeeping read a few rows, whatever the file count
+CREATE TABLE IF NOT EXISTS file_counts (
+    dataset_id INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    files INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (dataset_id, state)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS file_counts_insert AFTER INSERT ON files BEGIN
+    INSERT INTO file_counts (dataset_id, state, files, bytes) VALUES (new.dataset_id, new.state, 1,
+        COALESCE(new.size, 0)) ON CONFLICT (dataset_id, state) DO UPDATE SET files=files+1,
+        bytes=bytes+COALESCE(new.size, 0);
+END;
+CREATE TRIGGER IF NOT EXISTS file_counts_update AFTER UPDATE OF state, size, dataset_id ON files BEGIN
+    UPDATE file_counts SET files=files-1, bytes=bytes-COALESCE(old.size, 0)
+        WHERE dataset_id=old.dataset_id AND state=old.state;
+    INSERT INTO file_counts (dataset_id, state, files, bytes) VALUES (new.dataset_id, new.state, 1,
+        COALESCE(new.size, 0)) ON CONFLICT (dataset_id, state) DO UPDATE SET files=files+1,
+        bytes=bytes+COALESCE(new.size, 0);
+END;
+CREATE TRIGGER IF NOT EXISTS file_counts_delete AFTER DELETE ON files BEGIN
+    UPDATE file_counts SET files=files-1, bytes=bytes-COALESCE(old.size, 0)
+        WHERE dataset_id=old.dataset_id AND state=old.state;
+END;
 CREATE TABLE IF NOT EXISTS sessions (
     dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id),
     sources TEXT NOT NULL,           -- JSON [{root, prefix, only}]
@@ -115,6 +144,16 @@ CREATE TABLE IF NOT EXISTS sessions (
 _ADDED = (("datasets", "catalogue_url", "TEXT NOT NULL DEFAULT ''"),
           ("datasets", "config", "TEXT NOT NULL DEFAULT ''"),
           ("files", "maybe_stored", "INTEGER NOT NULL DEFAULT 0"))
+
+
+# A queue written before ``file_counts`` existed: its counters are filled once from the rows, in the
+# transaction that creates the table and its triggers (user_version 1 marks them as kept since).
+_COUNTS_FROM_ROWS = """
+INSERT INTO file_counts (dataset_id, state, files, bytes)
+    SELECT dataset_id, state, COUNT(*), COALESCE(SUM(size), 0) FROM files
+    WHERE (SELECT user_version FROM pragma_user_version) < 1 GROUP BY dataset_id, state;
+PRAGMA user_version = 1;
+"""
 
 
 @dataclass(frozen=True)
@@ -205,7 +244,7 @@ class Queue:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}{_COUNTS_FROM_ROWS}COMMIT;")
             self._add_columns()
         except sqlite3.DatabaseError as exc:
             if sqlitedb.is_full(exc) and (full := sqlitedb.local_state_error(exc, path.parent)):
@@ -260,8 +299,11 @@ class Queue:
                            (name, json.dumps(spec), mode, storage_url, storage_path, catalogue_kind,
                             catalogue_url, config, now))
             else:
-                db.execute("UPDATE datasets SET state='active', scan_done=0, manifest_done=0, finished=NULL,"
-                           " mode=?, spec=? WHERE id=?", (mode, json.dumps(spec), row["id"]))
+                # ``finished`` stays only on a complete dataset asked for again as it was: if the scan
+                # then queues nothing, it is complete as it stands (Engine.enqueue)
+                db.execute("UPDATE datasets SET state='active', scan_done=0, manifest_done=0, finished=CASE"
+                           " WHEN state='complete' AND mode=?2 AND spec=?3 THEN finished END, mode=?2, spec=?3"
+                           " WHERE id=?1", (row["id"], mode, json.dumps(spec)))
         return self.find_dataset(storage_url, storage_path)  # type: ignore[return-value]
 
     def find_dataset(self, storage_url: str, storage_path: str) -> Dataset | None:
@@ -298,8 +340,8 @@ class Queue:
         """
         now = time.time()
         with self._tx() as db:
-            before = db.total_changes
-            db.executemany(
+            # rowcount, not total_changes: the counters' triggers change rows too
+            cur = db.executemany(
                 "INSERT INTO files (dataset_id, src_root, src_rel, relpath, state, updated, size, mtime_ns)"
                 " VALUES (?,?,?,?,'pending',?,?,?)"
                 " ON CONFLICT (dataset_id, relpath) DO UPDATE SET"
@@ -309,7 +351,7 @@ class Queue:
                 " WHERE files.state='failed' OR files.size IS NOT excluded.size"
                 "  OR files.mtime_ns IS NOT excluded.mtime_ns",
                 [(dataset_id, f.src_root, f.src_rel, f.relpath, now, f.size, f.mtime_ns) for f in files])
-            return db.total_changes - before
+            return max(cur.rowcount, 0)
 
     def recover_interrupted(self, dataset_id: int) -> int:
         """After a crash: uploads that were in flight are simply done again. Per dataset, because
@@ -359,8 +401,10 @@ class Queue:
     def due(self, dataset_id: int, state: State, limit: int, now: float | None = None) -> list[QueuedFile]:
         """Up to ``limit`` files in ``state`` whose retry time has come, oldest first."""
         now = time.time() if now is None else now
-        rows = self._rows("SELECT * FROM files WHERE dataset_id=? AND state=? AND next_retry<=? "
-                          "ORDER BY id LIMIT ?", (dataset_id, state.value, now, limit))
+        # in id order straight from the index: SQLite's own choice (files_work, on the retry time)
+        # sorted every matching row first, 105 ms per batch at a million files
+        rows = self._rows("SELECT * FROM files INDEXED BY files_order WHERE dataset_id=? AND state=? "
+                          "AND next_retry<=? ORDER BY id LIMIT ?", (dataset_id, state.value, now, limit))
         return [_file(r) for r in rows]
 
     def next_retry_time(self, dataset_id: int) -> float | None:
@@ -389,20 +433,46 @@ class Queue:
             last = rows[-1]["id"]
 
     def counts(self, dataset_id: int) -> dict[str, int]:
-        rows = self._rows("SELECT state, COUNT(*) AS n FROM files WHERE dataset_id=? GROUP BY state",
-                          (dataset_id,))
+        """Files per state, from the counters the triggers keep (a few rows, whatever the file count)."""
+        rows = self._rows("SELECT state, files FROM file_counts WHERE dataset_id=?", (dataset_id,))
         out = {s.value: 0 for s in State}
-        out.update({r["state"]: r["n"] for r in rows})
+        out.update({r["state"]: r["files"] for r in rows})
         return out
 
     def byte_counts(self, dataset_id: int) -> dict[str, int]:
-        rows = self._rows("SELECT state, COALESCE(SUM(size),0) AS b FROM files WHERE dataset_id=? "
-                          "GROUP BY state", (dataset_id,))
-        return {r["state"]: r["b"] for r in rows}
+        """Bytes per state (sizes as the queue knows them), from the same counters."""
+        rows = self._rows("SELECT state, bytes FROM file_counts WHERE dataset_id=? AND files>0", (dataset_id,))
+        return {r["state"]: r["bytes"] for r in rows}
+
+    def recount(self, dataset_id: int) -> tuple[dict[str, int], dict[str, int]]:
+        """Files and bytes per state counted over every row: what the counters must equal (tests)."""
+        rows = self._rows("SELECT state, COUNT(*) AS n, COALESCE(SUM(size),0) AS b FROM files "
+                          "WHERE dataset_id=? GROUP BY state", (dataset_id,))
+        files = {s.value: 0 for s in State}
+        files.update({r["state"]: r["n"] for r in rows})
+        return files, {r["state"]: r["b"] for r in rows}
+
+    def iter_checksums(self, dataset_id: int, state: State) -> Iterator[tuple[str, str]]:
+        """The distinct (algorithm, checksum) pairs of files in ``state``, streamed from the database
+        (the manifest lists each once; a set of a million in memory is what it must not hold)."""
+        for row in self._stream("SELECT DISTINCT algorithm, checksum FROM files WHERE dataset_id=? AND state=? "
+                                "AND checksum IS NOT NULL", (dataset_id, state.value)):
+            yield row[0] or "", row[1]
+
+    def _stream(self, sql: str, args: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of one query, read a page at a time through a connection of its own: a WAL reader
+        sees one snapshot and blocks no writer, so the queue's lock is not held while it runs."""
+        reader = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            cur = reader.execute(sql, args)
+            while rows := cur.fetchmany(2000):
+                yield from rows
+        finally:
+            reader.close()
 
     def recent_errors(self, limit: int = 10, dataset_id: int | None = None) -> list[QueuedFile]:
         where, args = ("AND dataset_id=?", (dataset_id,)) if dataset_id is not None else ("", ())
-        rows = self._rows(f"SELECT * FROM files WHERE last_error IS NOT NULL {where} "
+        rows = self._rows(f"SELECT * FROM files INDEXED BY files_errors WHERE last_error IS NOT NULL {where} "
                           "ORDER BY updated DESC LIMIT ?", (*args, limit))
         return [_file(r) for r in rows]
 
@@ -437,16 +507,16 @@ class Queue:
         pending while its old version was uploading is not marked verified by that upload.
         """
         now = time.time()
+        ids = json.dumps(list(file_ids))  # one statement for the lot: a third of executemany's cost per row
         with self._tx() as db:
-            before = db.total_changes
             if verification is None:
-                db.executemany("UPDATE files SET state=?, updated=? WHERE id=? AND state=?",
-                               [(state.value, now, i, expect.value) for i in file_ids])
+                cur = db.execute("UPDATE files SET state=?, updated=? WHERE id IN (SELECT value FROM json_each(?)) "
+                                 "AND state=?", (state.value, now, ids, expect.value))
             else:
-                db.executemany("UPDATE files SET state=?, verification=?, last_error=NULL, updated=? "
-                               "WHERE id=? AND state=?",
-                               [(state.value, verification, now, i, expect.value) for i in file_ids])
-            return db.total_changes - before
+                cur = db.execute("UPDATE files SET state=?, verification=?, last_error=NULL, updated=? "
+                                 "WHERE id IN (SELECT value FROM json_each(?)) AND state=?",
+                                 (state.value, verification, now, ids, expect.value))
+            return max(cur.rowcount, 0)
 
     def forget_stored(self, file_ids: Sequence[int]) -> None:
         """These files changed since their interrupted upload: what storage holds is an older
@@ -467,6 +537,13 @@ class Queue:
         with self._tx() as db:
             db.execute("UPDATE files SET state='failed', attempts=attempts+1, last_error=?, updated=? "
                        "WHERE id=?", (error, time.time(), file_id))
+
+    def retry_now(self, dataset_id: int | None = None) -> int:
+        """The user's Retry now: pending files waiting for their next retry slot are due at once."""
+        where, args = ("AND dataset_id=?", (dataset_id,)) if dataset_id is not None else ("", ())
+        with self._tx() as db:
+            cur = db.execute(f"UPDATE files SET next_retry=0 WHERE state='pending' AND next_retry>0 {where}", args)
+            return cur.rowcount
 
     def retry_failed(self, dataset_id: int) -> int:
         """The user's Retry: failed files become pending again."""

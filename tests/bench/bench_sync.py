@@ -351,8 +351,11 @@ def run_latency(mode: str, server: WebDAVServer, base: Path, args: argparse.Name
 
         closes: dict[str, float] = {}
         behind: list[float] = []
+        big = BigFile(base / f"big-{mode}", folder, args.big_mib) if args.big_mib else None
         t0 = time.monotonic()
         for i, name in enumerate(names):
+            if big is not None and not big.moved_at and time.monotonic() - t0 >= 2.0:
+                big.move_in()
             due = t0 + i / args.rate
             delay = due - time.monotonic()
             if delay > 0:
@@ -365,6 +368,19 @@ def run_latency(mode: str, server: WebDAVServer, base: Path, args: argparse.Name
                             "max_late_s": round(max(behind), 3) if behind else 0.0}
         done = wait_verified(poller, names, sync, args.drain_timeout)
         drain = time.monotonic() - t0 - write_seconds
+        if big is not None:
+            big_ok = wait_verified(poller, [big.name], sync, args.drain_timeout)
+            snap = poller.snapshot()
+            big_verified = snap[big.name].verified if big_ok else None
+            during = {n: s.verified for n in names if big.moved_at <= closes[n] <= (big_verified or 0)
+                      and (s := snap.get(n)) and s.verified}
+            result["big_file"] = {"mib": args.big_mib, "moved_in": big.moved_at,
+                                  "verified_after_move_s": round(big_verified - big.moved_at, 3)
+                                  if big_verified else None,
+                                  "small_closed_during": len(during),
+                                  "their_close_to_verified": summary([v - closes[n] for n, v in during.items()]),
+                                  "slowest_of_them_before_big": bool(during and big_verified
+                                                                     and max(during.values()) < big_verified)}
         cpu1 = (proc_cpu(sync.pid) or 0.0, proc_cpu(sync.rclone_pid) or 0.0)
         time.sleep(0.5)  # let the last registrations land for the register column
         seen = poller.snapshot()
@@ -412,6 +428,78 @@ def run_latency(mode: str, server: WebDAVServer, base: Path, args: argparse.Name
     result["rclone_copied_lines"] = len(copied)
     keep_log(ta, f"latency-{mode}", args)
     return result
+
+
+def run_put_reference(server: WebDAVServer, base: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The reference for the latency runs: the same writer, and on every close a plain HTTP PUT of the
+    file (4 at a time, as trayagent's transfers), the big file PUT beside them; close -> PUT answered."""
+    import base64
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlsplit
+
+    folder = base / "lat-put"
+    folder.mkdir(parents=True)
+    url = urlsplit(server.url)
+    auth = "Basic " + base64.b64encode(f"{server.user}:{server.password}".encode()).decode()
+    (server.root / "put").mkdir(exist_ok=True)
+
+    def put(path: Path) -> float:
+        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=600)
+        try:
+            with path.open("rb") as body:
+                conn.request("PUT", f"{url.path.rstrip('/')}/put/{path.name}", body=body,
+                             headers={"Authorization": auth, "Content-Length": str(path.stat().st_size)})
+                conn.getresponse().read()
+        finally:
+            conn.close()
+        return time.time()
+    payload = os.urandom(args.file_kib * KiB)
+    names = [f"f_{i:05d}.bin" for i in range(round(args.seconds * args.rate))]
+    big = BigFile(base / "big-put", folder, args.big_mib) if args.big_mib else None
+    closes: dict[str, float] = {}
+    with ThreadPoolExecutor(4) as pool, ThreadPoolExecutor(1) as big_pool:
+        done: dict[str, Any] = {}
+        big_done = None
+        t0 = time.monotonic()
+        for i, name in enumerate(names):
+            if big is not None and big_done is None and time.monotonic() - t0 >= 2.0:
+                big.move_in()
+                big_done = big_pool.submit(put, folder / big.name)
+            delay = t0 + i / args.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            closes[name] = write_file(folder / name, payload, i + 1)
+            done[name] = pool.submit(put, folder / name)
+        ended = {n: f.result() for n, f in done.items()}
+        big_end = big_done.result() if big_done is not None else None
+    out: dict[str, Any] = {"mode": "put", "files": len(names),
+                           "close_to_put": summary([ended[n] - closes[n] for n in names])}
+    if big is not None and big_end is not None:
+        during = [ended[n] - closes[n] for n in names if big.moved_at <= closes[n] <= big_end]
+        out["big_file"] = {"mib": args.big_mib, "put_after_move_s": round(big_end - big.moved_at, 3),
+                           "small_closed_during": len(during), "their_close_to_put": summary(during)}
+    return out
+
+
+class BigFile:
+    """A big file written outside the watched folder beforehand, moved in 2 s into the writing (a
+    detector's stack beside its frames): it uploads while the small files keep coming."""
+
+    name = "stack.big"
+
+    def __init__(self, outside: Path, folder: Path, mib: int) -> None:
+        outside.mkdir(parents=True, exist_ok=True)
+        self.path, self.folder = outside / self.name, folder
+        block = os.urandom(MiB)
+        with self.path.open("wb") as fh:
+            for _ in range(mib):
+                fh.write(block)
+        self.moved_at = 0.0
+
+    def move_in(self) -> None:
+        os.rename(self.path, self.folder / self.name)
+        self.moved_at = time.time()
 
 
 _COPIED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \S+\s+"
@@ -546,6 +634,7 @@ def run_idle(base: Path, args: argparse.Namespace) -> dict[str, Any]:
         sync.check_alive()
         log_path = home / "logs" / "trayagent.log"
         result.update(idle_window(sync, rclone, log_path, args.idle_seconds))
+        result["references"] = idle_references(tree, args.idle_seconds)
         if args.restart:
             result["after_restart"] = idle_after_restart(sync, log_path, db, args)
         rescans = re.findall(r"rescan \((\w[\w ]*)\) queued (\d+) new or changed files in ([\d.]+) s",
@@ -602,6 +691,40 @@ def idle_window(sync: SyncProcess, rclone: int | None, log_path: Path, seconds: 
         "log_in_window": window_log[-10:],
         "rescans_in_window": [ln for ln in window_log if "rescan" in ln],
     }
+
+
+_BARE_OBSERVER = """
+import sys, time
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers import Observer
+observer = Observer()
+observer.schedule(FileSystemEventHandler(), sys.argv[1], recursive=True)
+observer.start()
+print("watching", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def idle_references(tree: Path, seconds: float) -> dict[str, Any]:
+    """The same run's references for the idle figures (issue 24): the CPU of a bare watchdog observer
+    over the same tree for the same window, and the RSS of a bare ``rclone rcd`` that did nothing."""
+    watcher = subprocess.Popen([sys.executable, "-c", _BARE_OBSERVER, str(tree), str(seconds + 30)],
+                               stdout=subprocess.PIPE, text=True)
+    rcd = subprocess.Popen([rclone_binary(), "rcd", "--rc-no-auth", "--rc-addr", "127.0.0.1:0"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert watcher.stdout is not None
+        watcher.stdout.readline()  # its watches are in place
+        time.sleep(2.0)
+        c0, w0 = proc_cpu(watcher.pid) or 0.0, time.monotonic()
+        time.sleep(seconds)
+        cpu, window = (proc_cpu(watcher.pid) or 0.0) - c0, time.monotonic() - w0
+        return {"bare_watchdog_cpu_pct": round(100 * cpu / window, 3),
+                "bare_rclone_rcd_rss_mb": round(proc_status(rcd.pid).get("VmRSS", 0) / 1024, 1)}
+    finally:
+        for p in (watcher, rcd):
+            p.kill()
+            p.wait(10)
 
 
 def idle_after_restart(sync: SyncProcess, log_path: Path, db: sqlite3.Connection,
@@ -699,6 +822,13 @@ def print_latency(runs: list[dict[str, Any]]) -> None:
         for q in ("p50", "p99"):
             by = r[f"{q}_by_10s_of_writing"]
             print(f"    {q} by 10 s of writing: " + ", ".join(f"{k} {v:.2f}" for k, v in by.items()))
+        if big := r.get("big_file"):
+            during = big["their_close_to_verified"]
+            print(f"    beside a {big['mib']} MiB file moved in 2 s into the writing: it was verified "
+                  f"{_f(big['verified_after_move_s'])} s after its move; {big['small_closed_during']} small "
+                  f"files closed meanwhile: close -> verified p50 {_f(during.get('p50'))} s, p99 "
+                  f"{_f(during.get('p99'))} s, the slowest "
+                  f"{'before' if big['slowest_of_them_before_big'] else 'NOT before'} the big one")
         if r["log_tail"]:
             print("    warnings/errors in the log: " + " | ".join(x[-160:] for x in r["log_tail"][-3:]))
 
@@ -735,6 +865,11 @@ def print_idle(r: dict[str, Any]) -> None:
               f"rclone {_f(ar['rclone_cpu_pct'], '.2f')}); RSS trayagent {_f(ar['rss_mb'], '.1f')} MB "
               f"({verdict(ar['rss_mb'] <= TARGET_RSS_MB)} vs <= {TARGET_RSS_MB:g} MB), peak "
               f"{_f(ar['rss_peak_mb_whole_run'], '.1f')} MB; rclone {_f(ar['rclone_rss_mb'], '.1f')} MB")
+    if ref := r.get("references"):
+        print(f"  references, same run: a bare watchdog observer over the same tree "
+              f"{_f(ref['bare_watchdog_cpu_pct'], '.3f')} % of one core; a bare `rclone rcd` "
+              f"{_f(ref['bare_rclone_rcd_rss_mb'], '.1f')} MB RSS (trayagent's rclone: "
+              f"{_f(r['rclone_rss_mb'], '.1f')} MB)")
     iu = r["initial_upload"]
     print(f"  initial upload: {iu['seconds']:.1f} s ({iu['files_per_s']:.0f} files/s; "
           f"first registration after "
@@ -778,6 +913,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="how long to wait after the last close for every file to be verified")
     p.add_argument("--tree-files", type=int, help="files in the idle tree (default 100,000; quick 20,000)")
     p.add_argument("--tree-dirs", type=int, help="folders in the idle tree (default 1,000; quick 200)")
+    p.add_argument("--put-reference", action="store_true",
+                   help="latency: also the reference, a plain HTTP PUT of every file on its close")
+    p.add_argument("--big-mib", type=int, default=0,
+                   help="latency: a file of this many MiB moved in 2 s into the writing (issue 24: 3072)")
     p.add_argument("--idle-seconds", type=float, default=30.0, help="idle measurement window (default 30)")
     p.add_argument("--settle-seconds", type=float, default=5.0,
                    help="wait between the end of the initial upload and the idle window (default 5)")
@@ -832,6 +971,12 @@ def main(argv: list[str] | None = None) -> int:
                     r = doc["latency"][-1]["close_to_verified"]
                     print(f"  {mode}: p50 {_f(r.get('p50'))} s, p99 {_f(r.get('p99'))} s, "
                           f"max {_f(r.get('max'))} s", flush=True)
+                if args.put_reference:
+                    doc["put_reference"] = run_put_reference(server, base, args)
+                    r = doc["put_reference"]["close_to_put"]
+                    print(f"  direct PUT on close (reference): p50 {_f(r.get('p50'))} s, p99 {_f(r.get('p99'))} s"
+                          + (f"; beside the big file: {doc['put_reference']['big_file']}"
+                             if "big_file" in doc["put_reference"] else ""), flush=True)
             if "idle" in args.parts:
                 doc["idle"] = run_idle(base, args)
     except Exception as exc:  # noqa: BLE001 (what was measured is still reported and saved)

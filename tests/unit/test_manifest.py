@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -9,7 +10,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from trayagent.catalogue.base import FileRecord
-from trayagent.pipeline.manifest import RO_CRATE_CONTEXT, build_ro_crate, write_ro_crate
+from trayagent.pipeline.manifest import RO_CRATE_CONTEXT, build_ro_crate, stream_ro_crate, write_ro_crate
+from trayagent.pipeline.spool import Spool
 
 DATASET: dict[str, Any] = {
     "id": "local/1234",
@@ -118,3 +120,45 @@ def test_hundred_thousand_files_is_linear() -> None:
     elapsed = time.perf_counter() - start
     assert len(_by_id(doc)["./"]["hasPart"]) == 100_000
     assert elapsed < 10
+
+
+# -- streaming (issue 22: a million files without holding them) ------------------------------------
+
+
+def _streamed(records: list[FileRecord]) -> dict[str, Any]:
+    out = io.StringIO()
+    checksums = sorted({(r.algorithm, r.checksum) for r in records if r.checksum})
+    stream_ro_crate(DATASET, lambda: iter(records), checksums, out, generator="trayagent")
+    doc: dict[str, Any] = json.loads(out.getvalue())
+    return doc
+
+
+def test_the_streamed_manifest_is_the_built_one() -> None:
+    """Same entities (order aside: the graph is a set) for odd names, shared and distinct checksums,
+    sha256 inline, a file without checksum, and a file named like the manifest (not listed)."""
+    records = [_record(n) for n in ODD_NAMES] + [
+        _record("z/shared.h5"), _record("s.h5", "sha256", "ab" * 32), _record("none.h5", "md5", ""),
+        _record("k.h5", "blake3", "0f" * 32), _record("ro-crate-metadata.json", "md5", "11" * 16)]
+    built = build_ro_crate(DATASET, records, generator="trayagent")
+    streamed = _streamed(records)
+    assert streamed["@context"] == built["@context"]
+
+    def by_id(doc: dict[str, Any]) -> dict[str, Any]:
+        return {e["@id"]: e for e in doc["@graph"]}
+    got, want = by_id(streamed), by_id(built)
+    assert got.pop("#md5-" + "11" * 16)["value"] == "11" * 16  # the skipped file's checksum: listed, unused
+    assert got == want
+    assert len(streamed["@graph"]) == len(got) + 1  # every entity once
+
+
+def test_the_spool_stays_in_memory_while_small_and_moves_to_a_file_beyond(tmp_path: Path) -> None:
+    with Spool(tmp_path, limit=100) as small:
+        small.write("é" * 10)
+        assert small.path is None and small.getvalue() == ("é" * 10).encode()
+    with Spool(tmp_path, limit=100) as big:
+        big.write("x" * 60)
+        big.write("y" * 60)
+        big.flush()
+        assert big.path is not None and big.path.read_bytes() == b"x" * 60 + b"y" * 60
+        where = big.path
+    assert not where.exists()  # removed on exit

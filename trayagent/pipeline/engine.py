@@ -20,26 +20,28 @@ mean the recorded hash is the hash of the bytes that are there.
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Literal
 
 from ..catalogue.base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 from ..errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError, StorageFull
 from ..platform.priority import lower_current_thread
-from ..queue import Dataset, Queue, QueuedFile, State
+from ..queue import Dataset, DatasetState, Queue, QueuedFile, State
 from ..storage.rcerrors import RcError, plain_error
 from ..storage.transfer import RemoteFile, Transfer, rclone_name
 from .checksum import FAST_STRONG, Digest, hash_file, stat_file
-from .manifest import build_ro_crate, load_media_types
+from .lanes import BIG_FILE_BYTES, BigLane
+from .manifest import load_media_types, stream_ro_crate
 from .progress import Outcome, Progress, Tuning
 from .scan import Filters, Source, batched, scan
-from .verify import CHANGED, MISSING, changed_since, check, read_back, stored_digest
+from .spool import Spool
+from .verify import CHANGED, MISSING, STAT_MAX, changed_since, check, read_back, stored_digest
 
 if TYPE_CHECKING:
     from ..metadata.harvest import Harvester
@@ -90,6 +92,7 @@ class Engine:
         self._hash_in_transit = False  # rclone computes and checks the checksum during the copy
         self.harvester: Harvester | None = None  # metadata extraction beside the copy (set by the owner)
         self._harvest_pushed: dict[int, float] = {}  # dataset id -> when its summary last went to the catalogue
+        self._lane = BigLane(self.wake.set)  # big files go beside the small ones (issue 24)
 
     def close(self) -> None:
         self._hashers.shutdown(wait=True)
@@ -121,9 +124,20 @@ class Engine:
         queued = 0
         for chunk in batched(scan(sources, filters, errors), ENQUEUE_BATCH):
             queued += self.queue.enqueue(dataset.id, chunk)
+        if queued == 0 and dataset.finished is not None and self._settled(dataset.id):
+            # uploaded, registered and described before, and nothing changed since: like `rclone copy`
+            # to a filled destination, a re-run costs the scan and the comparison, nothing more
+            self.queue.set_dataset(dataset.id, scan_done=1, manifest_done=1, state=DatasetState.COMPLETE)
+            log.info("dataset %r: nothing new or changed since it was completed", dataset.name)
+            return 0
         self.queue.set_dataset(dataset.id, scan_done=1)
         self.wake.set()
         return queued
+
+    def _settled(self, dataset_id: int) -> bool:
+        """Every file of the dataset registered (none waiting, in flight or failed)."""
+        counts = self.queue.counts(dataset_id)
+        return all(n == 0 for state, n in counts.items() if state != State.REGISTERED.value)
 
     # -- the main loop --------------------------------------------------------------------------
     def run(self, dataset_id: int, on_progress: Callable[[Progress], None] | None = None,
@@ -138,11 +152,14 @@ class Engine:
         while not self.stop_event.is_set():
             self.wake.clear()  # before the step: a wake-up set during it ends the next wait at once
             dataset = self.queue.dataset(dataset_id)
+            if dataset.state == DatasetState.COMPLETE:  # nothing changed since it was (enqueue)
+                break
             worked = self._step(dataset, tracker)
             if self._finished(dataset) and (not finalize or self._finalize(dataset)):
                 break
             if not worked:
                 self._wait_for_due([dataset_id])
+        self._lane.join()  # a big file in flight when stopped: its job ends and is recorded first
         tracker.emit(force=True)
         return self._outcome(dataset, time.monotonic() - started)
 
@@ -273,13 +290,18 @@ class Engine:
         self.wake.set()
 
     # -- upload + verify ------------------------------------------------------------------------
-    def _next_batch(self, dataset: Dataset) -> list[QueuedFile]:
+    def _next_batch(self, dataset: Dataset, tracker: _ProgressTracker) -> list[QueuedFile]:
         """Due files up to the batch limits. Files whose upload was interrupted (``maybe_stored``)
         travel in batches of their own, which ask storage first what it holds: the others keep
-        the fast path that lists nothing."""
+        the fast path that lists nothing. A due big file goes to the big lane if it is free (else
+        it waits its turn there, and the small files behind it go on)."""
         batch: list[QueuedFile] = []
         total = 0
         for f in self.queue.due(dataset.id, State.PENDING, self.tuning.batch_files):
+            if (f.size or 0) >= BIG_FILE_BYTES and not f.maybe_stored:
+                if not self._lane.busy and self.queue.mark([f.id], State.UPLOADING, expect=State.PENDING):
+                    self._lane.start(functools.partial(self._send, dataset, [f], tracker, None, "big"))
+                continue
             if batch and (total + (f.size or 0) > self.tuning.batch_bytes
                           or f.maybe_stored != batch[0].maybe_stored):
                 break
@@ -301,32 +323,52 @@ class Engine:
         """Send one batch; while rclone works, verify and register what earlier batches sent."""
         if time.time() < self._storage_full_until:  # storage full: paused until the next slow try
             return False
-        batch = self._next_batch(dataset)
+        self._lane.check()
+        batch = self._next_batch(dataset, tracker)
         if not batch:
             return self._verify_uploaded(dataset, force=True)
-        ids = [f.id for f in batch]
-        self.queue.mark(ids, State.UPLOADING, expect=State.PENDING)
-        digests = self._start_digests(batch)
-        self._harvest(dataset.id, batch)
-        refused: list[CatalogueError | StorageFull] = []
+        self.queue.mark([f.id for f in batch], State.UPLOADING, expect=State.PENDING)
 
         def meanwhile() -> None:
             """While rclone copies: the catalogue's dataset (a SciCat round trip or several) and
             the registration of earlier batches. Storage access was checked before any of it."""
+            current = self._ensure_catalogued(dataset)
+            self._verify_uploaded(current, force=False)
+            self._register_verified(current)
+            load_media_types()  # for the manifest at the end, read now while rclone works
+        self._send(dataset, batch, tracker, meanwhile, "small")
+        # at once when nothing is left to send, or when a few files wait (one stat each, whatever the
+        # folder's size): files arriving while others upload (sync) must not wait for a quiet moment
+        if (self.queue.counts(dataset.id)[State.UPLOADED.value] <= STAT_MAX
+                or not self.queue.due(dataset.id, State.PENDING, 1)):
+            self._verify_uploaded(dataset, force=True)
+        return True
+
+    def _send(self, dataset: Dataset, batch: list[QueuedFile], tracker: _ProgressTracker,
+              meanwhile: Callable[[], None] | None, lane: Literal["small", "big"]) -> None:
+        """Copy files marked ``uploading`` and record what became of each (``uploaded``, or back to
+        the queue); ``meanwhile`` runs while rclone copies. The big lane's job takes one transfer
+        slot; the small files' job the others while it runs (``[transfer] transfers`` in all)."""
+        transfers = 1 if lane == "big" else (max(1, self.transfer.transfers - 1) if self._lane.busy else None)
+        ids = [f.id for f in batch]
+        digests = self._start_digests(batch)
+        self._harvest(dataset.id, batch)
+        refused: list[CatalogueError | StorageFull] = []
+
+        def in_between() -> None:
             try:
-                current = self._ensure_catalogued(dataset)
-                self._verify_uploaded(current, force=False)
-                self._register_verified(current)
+                if meanwhile is not None:
+                    meanwhile()
             except (CatalogueError, StorageFull) as exc:  # raised once this batch's copy is recorded
                 refused.append(exc)
-            load_media_types()  # for the manifest at the end, read now while rclone works
         try:
-            errors = self.transfer.copy_batch(dataset.storage_path, batch, on_job=tracker.on_job,
-                                              meanwhile=meanwhile, check_dest=batch[0].maybe_stored)
+            errors = self.transfer.copy_batch(dataset.storage_path, batch, on_job=tracker.watch(lane),
+                                              meanwhile=in_between, check_dest=batch[0].maybe_stored,
+                                              transfers=transfers)
         except (RcError, StorageError) as exc:
             errors = [getattr(exc, "error", None) or str(exc)]
         finally:
-            tracker.job_done()
+            tracker.job_done(lane)
         auth = next((p for p in map(self.transfer.explain, errors) if isinstance(p, AuthError)), None)
         if auth is not None:
             self.queue.mark(ids, State.PENDING, expect=State.UPLOADING)
@@ -346,9 +388,6 @@ class Engine:
         self.queue.mark(uploaded, State.UPLOADED, expect=State.UPLOADING)
         if refused:
             raise refused[0]
-        if not self.queue.due(dataset.id, State.PENDING, 1):
-            self._verify_uploaded(dataset, force=True)
-        return True
 
     def _start_digests(self, batch: list[QueuedFile]) -> dict[int, Future[Digest | LocalFileError]]:
         """Checksums hashed here run beside the copy; with the hash computed in transit the stat
@@ -383,9 +422,10 @@ class Engine:
         per folder for thousands of files) unless ``force``: listing a flat folder after every
         batch would cost time quadratic in its size."""
         limit = max(self.tuning.verify_files, 1)
-        files = self.queue.due(dataset.id, State.UPLOADED, limit, now=float("inf"))
-        if not files or (not force and len(files) < limit):
+        waiting = self.queue.counts(dataset.id)[State.UPLOADED.value]  # a counter: no rows read to decide
+        if not waiting or (not force and waiting < limit):
             return False
+        files = self.queue.due(dataset.id, State.UPLOADED, limit, now=float("inf"))
         stored = self._read_back(dataset, files)
         verified, retry = [], []
         for f in files:
@@ -585,14 +625,10 @@ class Engine:
         if dataset.catalogue_id is None:
             return False
         try:
-            if self.harvester is not None:
+            if self.harvester is not None:  # what the files say, in the manifest and the catalogue
                 self.harvester.drain(dataset.id)
                 self._push_metadata(dataset, force=True)
-            files = (record(f) for f in self.queue.iter_files(dataset.id, State.REGISTERED))
-            info = self.catalogue.dataset_info(dataset.catalogue_id)
-            doc = build_ro_crate(info, files, generator="trayagent")
-            self.transfer.put_bytes(dataset.storage_path, MANIFEST_NAME,
-                                    json.dumps(doc, indent=1, ensure_ascii=False).encode())
+            self._write_manifest(dataset, dataset.catalogue_id)
             self.catalogue.finish_dataset(dataset.catalogue_id)
         except LoginRequired as exc:
             self._catalogue_trouble(exc)
@@ -612,14 +648,31 @@ class Engine:
         log.info("dataset %r complete", dataset.name)
         return True
 
+    def _write_manifest(self, dataset: Dataset, catalogue_id: str) -> None:
+        """The RO-Crate manifest, streamed from the queue into a spool (memory while small, a scratch
+        file beyond) and stored next to the data: flat memory for a million files."""
+        info = self.catalogue.dataset_info(catalogue_id)
+
+        def files() -> Iterator[FileRecord]:
+            return (record(f) for f in self.queue.iter_files(dataset.id, State.REGISTERED))
+        with Spool(self.transfer.scratch_dir) as out:
+            stream_ro_crate(info, files, self.queue.iter_checksums(dataset.id, State.REGISTERED), out,
+                            generator="trayagent")
+            out.flush()
+            if out.path is None:
+                self.transfer.put_bytes(dataset.storage_path, MANIFEST_NAME, out.getvalue())
+            else:
+                self.transfer.put_file(dataset.storage_path, MANIFEST_NAME, out.path)
+
     def _outcome(self, dataset: Dataset, seconds: float) -> Outcome:
+        """From the queue's counters; only the failed files are listed (a page at a time)."""
         dataset = self.queue.dataset(dataset.id)
-        ok = self.queue.files(dataset.id, State.REGISTERED)
-        failed = self.queue.files(dataset.id, State.FAILED)
-        return Outcome(dataset=dataset.name, files_ok=len(ok), files_failed=len(failed),
-                       bytes=sum(f.size or 0 for f in ok), seconds=round(seconds, 3),
-                       failures=[{"path": f.relpath, "reason": f.last_error or ""} for f in failed],
-                       catalogue_id=dataset.catalogue_id, storage_path=dataset.storage_path)
+        counts, sizes = self.queue.counts(dataset.id), self.queue.byte_counts(dataset.id)
+        failed = [{"path": f.relpath, "reason": f.last_error or ""}
+                  for f in self.queue.iter_files(dataset.id, State.FAILED)]
+        return Outcome(dataset=dataset.name, files_ok=counts[State.REGISTERED.value], files_failed=len(failed),
+                       bytes=sizes.get(State.REGISTERED.value, 0), seconds=round(seconds, 3),
+                       failures=failed, catalogue_id=dataset.catalogue_id, storage_path=dataset.storage_path)
 
 
 SETTLED: Literal["settled"] = "settled"  # _check_one: the file went back to the queue (or failed)
@@ -640,7 +693,7 @@ class _ProgressTracker:
         self.dataset = dataset
         self.sink = sink
         self.started = time.monotonic()
-        self.in_flight = 0
+        self.in_flight: dict[str, int] = {}  # bytes sent so far by the job in flight, per lane
         self.base_done = self._done_bytes()
         self._last = 0.0
 
@@ -648,13 +701,18 @@ class _ProgressTracker:
         b = self.engine.queue.byte_counts(self.dataset.id)
         return b.get("registered", 0) + b.get("verified", 0) + b.get("uploaded", 0)
 
-    def on_job(self, jobid: int) -> None:
-        if self.sink and time.monotonic() - self._last > 0.25:
-            self.in_flight = self.engine.transfer.bytes_in_flight(jobid)
-            self.emit()
+    def watch(self, lane: str) -> Callable[[int], None]:
+        """The ``on_job`` callback of one lane's jobs; only the engine's own lane emits (the sink is
+        called from one thread)."""
+        def on_job(jobid: int) -> None:
+            if self.sink and time.monotonic() - self._last > 0.25:
+                self.in_flight[lane] = self.engine.transfer.bytes_in_flight(jobid)
+                if lane == "small":
+                    self.emit()
+        return on_job
 
-    def job_done(self) -> None:
-        self.in_flight = 0
+    def job_done(self, lane: str) -> None:
+        self.in_flight.pop(lane, None)
 
     def emit(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -664,7 +722,7 @@ class _ProgressTracker:
         q = self.engine.queue
         counts = q.counts(self.dataset.id)
         total = sum(q.byte_counts(self.dataset.id).values())
-        done = min(self._done_bytes() + self.in_flight, total)
+        done = min(self._done_bytes() + sum(self.in_flight.values()), total)
         rate = max(done - self.base_done, 0) / max(now - self.started, 1e-6)
         eta = (total - done) / rate if rate > 0 else None
         self.sink(Progress(self.dataset.name, counts, total, done, rate, eta, self.engine.waiting))

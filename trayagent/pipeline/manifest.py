@@ -35,9 +35,9 @@ import mimetypes
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..catalogue.base import FileRecord
 from ..formats import rfc3339
@@ -47,6 +47,12 @@ RO_CRATE_PROFILE = "https://w3id.org/ro/crate/1.1"
 METADATA_FILE = "ro-crate-metadata.json"
 SHA256_TERM = "http://schema.org/sha256"
 SOFTWARE_ID = "#generator"
+
+
+class Writer(Protocol):
+    """Where a streamed manifest goes: a text file, ``io.StringIO`` or the engine's spool."""
+
+    def write(self, text: str, /) -> int: ...
 ACTION_ID = "#upload"
 
 # RFC 3987 ipchar without ":" (see module docstring): unreserved, sub-delims, "@", "/" and ucschar.
@@ -100,7 +106,7 @@ def load_media_types() -> None:
         mimetypes.init()
 
 
-def _file_entity(record: FileRecord, checksums: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _file_entity(record: FileRecord, checksums: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
     entity: dict[str, Any] = {
         "@id": encode_path(record.path),
         "@type": "File",
@@ -118,21 +124,31 @@ def _file_entity(record: FileRecord, checksums: dict[str, dict[str, Any]]) -> di
     return entity
 
 
-def _add_checksum(entity: dict[str, Any], record: FileRecord, checksums: dict[str, dict[str, Any]]) -> None:
+def _add_checksum(entity: dict[str, Any], record: FileRecord, checksums: dict[str, dict[str, Any]] | None) -> None:
+    """sha256 inline; other algorithms by reference to their PropertyValue (collected in ``checksums``,
+    or, when streaming, written apart from the distinct checksums the queue lists)."""
     algorithm = record.algorithm.lower()
     if algorithm == "sha256":
         entity["sha256"] = record.checksum
         return
-    checksum_id = f"#{encode_path(algorithm)}-{encode_path(record.checksum)}"
-    if checksum_id not in checksums:
-        checksums[checksum_id] = {
-            "@id": checksum_id,
-            "@type": "PropertyValue",
-            "name": f"{algorithm} checksum",
-            "propertyID": algorithm,
-            "value": record.checksum,
-        }
+    checksum_id = _checksum_id(algorithm, record.checksum)
+    if checksums is not None and checksum_id not in checksums:
+        checksums[checksum_id] = _checksum_entity(algorithm, record.checksum)
     entity["identifier"] = {"@id": checksum_id}
+
+
+def _checksum_id(algorithm: str, checksum: str) -> str:
+    return f"#{encode_path(algorithm)}-{encode_path(checksum)}"
+
+
+def _checksum_entity(algorithm: str, checksum: str) -> dict[str, Any]:
+    return {
+        "@id": _checksum_id(algorithm, checksum),
+        "@type": "PropertyValue",
+        "name": f"{algorithm} checksum",
+        "propertyID": algorithm,
+        "value": checksum,
+    }
 
 
 def _project(dataset: dict[str, Any]) -> dict[str, Any] | None:
@@ -195,6 +211,9 @@ def _root(dataset: dict[str, Any], parts: list[str], project: dict[str, Any] | N
         root["keywords"] = ", ".join(str(k) for k in dataset["keywords"])
     if project:
         root["funder"] = {"@id": project["@id"]}
+    measured = [{"@id": p["@id"]} for p in property_values(dataset)]
+    if measured:
+        root["variableMeasured"] = measured
     root["hasPart"] = [{"@id": part} for part in parts]
     return root
 
@@ -231,24 +250,51 @@ def build_ro_crate(dataset: dict[str, Any], files: Iterable[FileRecord], generat
         entity = _file_entity(record, checksums)
         entities[entity["@id"]] = entity
     project = _project(dataset)
-    descriptor = {
-        "@id": METADATA_FILE,
-        "@type": "CreativeWork",
-        "conformsTo": {"@id": RO_CRATE_PROFILE},
-        "about": {"@id": "./"},
-    }
-    root = _root(dataset, list(entities), project)
-    measured = list(property_values(dataset))
-    if measured:
-        root["variableMeasured"] = [{"@id": p["@id"]} for p in measured]
-    graph: list[dict[str, Any]] = [descriptor, root]
+    graph: list[dict[str, Any]] = [_DESCRIPTOR, _root(dataset, list(entities), project)]
     graph.extend(entities.values())
-    graph.extend(measured)
+    graph.extend(property_values(dataset))
     graph.extend(checksums.values())
     if project:
         graph.append(project)
     graph.extend(_provenance(dataset, generator))
-    return {"@context": [RO_CRATE_CONTEXT, {"sha256": SHA256_TERM}], "@graph": graph}
+    return {"@context": _CONTEXT, "@graph": graph}
+
+
+_CONTEXT = [RO_CRATE_CONTEXT, {"sha256": SHA256_TERM}]
+_DESCRIPTOR = {
+    "@id": METADATA_FILE,
+    "@type": "CreativeWork",
+    "conformsTo": {"@id": RO_CRATE_PROFILE},
+    "about": {"@id": "./"},
+}
+
+
+def stream_ro_crate(dataset: dict[str, Any], files: Callable[[], Iterable[FileRecord]],
+                    checksums: Iterable[tuple[str, str]], out: Writer, generator: str) -> None:
+    """The document of ``build_ro_crate``, written to ``out`` one entity per line as the records come:
+    memory stays flat for a million files. ``files`` is called twice (the root's ``hasPart``, then
+    the file entities) and must list each path once, as the queue does; ``checksums`` lists each
+    distinct (algorithm, checksum) once (the queue's ``iter_checksums``)."""
+    project = _project(dataset)
+    root = json.dumps(_root(dataset, [], project), ensure_ascii=False)
+    out.write(f'{{"@context": {json.dumps(_CONTEXT)},\n"@graph": [\n{json.dumps(_DESCRIPTOR)},\n')
+    out.write(root[: root.rindex('"hasPart": []')] + '"hasPart": [')
+    first = True
+    for record in files():
+        if record.path != METADATA_FILE:
+            part = json.dumps(encode_path(record.path), ensure_ascii=False)
+            out.write(("" if first else ",") + f'\n{{"@id": {part}}}')
+            first = False
+    out.write("]}")
+    for record in files():
+        if record.path != METADATA_FILE:
+            out.write(",\n" + json.dumps(_file_entity(record, None), ensure_ascii=False))
+    for algorithm, checksum in checksums:
+        if algorithm.lower() != "sha256":
+            out.write(",\n" + json.dumps(_checksum_entity(algorithm.lower(), checksum), ensure_ascii=False))
+    for entity in [*property_values(dataset), *([project] if project else []), *_provenance(dataset, generator)]:
+        out.write(",\n" + json.dumps(entity, ensure_ascii=False))
+    out.write("\n]}\n")
 
 
 def write_ro_crate(doc: dict[str, Any], path: Path) -> Path:

@@ -102,7 +102,7 @@ class Transfer:
         except (RcError, StorageError) as exc:
             log.debug("cannot clear rclone's remotes: %s", exc)
 
-    def _config(self, check_dest: bool = False) -> dict[str, Any]:
+    def _config(self, check_dest: bool = False, transfers: int | None = None) -> dict[str, Any]:
         """Every call that may build a remote passes the same: rclone fixes a remote's low-level
         retries when it builds it.
 
@@ -117,7 +117,7 @@ class Transfer:
         (``CheckSum``); without one (plain WebDAV), same size and, where the storage keeps
         modification times, same mtime: rclone's own default comparison."""
         check = {"NoCheckDest": False, "CheckSum": bool(self.hash_types())} if check_dest else {}
-        return {"Transfers": self.transfers, "Checkers": max(8, self.transfers), "NoCheckDest": True,
+        return {"Transfers": transfers or self.transfers, "Checkers": max(8, self.transfers), "NoCheckDest": True,
                 "LowLevelRetries": 3, "BufferSize": BUFFER_SIZE} | check
 
     # -- capabilities and access ----------------------------------------------------------------
@@ -176,12 +176,14 @@ class Transfer:
     # -- copying --------------------------------------------------------------------------------
     def copy_batch(self, storage_path: str, files: Sequence[QueuedFile],
                    on_job: Callable[[int], None] | None = None,
-                   meanwhile: Callable[[], None] | None = None, check_dest: bool = False) -> list[str]:
+                   meanwhile: Callable[[], None] | None = None, check_dest: bool = False,
+                   transfers: int | None = None) -> list[str]:
         """Copy the files; returns the error texts of jobs that failed (files are verified anyway).
 
         ``meanwhile`` runs once the jobs are started, while rclone works: the engine verifies and
         registers earlier batches there, so storage never waits for the catalogue. ``check_dest``:
-        send only what storage does not already hold (see ``_config``)."""
+        send only what storage does not already hold (see ``_config``). ``transfers``: the jobs' share
+        of the transfer slots when another job runs beside them (the big-file lane)."""
         groups: dict[tuple[str, str], list[QueuedFile]] = defaultdict(list)
         for f in files:
             groups[(f.src_root, _prefix(f))].append(f)
@@ -196,7 +198,7 @@ class Transfer:
                 try:
                     job = self.daemon.start_job("sync/copy", {
                         "srcFs": source_fs(root), "dstFs": self.fs(dst), "createEmptySrcDirs": False,
-                        "_config": self._config(check_dest), "_filter": {"FilesFrom0": [str(listing)]}})
+                        "_config": self._config(check_dest, transfers), "_filter": {"FilesFrom0": [str(listing)]}})
                 except BaseException as exc:
                     listing.unlink(missing_ok=True)
                     if isinstance(exc, RcError):
@@ -229,6 +231,13 @@ class Transfer:
     def put_bytes(self, storage_path: str, name: str, data: bytes) -> None:
         """Write a small generated file (the manifest) into the dataset folder, straight from memory."""
         self._guard(lambda: self.daemon.upload(self.fs(storage_path), name, data, self._config()))
+
+    def put_file(self, storage_path: str, name: str, path: Path) -> None:
+        """Store a generated local file (a big manifest) as ``name`` in the dataset folder; rclone
+        reads it from disk, so its size does not pass through memory here."""
+        self._guard(lambda: self.daemon.call("operations/copyfile", {
+            "srcFs": source_fs(str(path.parent)), "srcRemote": path.name, "dstFs": self.fs(storage_path),
+            "dstRemote": name, "_config": self._config()}, timeout=3600))
 
     # -- reading back ---------------------------------------------------------------------------
     def listing(self, storage_path: str, folders: set[str], hash_type: str | None) -> dict[str, RemoteFile]:

@@ -55,13 +55,18 @@ class _Handler(FileSystemEventHandler):
             # describe files closed long ago: those are judged by the quiet period.
             self._file(src, closed=False, live=isinstance(event, FileModifiedEvent) and not event.is_synthetic)
         elif isinstance(event, FileMovedEvent):
-            self.settler.forget(src)
-            self._file(Path(os.fsdecode(event.dest_path)), closed=True)  # renamed into place: complete
+            # renamed or moved into place (from outside the tree too: inotify's IN_MOVED_TO, reported
+            # with an empty source by the full-events observer): complete, no quiet period. Moved out:
+            # an empty destination, as a deletion.
+            if event.src_path:
+                self.settler.forget(src)
+            if event.dest_path:
+                self._file(Path(os.fsdecode(event.dest_path)), closed=True)
         elif isinstance(event, FileDeletedEvent):
             self.settler.forget(src)
             if self.accept(src):
                 log.info("%s was deleted locally; its copy in storage is kept", src)
-        elif isinstance(event, (DirCreatedEvent, DirMovedEvent)):
+        elif isinstance(event, DirCreatedEvent) or (isinstance(event, DirMovedEvent) and event.dest_path):
             dest = Path(os.fsdecode(getattr(event, "dest_path", "") or event.src_path))
             self.on_folder(dest)  # a tree moved in arrives as one event: look inside
 
@@ -72,6 +77,16 @@ class _Handler(FileSystemEventHandler):
             self.settler.closed(path)
         else:
             self.settler.touch(path, wait_for_close=self.close_events and live)
+
+
+def _event_observer() -> BaseObserver:
+    """The platform's event observer; on Linux with full events: a file moved in from outside the
+    watched tree arrives as a move (IN_MOVED_TO), not as a 'created' file that might still be
+    written, so it counts as complete at once."""
+    if sys.platform.startswith("linux"):
+        from watchdog.observers.inotify import InotifyObserver
+        return InotifyObserver(generate_full_events=True)
+    return Observer()
 
 
 class _OverflowAlarm(logging.Handler):
@@ -155,7 +170,7 @@ class FolderWatcher:
                 return True
             if not self.root.is_dir():
                 return False
-            observer = self._start(PollingObserver() if self.polling else Observer())
+            observer = self._start(PollingObserver() if self.polling else _event_observer())
             if observer is None and not self.polling:
                 observer = self._start(PollingObserver())
                 if observer is not None:
