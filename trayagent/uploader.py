@@ -21,7 +21,7 @@ from .catalogue.base import Catalogue, DatasetSpec, StorageLocation
 from .catalogue.local import LocalCatalogue
 from .config import Config
 from .errors import CatalogueError, ConfigError, StorageFull
-from .paths import Paths
+from .paths import Paths, site_config_file
 from .pipeline.engine import Engine, source_paths
 from .pipeline.progress import Outcome, Progress, Tuning
 from .pipeline.scan import Filters, Source, plan_sources, scan
@@ -136,7 +136,8 @@ class Uploader:
     def _template_folders(self) -> list[Path]:
         """Where a template's name is looked up: beside the user's and the site's configuration."""
         folders = [self.cfg.source.parent] if self.cfg.source else []
-        return [*folders, self.paths.config_dir]
+        site = self.cfg.layers.site or site_config_file()  # IT's templates live beside the site file
+        return [*folders, self.paths.config_dir, site.parent]
 
     def metadata_template(self) -> dict[str, Any]:
         """The template as the Dataset dialog renders it."""

@@ -125,3 +125,19 @@ def test_upload_records_user_and_harvested_metadata_apart_through_faults(
     assert props["#meta-energy"]["unitText"] == "keV" and props["#meta-energy"]["value"] == 15.0
     assert (props["#harvested-energy"]["minValue"], props["#harvested-energy"]["maxValue"]) == (12, 18.5)
     assert props["#meta-detector_distance"]["unitText"] == "mm"
+
+
+def test_a_template_named_in_the_site_file_is_found_beside_it(ta: Trayagent, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """IT ships the template with the site-wide configuration; the user's file names nothing."""
+    site = tmp_path / "etc" / "trayagent"
+    (site / "templates").mkdir(parents=True)
+    (site / "templates" / "tomcat.toml").write_text(TEMPLATE_TOML)
+    (site / "config.toml").write_text('[dataset]\ntemplate = "tomcat"\n')
+    monkeypatch.setenv("TRAYAGENT_SITE_CONFIG", str(site / "config.toml"))
+    make_nexus(tmp_path / "run" / "scan.nxs")
+    proc = ta.run("upload", str(tmp_path / "run"), "--dataset", "run", "--dry-run", timeout=60)
+    assert proc.returncode == 2 and "template 'tomcat'" in proc.stderr and "sample_name: required" in proc.stderr
+    proc = ta.run("upload", str(tmp_path / "run"), "--dataset", "run", "--dry-run", "--metadata", "sample_name=Si",
+                  timeout=60)
+    assert proc.returncode == 0, proc.stderr
