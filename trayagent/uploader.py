@@ -13,14 +13,14 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from .catalogue.base import Catalogue, DatasetSpec, StorageLocation
 from .catalogue.local import LocalCatalogue
 from .config import Config
-from .errors import CatalogueError, ConfigError, StorageFull
+from .errors import AuthError, CatalogueError, ConfigError, StorageFull
 from .paths import Paths, site_config_file
 from .pipeline.engine import Engine, source_paths
 from .pipeline.progress import Outcome, Progress, Tuning
@@ -84,6 +84,9 @@ class Uploader:
         self._locks: dict[int, ProcessLock] = {}
         self._sessions: SyncSessions | None = None
         self._template: Template | None = None
+        self._paused = False  # Pause all; kept here so that a rebuilt pipeline stays paused
+        self._watchers: dict[str, Any] = {}  # the engine's callbacks (watch), set again on a rebuilt engine
+        self._building = threading.RLock()  # one engine (and one rclone) however many threads ask at once
         self.refused: list[ConfigError] = []  # queued datasets this configuration cannot finish
 
     def __enter__(self) -> Self:
@@ -178,29 +181,40 @@ class Uploader:
 
     @property
     def engine(self) -> Engine:
-        """Built on first use: takes the queue lock and starts rclone."""
+        """Built on first use: takes the queue lock and starts rclone. Several threads may ask at
+        once (a sync session's watcher and the serving loop): one builds, the others wait for it."""
         if self._engine is None:
-            self.launch_rclone()
-            assert self._daemon is not None
-            target = self.target()
-            if self.cfg.transfer.bwlimit:
-                self._daemon.set_bwlimit(self.cfg.transfer.bwlimit)
-            remote = self._remote_config(target)
-            named_type = str(remote.get("type", ""))  # "" for on-the-fly remotes and local paths
-            backend = named_type or ("local" if target.remote.local else target.remote.backend)
-            transfers = parallel_transfers(self.cfg.transfer.transfers, backend)
-            log.info("storage backend %s: %d parallel transfers", backend, transfers)
-            transfer = Transfer(self._daemon, target, transfers=transfers, scratch_dir=self.paths.runtime_dir,
-                                backend_type=named_type, preset=frozenset(remote))
-            tuning = Tuning.of(self.cfg.transfer)
-            host = target.host or endpoint_host(remote)  # a named remote's endpoint, from its config
-            self._engine = Engine(self.queue, transfer, self.catalogue, tuning,
-                                  lambda path: StorageLocation(target.display, host, path))
-            if self.cfg.dataset.harvest:
-                from .metadata.harvest import Harvester
+            with self._building:
+                return self._engine or self._build_engine()
+        return self._engine
 
-                self._engine.harvester = Harvester(seconds=float(self.cfg.dataset.harvest_seconds),
-                                                   max_bytes=int(self.cfg.dataset.harvest_max_bytes))
+    def _build_engine(self) -> Engine:
+        """The pipeline on the configured storage: rclone, the transfer, the engine and its callbacks."""
+        self.launch_rclone()
+        assert self._daemon is not None
+        target = self.target()
+        if self.cfg.transfer.bwlimit:
+            self._daemon.set_bwlimit(self.cfg.transfer.bwlimit)
+        remote = self._remote_config(target)
+        named_type = str(remote.get("type", ""))  # "" for on-the-fly remotes and local paths
+        backend = named_type or ("local" if target.remote.local else target.remote.backend)
+        transfers = parallel_transfers(self.cfg.transfer.transfers, backend)
+        log.info("storage backend %s: %d parallel transfers", backend, transfers)
+        transfer = Transfer(self._daemon, target, transfers=transfers, scratch_dir=self.paths.runtime_dir,
+                            backend_type=named_type, preset=frozenset(remote))
+        tuning = Tuning.of(self.cfg.transfer)
+        host = target.host or endpoint_host(remote)  # a named remote's endpoint, from its config
+        self._engine = Engine(self.queue, transfer, self.catalogue, tuning,
+                              lambda path: StorageLocation(target.display, host, path))
+        if self.cfg.dataset.harvest:
+            from .metadata.harvest import Harvester
+
+            self._engine.harvester = Harvester(seconds=float(self.cfg.dataset.harvest_seconds),
+                                               max_bytes=int(self.cfg.dataset.harvest_max_bytes))
+        for name, callback in self._watchers.items():
+            setattr(self._engine, name, callback)
+        if self._paused:
+            self._engine.paused.set()
         return self._engine
 
     def prepare(self) -> None:
@@ -347,12 +361,12 @@ class Uploader:
     def start_sync(self, plan: Plan) -> Dataset:
         """Record a sync session (restored after restarts) and start watching."""
         dataset = self.record(plan)
-        self.sessions.start(dataset, plan.sources, plan.filters, self.engine.wake.set)
+        self.sessions.start(dataset, plan.sources, plan.filters, self.wake)
         return dataset
 
     def restore_syncs(self) -> list[Dataset]:
         """Start again every sync session that was running when the agent stopped or died."""
-        return self.sessions.restore(self.engine.wake.set)
+        return self.sessions.restore(self.wake)
 
     def request_finalize(self, name: str) -> Dataset:
         """Ask for a sync dataset to be finished: done here if no process holds it, else by its owner."""
@@ -412,22 +426,103 @@ class Uploader:
               on_storage_full: Callable[[StorageFull], None] | None = None,
               on_catalogue_refused: Callable[[CatalogueError], None] | None = None) -> None:
         """What the owner hears of: a file that failed, a catalogue login needed, a full storage
-        (uploads pause and are tried again), a catalogue refusal (uploads go on, registration waits)."""
-        engine = self.engine
+        (uploads pause and are tried again), a catalogue refusal (uploads go on, registration waits).
+        Kept, and given to every engine built from now on (a new password or Settings rebuild it);
+        builds nothing itself, so it works while the storage has no password yet."""
         if on_failure is not None:
-            engine.on_failure = lambda dataset, f, reason: on_failure(dataset, reason)
+            self._watchers["on_failure"] = lambda dataset, f, reason: on_failure(dataset, reason)
         if on_login_needed is not None:
-            engine.on_login_needed = on_login_needed
+            self._watchers["on_login_needed"] = on_login_needed
         if on_storage_full is not None:
-            engine.on_storage_full = on_storage_full
+            self._watchers["on_storage_full"] = on_storage_full
         if on_catalogue_refused is not None:
-            engine.on_catalogue_refused = on_catalogue_refused
+            self._watchers["on_catalogue_refused"] = on_catalogue_refused
+        for name, callback in self._watchers.items():
+            if self._engine is not None:
+                setattr(self._engine, name, callback)
 
-    def serve(self, dataset_ids: Callable[[], list[int]], on_complete: Callable[[Outcome], None]) -> None:
-        """Work on ``dataset_ids()`` until ``stop``. May be called again after it raised."""
+    def serve(self, dataset_ids: Callable[[], list[int]], on_complete: Callable[[Outcome], None],
+              on_progress: Callable[[Progress], None] | None = None) -> None:
+        """Work on ``dataset_ids()`` until ``stop``. May be called again after it raised, or after
+        ``reload_storage`` / ``reconfigure`` (the pipeline is then rebuilt)."""
         engine = self.engine
         engine.stop_event.clear()
-        engine.serve(dataset_ids, on_complete=on_complete)
+        engine.serve(dataset_ids, on_complete=on_complete, on_progress=on_progress)
+
+    def wake(self) -> None:
+        """Work arrived (a sync session saw a file, a retry was asked for): the engine looks now.
+        A no-op while no pipeline is built, e.g. while the storage refuses the password."""
+        if self._engine is not None:
+            self._engine.wake.set()
+
+    def reload_storage(self) -> bool:
+        """Read the storage secret from the keyring again; if it changed (a new login), drop the
+        pipeline built on the old one so the next use rebuilds it. Call only while ``serve`` is not
+        running. Returns whether anything changed. Raises AuthError while no secret is stored."""
+        fresh = storage_target(self.cfg, self.paths, need_secret=True)
+        if self._target is not None and fresh == self._target:
+            return False
+        self._drop_pipeline()
+        self._target = fresh
+        if fresh.secret:
+            self.redactor.add(fresh.secret)
+        return True
+
+    def reconfigure(self, cfg: Config) -> None:
+        """Apply a changed configuration without a restart: storage, catalogue and transfer settings
+        take effect for the next batch (the pipeline is rebuilt); running sync sessions keep their
+        timing until they are started again. Call only while ``serve`` is not running."""
+        self._drop_pipeline()
+        self._target = None
+        self._template = None  # [dataset] template may name another one now
+        self.cfg = cfg
+        self.catalogue.close()
+        self.catalogue = make_catalogue(cfg, self.paths)
+        if self._daemon is not None:
+            self._daemon.set_bwlimit(str(cfg.transfer.bwlimit or ""))
+        self._reclaim()
+
+    def _reclaim(self) -> None:
+        """After a change of storage or catalogue: datasets defined for the old ones are let go (they
+        stay queued and are finished where they were defined, never moved), and batch datasets that
+        belong here (e.g. after changing back) are taken up again."""
+        for dataset_id in list(self._locks):
+            dataset = self.queue.dataset(dataset_id)
+            try:
+                self._check_home(dataset)
+            except ForeignDataset as exc:
+                log.warning("%s. %s", exc.message, exc.hint)
+                self._locks.pop(dataset_id).release()
+        self.refused.clear()  # said again (logged) by resume_batches for what stays foreign
+        self.resume_batches()
+
+    def stored_storage_secret(self, cfg: Config) -> str | None:
+        """The keyring's password for the storage ``cfg`` names (None if none is stored)."""
+        try:
+            return storage_target(cfg, self.paths, need_secret=True).secret
+        except AuthError:
+            return None
+
+    def _drop_pipeline(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    def check_storage(self, cfg: Config, secret: str | None) -> dict[str, Any]:
+        """Reach the storage ``cfg`` describes with ``secret`` (not the running pipeline's, not the
+        keyring's): Settings' Test connection and the storage login test what the user typed.
+        Raises AuthError (refused), StorageError (unreachable) or ConfigError (no such remote)."""
+        self.launch_rclone()
+        assert self._daemon is not None
+        target = storage_target(cfg, self.paths, need_secret=False)
+        if secret:
+            self.redactor.add(secret)
+            target = replace(target, secret=secret)
+        remote = self._remote_config(target)
+        transfer = Transfer(self._daemon, target, transfers=1, scratch_dir=self.paths.runtime_dir,
+                            backend_type=str(remote.get("type", "")), preset=frozenset(remote))
+        transfer.probe()
+        return {"storage": target.display, "hashes": transfer.hash_types()}
 
     def preflight(self) -> None:
         """Raise now a catalogue refusal certain to come, before anything is sent."""
@@ -457,12 +552,14 @@ class Uploader:
 
     @property
     def paused(self) -> bool:
-        return self._engine is not None and self._engine.paused.is_set()
+        return self._paused
 
     def pause(self, paused: bool) -> None:
         """Pause all: no new batches (the one in flight finishes)."""
-        (self.engine.paused.set if paused else self.engine.paused.clear)()
-        self.engine.wake.set()
+        self._paused = paused
+        if self._engine is not None:
+            (self._engine.paused.set if paused else self._engine.paused.clear)()
+            self._engine.wake.set()
 
     def retry_failed(self, dataset_id: int) -> int:
         """Failed files of the dataset go back to the queue; the dataset becomes active again."""
@@ -470,12 +567,21 @@ class Uploader:
         if self.queue.dataset(dataset_id).state != DatasetState.ACTIVE:
             self.queue.set_dataset(dataset_id, state=DatasetState.ACTIVE)
             self.try_claim(dataset_id)
-        self.engine.wake.set()
+        self.wake()
+        return n
+
+    def retry_now(self, dataset_id: int | None = None) -> int:
+        """Files waiting for a retry slot (of one dataset, or all) are due now; the engine looks at once.
+        A wait for an unreachable storage ends only with ``stop`` (the agent then serves again)."""
+        n = self.queue.retry_now(dataset_id)
+        self.wake()
         return n
 
     def set_bwlimit(self, rate: str) -> None:
         """rclone's bandwidth limit, changed at run time."""
-        self.engine.transfer.daemon.set_bwlimit(rate)
+        self.launch_rclone()
+        assert self._daemon is not None
+        self._daemon.set_bwlimit(rate)
 
     def test_storage(self) -> dict[str, Any]:
         """Reach the storage and list it; raises what went wrong."""

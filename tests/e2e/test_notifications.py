@@ -1,7 +1,7 @@
 """Desktop notifications from the real headless agent, as a notification daemon receives them.
 
 A recorder owns org.freedesktop.Notifications on a private session bus (tests/e2e/desktop_session.py);
-the agent notifies through plyer (dbus-python or notify-send), so the whole path is real. A batch
+the agent notifies over D-Bus itself (jeepney; no dbus-python, no notify-send), so the whole path is real. A batch
 upload handed to the agent by ``trayagent upload`` gives exactly one "Dataset X complete"; files that
 fail give one aggregated notice per dataset (the failure window is 10 s), never one per file.
 """
@@ -102,3 +102,41 @@ def test_failing_files_give_one_aggregated_notification(notification_bus: Deskto
     assert len(complete) == 1, about(notification_bus, "run43")
     assert complete[0]["body"].startswith("2 files, ") and "3 failed" in complete[0]["body"], complete[0]
     assert len(about(notification_bus, "run43")) == 2   # the aggregate and the completion, nothing else
+
+
+def click(bus: DesktopSession, notification_id: int) -> None:
+    """What the notification service does when the user clicks a bubble: the ActionInvoked signal."""
+    from jeepney import DBusAddress, new_signal
+    from jeepney.io.blocking import open_dbus_connection
+
+    address = DBusAddress("/org/freedesktop/Notifications", interface="org.freedesktop.Notifications")
+    with open_dbus_connection(bus=bus.bus.address) as conn:
+        conn.send(new_signal(address, "ActionInvoked", "us", (notification_id, "default")))
+
+
+def test_a_notification_has_icon_expiry_urgency_true_duration_and_opens_activity(
+        notification_bus: DesktopSession, headless_agent: AgentProcess, tmp_path: Path) -> None:
+    """Issue 19.5: plyer without dbus-python ran `notify-send -t 0` (no icon, never expiring, stacking
+    up), and the duration counted from the engine's first batch ("registered in 0 s")."""
+    assert notification_bus.recorder is not None
+    folder = tmp_path / "run77"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"f{i}.dat").write_bytes(b"x" * 10_000)
+    headless_agent.api("POST", "/api/pause")
+    headless_agent.api("POST", "/api/upload", {"paths": [str(folder)], "dataset": "run77"})
+    time.sleep(4)  # the dataset waits: its time counts
+    headless_agent.api("POST", "/api/resume")
+    wait_until(lambda: about(notification_bus, "run77"), 60, 0.2, "the complete notification")
+    (note,) = about(notification_bus, "run77")
+    assert note["summary"] == "Dataset run77 complete"
+    assert note["app_icon"] and Path(note["app_icon"]).is_file(), note
+    assert 0 < note["expire_timeout"] <= 30_000, note
+    assert note["hints"]["urgency"] == 1 and note["hints"]["desktop-entry"] == "trayagent", note
+    assert note["actions"][:2] == ["default", "Open Activity"], note
+    seconds = int(note["body"].split("registered in ")[1].split(" s")[0])
+    assert seconds >= 4, note["body"]
+
+    click(notification_bus, note["id"])
+    headless_agent.wait_log("notification clicked: opening Activity")
+    headless_agent.wait_log("the activity dialog")  # asked for (no display here: not drawn)

@@ -291,7 +291,8 @@ def test_install_desktop_writes_the_launcher_and_icon(tmp_path: Path) -> None:
     assert proc.stdout.split() == ["installed", str(entry), "installed", str(icon)]
     text = entry.read_text()
     assert f"Exec={sys.executable} -m trayagent.cli open %F\n" in text
-    assert "MimeType=inode/directory;\n" in text and "Icon=trayagent\n" in text
+    assert "Icon=trayagent\n" in text
+    assert "MimeType" not in text, "a launcher that handles folders opens them all (xdg-open FOLDER)"
     with Image.open(icon) as img:
         assert img.size == (64, 64)
     # the packagers' template is the same entry with the plain command
@@ -301,3 +302,164 @@ def test_install_desktop_writes_the_launcher_and_icon(tmp_path: Path) -> None:
     for path in (entry, ROOT / "build" / "trayagent.desktop"):
         check = subprocess.run([validate, str(path)], capture_output=True, text=True, check=False)
         assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
+
+
+# -- the tray tells the truth (issue 19, items 2 and 7) ---------------------------------------------
+ERROR_ORANGE = (213, 94, 0)
+MENU_NEEDS_LOGIN = [m.replace("Log in...", "Log in... (needed)") for m in MENU]
+
+
+@pytest.fixture(scope="module")
+def desktop_keyring(desktop: DesktopSession) -> Iterator[None]:
+    """A Secret Service (gnome-keyring) on the desktop's own session bus, where the tray agent looks."""
+    from servers import _GnomeKeyring, random_secret
+
+    ring = _GnomeKeyring(desktop.base / "keyring", desktop.bus.address, random_secret())
+    ring.start()
+    try:
+        yield
+    finally:
+        ring.stop()
+
+
+def dataset_state(agent: AgentProcess, name: str) -> str | None:
+    return next((d["state"] for d in agent.api("GET", "/api/status")["activity"] if d["name"] == name), None)
+
+
+def write_storage_config(home: Path, url: str) -> None:
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    (home / "config" / "config.toml").write_text(f"[storage]\nremote = \":webdav,url='{url}',vendor=other:\"\n"
+                                                 'user = "alice"\n')
+
+
+def storage_login(desktop: DesktopSession, home: Path, password: str) -> None:
+    """`trayagent login storage` as a user runs it, against the desktop's keyring."""
+    env = {**desktop.env(), "TRAYAGENT_HOME": str(home),
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring"}
+    proc = subprocess.run([sys.executable, "-m", "trayagent.cli", "login", "storage", "--password-stdin"],
+                          input=password + "\n", text=True, env=env, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def dialog_window(desktop: DesktopSession, title: str, timeout: float = 60) -> str:
+    def found() -> str | None:
+        out = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", f"^{title}$"],
+                             env={**os.environ, "DISPLAY": desktop.display}, capture_output=True, text=True,
+                             timeout=10).stdout.split()
+        return out[0] if out else None
+
+    found_id: list[str] = []
+    wait_until(lambda: bool(found_id.append(w) or True) if (w := found()) else False, timeout, 0.3,
+               f"the window {title!r}")
+    return found_id[0]
+
+
+def window_box(desktop: DesktopSession, window: str) -> tuple[int, int, int, int]:
+    geo = dict(line.split("=", 1) for line in xdotool(desktop.display, "getwindowgeometry", "--shell",
+                                                      window).split())
+    x, y, w, h = (int(geo[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+    return x, y, x + w, y + h
+
+
+def test_wrong_storage_password_shows_log_in_and_the_login_window_resumes_the_uploads(
+        desktop: DesktopSession, desktop_keyring: None, tmp_path: Path) -> None:
+    from servers import WebDAVServer, random_secret
+
+    home = tmp_path / "home"
+    home.mkdir()
+    with WebDAVServer(tmp_path / "dav", user="alice", password=random_secret()) as dav:
+        write_storage_config(home, dav.url)
+        storage_login(desktop, home, "not-the-password")
+        agent = start_tray_agent(desktop, home, PYTHON_KEYRING_BACKEND="keyring.backends.SecretService.Keyring")
+        try:
+            settled_icon(desktop)
+            agent.wait_log("tray: status Up to date")
+            agent.api("POST", "/api/upload", {"paths": [str(make_tree(tmp_path / "run5", 4))], "dataset": "run5"})
+            agent.wait_log("tray: status Log in to storage", 60)
+            agent.wait_log("tray: state idle -> logged-out")
+            time.sleep(1.5)  # the menu is rebuilt within a second of a change
+            menu = open_menu(desktop, icon_window(desktop))
+            shoot_menu(desktop, menu, "tray-menu-log-in-to-storage.png")
+            # "Quit" says the files wait, not that they are in flight
+            choose(desktop, "Log in... (needed)", MENU_NEEDS_LOGIN)
+
+            # the Login window opens on the storage account; a person types the password and presses Enter
+            window = dialog_window(desktop, "trayagent: Log in")
+            wm_class = next(w["class"] for w in top_windows(desktop.display) if w["id"] == int(window))
+            assert wm_class and wm_class[0] == "trayagent", f"the window is called {wm_class}, not trayagent"
+            time.sleep(3.0)  # the page asks the agent which account needs the login
+            box = window_box(desktop, window)
+            desktop.screenshot("window-login-storage.png", box)
+            xdotool(desktop.display, "mousemove", str(box[0] + 40), str(box[1] + 20), "click", "1")
+            xdotool(desktop.display, "key", "Tab")  # from the heading to the password (the user is fixed)
+            xdotool(desktop.display, "type", "--delay", "20", dav.password)
+            xdotool(desktop.display, "key", "Return")
+            agent.wait_log("the storage accepted the password: uploads resume", 30)
+            wait_until(lambda: dataset_state(agent, "run5") == "complete", 30, 0.2, "run5 to complete")
+            wait_until(lambda: agent.log_text.count("tray: status Up to date") >= 2, 10, 0.2,
+                       "the status line back to 'Up to date'")
+            assert len(list(dav.root.rglob("frame_*.dat"))) == 4
+            assert "Traceback" not in agent.log_text + agent.output
+        finally:
+            agent.stop()
+
+
+def test_unreachable_storage_shows_waiting_and_retry_now_goes_at_once(desktop: DesktopSession,
+                                                                      desktop_keyring: None,
+                                                                      tmp_path: Path) -> None:
+    """Issue 19.7 and 19.8: with the storage down the icon stayed green "syncing"; once it was back, the
+    upload waited for its next retry slot (63 s seen), with no way to say "try now"."""
+    from servers import WebDAVServer, random_secret
+
+    home = tmp_path / "home"
+    home.mkdir()
+    password = random_secret()
+    dav = WebDAVServer(tmp_path / "dav", user="alice", password=password).start()
+    port = dav.port
+    try:
+        write_storage_config(home, dav.url)
+        storage_login(desktop, home, password)
+        agent = start_tray_agent(desktop, home, PYTHON_KEYRING_BACKEND="keyring.backends.SecretService.Keyring")
+    finally:
+        dav.stop()
+    try:
+        icon = settled_icon(desktop)
+        agent.wait_log("tray: status Up to date")
+        agent.api("POST", "/api/upload", {"paths": [str(make_tree(tmp_path / "run6", 3))], "dataset": "run6"})
+        agent.wait_log("tray: status Waiting for storage", 60)
+        wait_until(lambda: near(dominant(desktop, icon_window(desktop), "tray-icon-waiting.png"), ERROR_ORANGE),
+                   10, 0.3, "the waiting (error) icon, not the green syncing one")
+        time.sleep(1.5)
+        menu = open_menu(desktop, icon)
+        shoot_menu(desktop, menu, "tray-menu-waiting-for-storage.png")
+        xdotool(desktop.display, "key", "Escape")
+        wait_until(lambda: menu_window(desktop) is None, 10, 0.1, "the tray menu to close")
+
+        time.sleep(20)  # the outage lasts: the storage's retry slots are 16 s apart or more by now
+        with WebDAVServer(tmp_path / "dav", user="alice", password=password, port=port):
+            started = time.monotonic()
+            open_menu(desktop, icon_window(desktop))
+            choose(desktop, "Retry now", [*MENU[:2], "Retry now", *MENU[2:]])
+            wait_until(lambda: dataset_state(agent, "run6") == "complete", 8, 0.2,
+                       "run6 to complete right after Retry now")
+            assert time.monotonic() - started < 8
+        agent.wait_log("retry now: ")
+    finally:
+        agent.stop()
+
+
+def test_install_desktop_does_not_make_trayagent_the_folder_handler(tmp_path: Path) -> None:
+    """Issue 19.9: after install-desktop, "Open log folder" (xdg-open FOLDER) opened a Dataset dialog.
+    Asked as a desktop asks: GIO's default application for inode/directory, and xdg-mime's."""
+    xdg = {"XDG_DATA_HOME": str(tmp_path / "share"), "XDG_DATA_DIRS": str(tmp_path / "none"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_CONFIG_DIRS": str(tmp_path / "none"),
+           "XDG_CURRENT_DESKTOP": "", "DE": ""}
+    env = {**os.environ, "TRAYAGENT_HOME": str(tmp_path / "home"), **xdg}
+    subprocess.run([sys.executable, "-m", "trayagent.cli", "install-desktop"], env=env, capture_output=True,
+                   timeout=60, check=True)
+    assert (tmp_path / "share" / "applications" / "trayagent.desktop").is_file()
+    gio = subprocess.run(["gio", "mime", "inode/directory"], env=env, capture_output=True, text=True, timeout=30)
+    assert "trayagent.desktop" not in gio.stdout, gio.stdout
+    mime = subprocess.run(["xdg-mime", "query", "default", "inode/directory"], env=env, capture_output=True,
+                          text=True, timeout=30)
+    assert "trayagent" not in mime.stdout, mime.stdout

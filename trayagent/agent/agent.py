@@ -10,32 +10,39 @@ single failure (a bad request, a storage outage, a wrong password) without stopp
 from __future__ import annotations
 
 import collections
+import hashlib
+import json
 import logging
 import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config import Config, load_config
-from ..errors import AuthError, ConfigError
+from ..config import SCHEMA, Config, load_config, validate
+from ..errors import AuthError, ConfigError, StorageError, TrayagentError
 from ..icons import app_icon
 from ..paths import Paths
-from ..pipeline.progress import Outcome
+from ..pipeline.progress import Outcome, Progress
 from ..platform.autostart import autostart
 from ..platform.lock import ProcessLock
 from ..queue import Dataset, DatasetState, Mode, QueueError
 from ..storage.redact import Redactor
 from ..uploader import Plan, Uploader
-from .notify import Notifications, PlyerSender, Sender
+from .notify import Notifications, Sender, default_sender
 from .routes import register_routes
 from .server import ApiError, ControlServer
 
 log = logging.getLogger(__name__)
 
 OpenDialog = Callable[[str, dict[str, Any]], None]
+STATUS_POLL = 0.5    # how often a waiting Activity's status is looked at, inside the agent
+RETRY_SECONDS = 3.0  # while the storage refuses the password: how often the keyring is read again
 
 
 class Agent:
@@ -44,11 +51,12 @@ class Agent:
         self.cfg = cfg
         self.paths = paths.ensure()
         self.uploader = Uploader(cfg, paths, redactor)
-        self.notes = Notifications(send or PlyerSender(app_icon()))
+        self.notes = Notifications(send or default_sender(app_icon(), self._open_activity))
         self.server = ControlServer(paths.runtime_dir)
         self.open_dialog: OpenDialog = open_dialog or (lambda name, params: None)
         self.problem: str | None = None     # shown by the tray as the error state
         self.login_needed = False           # the catalogue session expired: tray shows logged-out
+        self.storage_refused: str | None = None  # the storage refused (or lacks) the password: uploads wait
         self.on_change: Callable[[], None] = lambda: None  # the tray refreshes its icon and menu
         self._lock = ProcessLock(paths.runtime_dir / "agent.lock")
         self._stopped = threading.Event()   # stop requested: the loops end
@@ -59,12 +67,23 @@ class Agent:
         self._completions = threading.Condition()  # notified when a dataset completes: ends wait_dataset
         self._started = time.monotonic()
         self.dialog_requests: dict[str, dict[str, Any]] = {}
+        self._new_cfg: Config | None = None  # saved settings waiting to be applied by the engine loop
+        self._again = False  # Retry now: serve again at once (ends a wait for an unreachable storage)
+        self._held: set[int] = set()  # datasets paused one by one in Activity (the others go on)
+        self._deferred: list[tuple[Dataset, Plan]] = []  # uploads to scan once the storage takes the password
+        self._progress: dict[str, Progress] = {}  # the engine's live progress per dataset name
+        self._accepted: dict[str, float] = {}  # dataset name -> when this agent took it (for "done in N min")
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         """Take the per-user lock (Busy if another agent runs), resume work, open the API."""
         self._lock.acquire()
-        self.uploader.prepare()
+        try:
+            self.uploader.prepare()
+        except AuthError as exc:  # e.g. no password for a storage changed in Settings: ask, don't die
+            self._storage_refused(exc)
+        except TrayagentError as exc:  # e.g. an rclone remote that does not exist: say so, stay up
+            self._cannot_work(exc)
         self.uploader.watch(on_failure=lambda dataset, reason: self.notes.file_failed(dataset.name, reason),
                             on_login_needed=self._login_needed,
                             on_storage_full=lambda exc: self.notes.storage_full(exc.message),  # pause, not stop
@@ -106,21 +125,96 @@ class Agent:
         return not self._stopped.is_set()
 
     def _engine_loop(self) -> None:
-        """The engine runs until the agent stops; a refused password waits for a new login."""
+        """The engine runs until the agent stops. A refused storage password waits for a new one
+        (read from the keyring every few seconds, so `trayagent login storage` or the Login dialog
+        is picked up at once); saved settings are applied between two runs of the engine."""
         while not self._stopped.is_set():
+            delay = 10.0
             try:
-                self.uploader.serve(self.uploader.served_ids, on_complete=self._completed)
-                return
+                self._apply_settings()
+                if self.storage_refused is not None and not self._storage_accepted():
+                    delay = RETRY_SECONDS
+                else:
+                    self.uploader.serve(self._served, on_complete=self._completed,
+                                        on_progress=self._progressed)
+                    if self._new_cfg is None and not self._again:
+                        return
+                    self._again = False
+                    continue
             except AuthError as exc:
-                self.problem = exc.message
-                self.notes.login_needed("storage")
-                log.error("uploads paused: %s", exc)
+                self._storage_refused(exc)
+                delay = RETRY_SECONDS
+            except TrayagentError as exc:  # e.g. a storage remote that rclone does not know
+                self._cannot_work(exc)
             except Exception:
                 log.exception("engine error; retrying in 10 s")
                 self.problem = "internal error; see the log"
             self.on_change()
-            self._retry_engine.wait(10)
+            self._retry_engine.wait(delay)
             self._retry_engine.clear()
+
+    def _cannot_work(self, exc: TrayagentError) -> None:
+        """The agent stays up and says why uploads cannot go on: the icon, a notification, the log."""
+        problem = f"{exc.message}. {exc.hint}".strip()
+        if problem != self.problem:
+            log.error("uploads wait: %s", exc)
+        self.problem = problem
+        self.notes.cannot_work(problem)
+        self.on_change()
+
+    def _storage_refused(self, exc: AuthError) -> None:
+        if self.storage_refused != exc.message:
+            log.error("uploads wait for a storage login: %s", exc)
+        self.storage_refused = exc.message
+        self.notes.login_needed("storage")
+        self.on_change()
+
+    def _storage_accepted(self) -> bool:
+        """After a refusal: True once a new password from the keyring reaches the storage. The same
+        password is never tried twice (a facility account may lock after a few failures)."""
+        if not self.uploader.reload_storage():
+            return False
+        try:
+            self.uploader.test_storage()
+        except StorageError as exc:  # unreachable: cannot tell; the engine waits for the storage itself
+            log.warning("storage not reachable to check the new password: %s", exc.message)
+        self.storage_refused = self.problem = None
+        self.notes.logged_in("storage")
+        log.info("the storage accepted the password: uploads resume")
+        for dataset, plan in self._take_deferred():
+            self._enqueue(dataset, plan)
+        self.on_change()
+        return True
+
+    def _take_deferred(self) -> list[tuple[Dataset, Plan]]:
+        deferred, self._deferred = self._deferred, []
+        return deferred
+
+    def _apply_settings(self) -> None:
+        """Saved settings take effect here, while the engine is between two runs."""
+        cfg, self._new_cfg = self._new_cfg, None
+        if cfg is None:
+            return
+        self.uploader.reconfigure(cfg)
+        self.problem = self.storage_refused = None
+        log.info("settings applied: storage %s, catalogue %s", cfg.storage.remote or "(embedded)",
+                 cfg.catalogue.kind)
+        self.uploader.prepare()  # AuthError here: the new storage needs its password (Log in...)
+        for dataset, plan in self._take_deferred():
+            self._enqueue(dataset, plan)
+
+    def _storage_host(self) -> str:
+        try:
+            return self.uploader.target(need_secret=False).host
+        except TrayagentError:
+            return ""
+
+    def _progressed(self, progress: Progress) -> None:
+        self._progress[progress.dataset] = progress
+
+    def _open_activity(self) -> None:
+        """A click on one of our notifications."""
+        self.request_dialog("activity", {})
 
     def _login_needed(self) -> None:
         if not self.login_needed:
@@ -136,11 +230,14 @@ class Agent:
         self.on_change()
 
     def _completed(self, outcome: Outcome) -> None:
+        self._progress.pop(outcome.dataset, None)
         self.uploader.retire_completed_syncs()
         with self._completions:  # first: a CLI waiting for this dataset returns at once
             self._completions.notify_all()
+        accepted = self._accepted.pop(outcome.dataset, None)  # the engine's clock starts at its first batch
+        seconds = max(outcome.seconds, time.monotonic() - accepted) if accepted is not None else outcome.seconds
         self.notes.dataset_complete(outcome.dataset, outcome.files_ok, outcome.files_failed,
-                                    outcome.bytes, outcome.seconds)
+                                    outcome.bytes, seconds)
         self.on_change()
 
     def _housekeeping(self) -> None:
@@ -150,7 +247,7 @@ class Agent:
             self.notes.flush()
             waiting = self.uploader.waiting or ""
             full = "full or over its quota" in waiting  # told by on_storage_full, not as unreachable
-            self.notes.storage_state("storage" not in waiting or full, waiting)
+            self.notes.storage_state(not waiting.startswith("storage") or full, waiting, self._storage_host())
             if not full:
                 self.notes.storage_has_room()
             now_gone = self.uploader.gone_folders()
@@ -160,7 +257,7 @@ class Agent:
                 self.notes.folder_back(folder)
             gone = now_gone
             for dataset_id in self.uploader.served_ids():
-                done = self.uploader.registered_bytes(dataset_id)
+                done = self._bytes_sent(self.uploader.dataset(dataset_id))
                 self._rates.setdefault(dataset_id, collections.deque(maxlen=30)).append((time.monotonic(), done))
             self.on_change()
 
@@ -178,17 +275,24 @@ class Agent:
     def upload(self, body: dict[str, Any]) -> dict[str, Any]:
         plan = self.plan_from(body, Mode.BATCH)
         dataset = self.uploader.record(plan)
+        self._accepted.setdefault(dataset.name, time.monotonic())
         threading.Thread(target=self._enqueue, args=(dataset, plan), name="scan", daemon=True).start()
         return {"dataset_id": dataset.id, "storage_path": dataset.storage_path}
 
     def _enqueue(self, dataset: Dataset, plan: Plan) -> None:
         errors: list[str] = []
-        self.uploader.enqueue(dataset, plan, errors)
+        try:
+            self.uploader.enqueue(dataset, plan, errors)
+        except AuthError as exc:  # no pipeline without the storage password: scanned after the login
+            self._deferred.append((dataset, plan))
+            self._storage_refused(exc)
+            return
         for problem in errors:
             self.notes.file_failed(dataset.name, problem)
 
     def sync(self, body: dict[str, Any]) -> dict[str, Any]:
         dataset = self.uploader.start_sync(self.plan_from(body, Mode.SYNC))
+        self._accepted.setdefault(dataset.name, time.monotonic())
         self.on_change()
         return {"dataset_id": dataset.id, "storage_path": dataset.storage_path}
 
@@ -204,10 +308,24 @@ class Agent:
         return {"storage_path": plan.storage_path, "files": files, "count": count, "bytes": size,
                 "errors": errors[:50]}
 
+    def _served(self) -> list[int]:
+        """The datasets the engine works on: this agent's active ones, except those paused one by one."""
+        return [i for i in self.uploader.served_ids() if i not in self._held]
+
     def dataset_action(self, dataset_id: int, action: str) -> dict[str, Any]:
         dataset = self.uploader.dataset(dataset_id)
+        if action in ("pause", "resume"):  # the batch in flight finishes; no new one starts for it
+            (self._held.add if action == "pause" else self._held.discard)(dataset_id)
+            log.info("dataset %s %s", dataset.name, "paused" if action == "pause" else "resumed")
+            if action == "resume":
+                self.retry_now(dataset_id)
+            self.on_change()
+            return {"paused": action == "pause"}
+        if action == "open-folder":
+            return {"opened": open_folder(_data_folder(dataset))}
         if action == "retry":
-            return {"retried": self.uploader.retry_failed(dataset_id)}
+            failed = self.uploader.retry_failed(dataset_id)
+            return {"retried": failed + self.retry_now(dataset_id)["retried"]}
         act = {"stop": self.uploader.stop_sync, "finalize": self.uploader.finalize_sync}[action]
         if not act(dataset_id):
             raise ApiError(409, f"{dataset.name} has no running sync session")
@@ -215,8 +333,23 @@ class Agent:
         return {"ok": True}
 
     def pause(self, paused: bool) -> None:
+        """Pause all, or Resume: which also retries at once what waits for a retry slot."""
         self.uploader.pause(paused)
+        if not paused:
+            self.retry_now()
         self.on_change()
+
+    def retry_now(self, dataset_id: int | None = None) -> dict[str, Any]:
+        """Retry now (tray, Activity): files waiting for a retry slot go at once, a wait for the storage
+        ends (the engine checks it again now), a refused password is read again from the keyring."""
+        retried = self.uploader.retry_now(dataset_id)
+        if (self.uploader.waiting or "").startswith("storage"):
+            self._again = True
+            self.uploader.stop()
+        self._retry_engine.set()
+        log.info("retry now%s: %d files due at once", f" (dataset {dataset_id})" if dataset_id else "", retried)
+        self.on_change()
+        return {"retried": retried}
 
     def in_flight(self) -> int:
         return self.uploader.in_flight()
@@ -224,6 +357,11 @@ class Agent:
     @property
     def paused(self) -> bool:
         return self.uploader.paused
+
+    @property
+    def waiting(self) -> str | None:
+        """Why the engine waits (storage unreachable, catalogue trouble), if it does."""
+        return self.uploader.waiting
 
     def syncing(self) -> list[tuple[int, str]]:
         """(dataset id, name) of the running sync sessions."""
@@ -247,25 +385,81 @@ class Agent:
                 "locked": sorted(self.cfg.locked), "site_file": str(self.cfg.layers.site or "")}
 
     def save_settings(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Validate and write config.toml; storage and transfer changes apply on the next start
-        (the bandwidth limit at once)."""
+        """Validate and write config.toml (keeping its comments; locked keys refused), then apply it
+        live: the engine finishes its step and starts again on the new storage, catalogue and transfer
+        settings (sync timing applies to sessions started from now on). A storage password typed in the
+        form is tried on that storage, then kept in the keyring; a refused one saves nothing."""
         from ..configfile import save_settings
 
         sections = body.get("settings") or {}
+        if password := body.get("storage_password"):
+            checked = validate({k: v for k, v in sections.items() if k in SCHEMA}, "settings")
+            self._store_storage_password(Config.of(checked, source=None), str(password))
         path = save_settings(self.cfg, self.paths, sections)  # keeps the file's comments; refuses locked keys
         if "autostart" in body:
             autostart().set(bool(body["autostart"]))
-        if bwlimit := sections.get("transfer", {}).get("bwlimit"):
-            self.uploader.set_bwlimit(str(bwlimit))
         self.cfg = load_config(self.paths, path)
-        return {"saved": str(path), "restart_needed": True}
+        self._new_cfg = self.cfg
+        self.uploader.stop()            # serve returns after its step; the engine loop applies the settings
+        self._retry_engine.set()
+        log.info("settings saved to %s; applying them", path)
+        return {"saved": str(path), "applied": True, "restart_needed": False}
 
-    def test_connection(self) -> dict[str, Any]:
-        """The Settings dialog's Test: reach the storage; a failure is the answer, not an error."""
+    def test_connection(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The Settings dialog's Test: reach the storage the form describes, with the password typed
+        there (else the stored one); a failure is the answer, not an error."""
         try:
-            return {"ok": True, **self.uploader.test_storage()}
+            cfg = self.cfg
+            if body and body.get("settings"):
+                cfg = Config.of(validate({k: v for k, v in body["settings"].items() if k in SCHEMA}, "settings"),
+                                source=self.cfg.source)
+            secret = str(body.get("storage_password") or "") if body else ""
+            if not secret and cfg.storage.user and cfg.storage.remote:
+                secret = self.uploader.stored_storage_secret(cfg) or ""
+            if not secret and cfg.storage.user and cfg.storage.remote:
+                return {"ok": False, "error": f"no password for {cfg.storage.user}: type it in the password "
+                                              "field (or log in to the storage), then test again"}
+            return {"ok": True, **self.uploader.check_storage(cfg, secret or None)}
+        except TrayagentError as exc:
+            return {"ok": False, "error": exc.message, "hint": exc.hint}
         except Exception as exc:  # noqa: BLE001 - reported to the user as the test result
             return {"ok": False, "error": str(exc)}
+
+    # -- the storage account --------------------------------------------------------------------
+    def storage_account(self) -> dict[str, Any]:
+        """What the Login dialog shows for the storage: where, who, and whether it waits for a login."""
+        remote = self.cfg.storage.remote
+        return {"needed": bool(remote and self.cfg.storage.user), "user": self.cfg.storage.user,
+                "storage": self.uploader.target(need_secret=False).display, "refused": self.storage_refused}
+
+    def storage_login(self, user: str | None, password: str | None) -> dict[str, Any]:
+        """The Login dialog's storage account: the password is tried on the storage first (a wrong
+        one is refused here, not stored), then kept in the keyring; waiting uploads resume at once."""
+        cfg = self.cfg
+        if not cfg.storage.remote:
+            raise ApiError(404, "The embedded local storage needs no login.")
+        if not password:
+            raise ApiError(400, "Give the storage password.")
+        if user and user != cfg.storage.user:
+            raise ApiError(400, f"The storage user is {cfg.storage.user!r} ([storage] user in Settings).")
+        self._store_storage_password(cfg, password)
+        self._retry_engine.set()
+        return {"user": cfg.storage.user, "storage": self.uploader.target(need_secret=False).display}
+
+    def _store_storage_password(self, cfg: Config, password: str) -> None:
+        from ..secrets.store import set_secret, storage_service
+
+        if not cfg.storage.user:
+            raise ApiError(400, "Set the storage user first ([storage] user).")
+        try:
+            self.uploader.check_storage(cfg, password)
+        except AuthError as exc:
+            raise ApiError(401, "The storage refused this password.",
+                           f"Check the password of {cfg.storage.user} ({exc.message}).") from None
+        except StorageError as exc:
+            log.warning("storage not reachable to check the password; storing it anyway: %s", exc.message)
+        set_secret(storage_service(str(cfg.storage.remote)), cfg.storage.user, password)
+        log.info("storage password of %s stored from the dialog", cfg.storage.user)
 
     # -- the catalogue --------------------------------------------------------------------------
     @property
@@ -302,10 +496,10 @@ class Agent:
     # -- reporting ------------------------------------------------------------------------------
     def state(self) -> str:
         """The tray's icon: error, paused, syncing, or idle."""
+        if self.storage_refused or self.login_needed:
+            return "logged-out"
         if self.problem:
             return "error"
-        if self.login_needed:
-            return "logged-out"
         if self.uploader.paused:
             return "paused"
         return "syncing" if self.uploader.syncing() or self.in_flight() else "idle"
@@ -333,8 +527,17 @@ class Agent:
     def activity(self) -> list[dict[str, Any]]:
         return [self._entry(d) for d in reversed(self.uploader.datasets()[-20:])]
 
+    def _bytes_sent(self, d: Dataset) -> int:
+        """Bytes in storage, counting what rclone has sent of the batch in flight (live, from its
+        transfer statistics): a 4 GiB batch shows its progress, not 0 B until it ends."""
+        done = self.uploader.registered_bytes(d.id)
+        live = self._progress.get(d.name)
+        return max(done, live.bytes_done) if live is not None and d.state == DatasetState.ACTIVE else done
+
     def _entry(self, d: Dataset) -> dict[str, Any]:
         entry = self.uploader.activity(d)
+        entry["bytes_done"] = max(entry["bytes_done"], self._bytes_sent(d))
+        entry["held"] = d.id in self._held
         rate = self._rate(d.id)
         left = entry["bytes_total"] - entry["bytes_done"]
         entry.update(rate=rate, eta=left / rate if rate > 0 else None)
@@ -353,9 +556,46 @@ class Agent:
                              "state": self.state(), "problem": self.problem,
                              "paused": self.uploader.paused,
                              "login_needed": self.login_needed, "catalogue": self.cfg.catalogue.kind,
+                             "storage_refused": self.storage_refused,
                              "waiting": self.uploader.waiting},
                       activity=self.activity())
         return status
+
+    def status_changed(self, since: str, timeout: float) -> dict[str, Any]:
+        """The status once it differs from version ``since`` (or after ``timeout`` s, at most 60): Activity
+        waits here instead of asking every second, so an idle window costs one request a minute.
+        ``version`` is a digest of the status; the dialog sends back the one it shows."""
+        deadline = time.monotonic() + min(max(timeout, 0.0), 60.0)
+        while True:
+            status = self.status()
+            version = hashlib.sha1(json.dumps(status, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            if version != since or time.monotonic() >= deadline or not self.running:
+                return {**status, "version": version}
+            self._stopped.wait(min(STATUS_POLL, max(deadline - time.monotonic(), 0.0)))
+
+
+def _data_folder(dataset: Dataset) -> str:
+    """The folder the dataset's files come from (its first source, or that file's folder)."""
+    sources = dataset.spec.get("source_folders") or []
+    if not sources:
+        raise ApiError(404, f"{dataset.name} has no source folder on record")
+    first = Path(str(sources[0]))
+    return str(first if first.is_dir() else first.parent)
+
+
+def open_folder(folder: str) -> str:
+    """Show ``folder`` in the file manager (Activity's "Open folder")."""
+    if sys.platform == "win32":
+        os.startfile(folder)  # type: ignore[attr-defined,unused-ignore]
+        return folder
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    try:
+        subprocess.Popen([opener, folder], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError as exc:
+        raise ApiError(500, f"could not open {folder} ({exc})", f"Open it yourself: {folder}") from None
+    log.info("opened the data folder %s", folder)
+    return folder
 
 
 def _metadata_of(body: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ class AgentApi(Protocol):
     @property
     def catalogue_kind(self) -> str: ...
     def status(self) -> dict[str, Any]: ...
+    def status_changed(self, since: str, timeout: float) -> dict[str, Any]: ...
     def upload(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def sync(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def preview(self, body: dict[str, Any]) -> dict[str, Any]: ...
@@ -31,11 +32,14 @@ class AgentApi(Protocol):
     def dataset_entry(self, dataset_id: int) -> dict[str, Any]: ...
     def wait_dataset(self, dataset_id: int, timeout: float) -> dict[str, Any]: ...
     def pause(self, paused: bool) -> None: ...
+    def retry_now(self, dataset_id: int | None = None) -> dict[str, Any]: ...
     def request_dialog(self, name: str, params: dict[str, Any]) -> dict[str, Any]: ...
     def dialog_request(self, request: str) -> dict[str, Any]: ...
     def settings(self) -> dict[str, Any]: ...
     def save_settings(self, body: dict[str, Any]) -> dict[str, Any]: ...
-    def test_connection(self) -> dict[str, Any]: ...
+    def test_connection(self, body: dict[str, Any] | None = None) -> dict[str, Any]: ...
+    def storage_account(self) -> dict[str, Any]: ...
+    def storage_login(self, user: str | None, password: str | None) -> dict[str, Any]: ...
     def login(self, user: str | None, password: str | None, token: str | None) -> dict[str, Any]: ...
     def logout(self) -> bool: ...
     def lookup_proposal(self, proposal_id: str) -> dict[str, str]: ...
@@ -60,10 +64,23 @@ def _status_routes(server: ControlServer, agent: AgentApi) -> None:
     def status(body: dict[str, Any], m: re.Match[str]) -> Any:
         return agent.status()
 
+    @r("POST", "/api/status/wait")
+    def status_wait(body: dict[str, Any], m: re.Match[str]) -> Any:
+        """Long poll: the status once it differs from ``since`` (a ``version`` it gave), or after ``timeout``."""
+        timeout = body.get("timeout", 25)
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+            raise ApiError(400, "timeout must be a number of seconds")
+        return agent.status_changed(str(body.get("since") or ""), float(timeout))
+
     @r("POST", "/api/(pause|resume)")
     def pause(body: dict[str, Any], m: re.Match[str]) -> Any:
         agent.pause(m.group(1) == "pause")
         return {"paused": m.group(1) == "pause"}
+
+    @r("POST", "/api/retry-now")
+    def retry_now(body: dict[str, Any], m: re.Match[str]) -> Any:
+        """Everything waiting for a retry slot (or for the storage) is tried at once."""
+        return agent.retry_now()
 
     @r("POST", "/api/quit")
     def quit_agent(body: dict[str, Any], m: re.Match[str]) -> Any:
@@ -94,7 +111,7 @@ def _dataset_routes(server: ControlServer, agent: AgentApi) -> None:
     def preview(body: dict[str, Any], m: re.Match[str]) -> Any:
         return agent.preview(body)
 
-    @r("POST", r"/api/datasets/(\d+)/(stop|finalize|retry)")
+    @r("POST", r"/api/datasets/(\d+)/(stop|finalize|retry|pause|resume|open-folder)")
     def dataset_action(body: dict[str, Any], m: re.Match[str]) -> Any:
         return agent.dataset_action(_known(agent, m), m.group(2))
 
@@ -130,6 +147,11 @@ def _dialog_routes(server: ControlServer, agent: AgentApi) -> None:
     def show(body: dict[str, Any], m: re.Match[str]) -> Any:
         return agent.request_dialog(m.group(1), body)
 
+    @r("POST", "/api/tickets")
+    def ticket(body: dict[str, Any], m: re.Match[str]) -> Any:
+        """A one-time ticket for a dialog opened in a web browser (see ControlServer.new_ticket)."""
+        return {"ticket": server.new_ticket()}
+
     @r("GET", r"/api/requests/([A-Za-z0-9_-]+)")
     def dialog_request(body: dict[str, Any], m: re.Match[str]) -> Any:
         return agent.dialog_request(m.group(1))
@@ -144,12 +166,13 @@ def _settings_routes(server: ControlServer, agent: AgentApi) -> None:
 
     @r("POST", "/api/settings")
     def save_settings(body: dict[str, Any], m: re.Match[str]) -> Any:
-        """Validate and write config.toml; storage and transfer changes apply on the next start."""
+        """Validate and write config.toml, then apply it without a restart."""
         return agent.save_settings(body)
 
     @r("POST", "/api/settings/test")
     def test_connection(body: dict[str, Any], m: re.Match[str]) -> Any:
-        return agent.test_connection()
+        """Test the storage the body's settings describe (else the saved ones), with the typed password."""
+        return agent.test_connection(body)
 
 
 def _catalogue_routes(server: ControlServer, agent: AgentApi) -> None:
@@ -159,9 +182,17 @@ def _catalogue_routes(server: ControlServer, agent: AgentApi) -> None:
         if agent.catalogue_kind != "scicat":
             raise ApiError(404, what)
 
+    @r("GET", "/api/storage")
+    def storage(body: dict[str, Any], m: re.Match[str]) -> Any:
+        """The storage account as the Login dialog shows it."""
+        return agent.storage_account()
+
     @r("POST", "/api/login")
     def login(body: dict[str, Any], m: re.Match[str]) -> Any:
-        """Catalogue login from the Login dialog: password or a token copied from SciCat."""
+        """Login from the Login dialog: the storage account (``"account": "storage"``, its password),
+        or the catalogue (password or a token copied from SciCat)."""
+        if body.get("account") == "storage":
+            return agent.storage_login(body.get("user") or None, body.get("password") or None)
         scicat_only("The local catalogue needs no login.")
         return agent.login(body.get("user") or None, body.get("password") or None, body.get("token") or None)
 

@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -28,6 +29,8 @@ from typing import Any
 
 from ..errors import TrayagentError
 from .client import INFO_FILE, TOKEN_FILE
+
+TICKET_SECONDS = 120.0  # a browser has this long to open a dialog's page
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,25 @@ class ControlServer:
         self.routes: list[Route] = []
         self.ui_package = ui_package
         self._httpd: ThreadingHTTPServer | None = None
+        self._tickets: dict[str, float] = {}  # one-time ticket -> expiry (monotonic)
+        self._tickets_lock = threading.Lock()
+
+    def new_ticket(self) -> str:
+        """A one-time, short-lived ticket a page trades for the token (``POST /api/ticket``): what a
+        dialog opened in a web browser carries in its URL, which travels on the browser's command
+        line (visible to other local users); the token itself never does."""
+        ticket = secrets.token_hex(16)
+        with self._tickets_lock:
+            now = time.monotonic()
+            self._tickets = {t: exp for t, exp in self._tickets.items() if exp > now}
+            self._tickets[ticket] = now + TICKET_SECONDS
+        return ticket
+
+    def redeem(self, ticket: str) -> str | None:
+        """The token for a valid ticket, once; None otherwise."""
+        with self._tickets_lock:
+            expiry = self._tickets.pop(ticket, 0.0)
+        return self.token if expiry > time.monotonic() else None
 
     def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
@@ -145,6 +167,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return self._static(path[4:])
         if not self._origin_ok():
             return self._send(HTTPStatus.FORBIDDEN, {"error": "foreign Origin refused"})
+        if method == "POST" and path == "/api/ticket":  # the one call without the token: it gives it
+            try:
+                token = self.control.redeem(str(self._body().get("ticket", "")))
+            except ApiError as exc:
+                return self._send(exc.status, {"error": exc.message, "hint": exc.hint})
+            if token is None:
+                return self._send(HTTPStatus.UNAUTHORIZED, {"error": "this window's ticket is used or expired",
+                                                            "hint": "Open the dialog again from the tray menu."})
+            return self._send(HTTPStatus.OK, {"token": token})
         if not self._token_ok():
             return self._send(HTTPStatus.UNAUTHORIZED, {"error": "missing or wrong token"})
         try:

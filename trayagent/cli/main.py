@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(what dropping folders on the launcher does)")
     op.add_argument("paths", nargs="*", metavar="PATH")
     dg = command("dialog", help=argparse.SUPPRESS)
+    # argparse (before 3.14) still lists a suppressed sub-command, as "dialog ==SUPPRESS==": hide it
+    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "dialog"]
     dg.add_argument("name", choices=DIALOGS)
     dg.add_argument("--request", default="")
     command("install-desktop", help="install the desktop launcher (drop folders on it) and icon")

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
-from ..formats import human_bytes
 from ..icons import icon_file
 from .backends import import_pystray
+from .status import ICONS, summarize
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATES = ("idle", "syncing", "paused", "error", "logged-out")
 REFRESH_INTERVAL = 1.0   # at most one icon/menu update per second
 
 
@@ -51,7 +50,7 @@ def load_icon(state: str) -> Image:
     from PIL import Image, ImageDraw
 
     try:
-        with Image.open(icon_file(state)) as img:
+        with Image.open(icon_file(ICONS.get(state, state))) as img:
             return img.convert("RGBA")
     except OSError:  # an incomplete install: a plain disc still tells the states apart by colour
         log.warning("tray icon %s missing; drawing a plain one", icon_file(state))
@@ -61,52 +60,15 @@ def load_icon(state: str) -> Image:
         return disc
 
 
-# -- what the icon shows ----------------------------------------------------------------------------
-def login_needed(agent: Agent) -> bool:
-    """The catalogue (or storage) wants a new login: ``agent.login_needed`` if the agent has it, else
-    a problem text that asks for a login."""
-    flag = getattr(agent, "login_needed", None)
-    if flag is not None:
-        return bool(flag() if callable(flag) else flag)
-    problem = (agent.problem or "").lower()
-    return any(word in problem for word in ("log in", "login", "logged out", "session expired"))
-
-
-def tray_state(agent: Agent) -> str:
-    return "logged-out" if login_needed(agent) else agent.state()
-
-
-def tooltip(agent: Agent, state: str) -> str:
-    """One line: ``trayagent: syncing run42 — 120/300 files, 4.2 MB/s`` and the like."""
-    if state == "logged-out":
-        return "trayagent: log in to go on — " + (agent.problem or "the catalogue needs a login")
-    if state == "error":
-        return f"trayagent: problem — {agent.problem}"
-    active = [d for d in agent.activity() if d["state"] == "active" or d.get("syncing")]
-    if state == "paused":
-        waiting = sum(d["files"].get("pending", 0) for d in active)
-        return f"trayagent: paused — {waiting} files waiting" if waiting else "trayagent: paused"
-    busy = [d for d in active if d["files_total"] - d["files"].get("registered", 0)
-            - d["files"].get("failed", 0) > 0] or active
-    if state == "syncing" and busy:
-        d = busy[0]
-        text = f"trayagent: syncing {d['name']} — {d['files'].get('registered', 0)}/{d['files_total']} files"
-        if d.get("rate"):
-            text += f", {human_bytes(d['rate'])}/s"
-        if len(busy) > 1:
-            text += f" (+{len(busy) - 1} more)"
-        return text
-    if state == "syncing":
-        return "trayagent: syncing"
-    return "trayagent: idle — all uploads done"
-
-
 @dataclass(frozen=True)
 class View:
     """A snapshot of what the tray shows; computed off the GUI thread."""
 
     state: str = "idle"
     title: str = "trayagent"
+    status: str = "Starting…"   # the line at the top of the menu
+    held: bool = False          # files wait (paused, refused, unreachable) rather than move
+    storage_login: bool = False  # the Login dialog should open on the storage account
     paused: bool = False
     sessions: tuple[tuple[int, str], ...] = ()
     in_flight: int = 0
@@ -116,8 +78,8 @@ class View:
     stopping: bool = False
 
     def menu_key(self) -> tuple[Any, ...]:
-        return (self.paused, self.sessions, self.in_flight, self.login_needed, self.scicat,
-                self.quit_pending, self.stopping)
+        return (self.status, self.held, self.storage_login, self.paused, self.sessions, self.in_flight,
+                self.login_needed, self.scicat, self.quit_pending, self.stopping)
 
 
 # -- the tray ---------------------------------------------------------------------------------------
@@ -140,11 +102,12 @@ class Tray:
 
     def snapshot(self) -> View:
         agent = self.agent
-        state = tray_state(agent)
+        summary = summarize(agent)
         sessions = tuple(agent.syncing())
-        title = "trayagent: stopping…" if self._stopping else tooltip(agent, state)
-        return View(state=state, title=title, paused=agent.paused,
-                    sessions=sessions, in_flight=agent.in_flight(), login_needed=state == "logged-out",
+        title = "trayagent: stopping…" if self._stopping else summary.tooltip
+        return View(state=summary.state, title=title, status=summary.line, held=summary.held,
+                    storage_login=bool(agent.storage_refused), paused=agent.paused,
+                    sessions=sessions, in_flight=agent.in_flight(), login_needed=summary.state == "logged-out",
                     scicat=agent.catalogue_kind == "scicat", quit_pending=self._quit_pending,
                     stopping=self._stopping)
 
@@ -168,6 +131,8 @@ class Tray:
         if view.state != old.state:
             log.info("tray: state %s -> %s", old.state, view.state)
             self.icon.icon = load_icon(view.state)
+        if view.status != old.status:
+            log.info("tray: status %s", view.status)
         if view.title != old.title:
             self.icon.title = view.title
             self._set_tooltip(view.title)
@@ -192,6 +157,8 @@ class Tray:
     # the menu --------------------------------------------------------------------------------------
     def _items(self) -> Iterator[Any]:
         item, menu, sep, v = self.pystray.MenuItem, self.pystray.Menu, self.pystray.Menu.SEPARATOR, self.view
+        yield item(v.status, None, enabled=False)  # not selectable: the keyboard skips it
+        yield sep
         yield item("Start sync...", self._later(lambda: self.show("dataset", {"mode": "sync"})))
         yield item("Upload folder...", self._later(lambda: self.show("dataset", {"mode": "batch"})))
         if v.sessions:
@@ -201,11 +168,14 @@ class Tray:
                 item("Stop watching", self._later(partial(self.agent.dataset_action, dataset_id, "stop"))),
                 item("Finalize dataset", self._later(partial(self.agent.dataset_action, dataset_id, "finalize")))))
         yield sep
+        if v.state == "waiting":
+            yield item("Retry now", self._later(self.agent.retry_now))
         yield item("Resume" if v.paused else "Pause all", self._later(lambda: self.agent.pause(not v.paused)))
         yield item("Activity...", self._later(lambda: self.show("activity", {})), default=True)
         yield sep
+        account = {"account": "storage"} if v.storage_login else {}
         yield item("Log in... (needed)" if v.login_needed else "Log in...",
-                   self._later(lambda: self.show("login", {})))
+                   self._later(lambda: self.show("login", account)))
         if v.scicat:
             yield item("Log out", self._later(self.logout))
         yield item("Settings...", self._later(lambda: self.show("settings", {})))
@@ -218,7 +188,7 @@ class Tray:
                 item("Don't quit", self._later(self.cancel_quit)),
                 item("Quit now (the rest resumes at the next start)", self._later(self.quit))))
         elif v.in_flight:
-            yield item(f"Quit ({v.in_flight} files in flight)", menu(
+            yield item(f"Quit ({v.in_flight} files {'waiting' if v.held else 'in flight'})", menu(
                 item("Quit when the uploads are done", self._later(self.quit_when_done)),
                 item("Quit now (the rest resumes at the next start)", self._later(self.quit))))
         else:

@@ -1,5 +1,7 @@
-/* Activity dialog: every dataset's progress, refreshed each second from GET /api/status. Cards are built
- * once per dataset and then only updated, so keyboard focus and screen readers are not disturbed. */
+/* Activity dialog: every dataset's progress. The page waits for changes (POST /api/status/wait, a long
+ * poll: the agent answers when the status differs from the version shown, or after 25 s), so an idle
+ * window sends one request every 25 s instead of one a second. Cards are built once per dataset and then
+ * only updated, so keyboard focus and screen readers are not disturbed. */
 "use strict";
 
 (() => {
@@ -25,8 +27,12 @@
       try {
         const answer = await api("POST", `/api/datasets/${d.id}/${verb}`, {});
         const done = {
-          retry: () => "Retrying " + plural(answer.retried || 0, "failed file") + " of " + d.name + ".",
+          retry: () => "Retrying " + plural(answer.retried || 0, d.files.failed ? "failed file" : "file") + " of " +
+            d.name + (d.files.failed ? "." : " now."),
           stop: () => "Stopped watching " + d.name + "; queued files stay queued.",
+          pause: () => "Paused " + d.name + ": the batch in flight finishes, no new one starts. The others go on.",
+          resume: () => "Resumed " + d.name + ".",
+          "open-folder": () => "Opened " + answer.opened + ".",
           finalize: () => "Finishing " + d.name + ": the last files are sent, then the dataset is complete.",
         }[verb]();
         say(notice, "ok", done);
@@ -55,7 +61,9 @@
     const errors = el("ul", { className: "errors" });
     const errorsTitle = el("summary", {});
     const errorsBox = el("details", { open: true, hidden: true }, errorsTitle, errors);
-    const actions = el("div", { className: "buttons" }, stop, finalize, retry);
+    const hold = el("button", { type: "button", className: "small", hidden: true }, "Pause");
+    const folder = el("button", { type: "button", className: "small" }, "Open folder");
+    const actions = el("div", { className: "buttons" }, folder, hold, stop, finalize, retry);
     const root = el("section", { className: "panel dataset", "aria-labelledby": "ds-" + d.id, dataset: { id: d.id } },
       el("div", { className: "dataset-head" }, title, mode, state),
       where, files.root, bytes.root,
@@ -65,6 +73,9 @@
     const card = { root, actions, title, mode, state, where, files, bytes, rate, eta, counts, retry, finalize, stop, recent,
                    recentBox, errors, errorsBox, errorsTitle, d, last: null };
     retry.addEventListener("click", () => action(card.d, "retry", retry));
+    hold.addEventListener("click", () => action(card.d, card.d.held ? "resume" : "pause", hold));
+    folder.addEventListener("click", () => action(card.d, "open-folder", folder));
+    card.hold = hold;
     finalize.addEventListener("click", () => action(card.d, "finalize", finalize));
     stop.addEventListener("click", () => action(card.d, "stop", stop));
     return card;
@@ -74,6 +85,7 @@
     const failed = d.files.failed || 0;
     if (d.syncing) return ["syncing", "active"];
     if (d.state === "complete") return failed ? ["complete, " + failed + " failed", "failed"] : ["complete", "complete"];
+    if (d.state === "active" && d.held) return ["paused", "paused"];
     if (d.state === "active") return d.files_total ? ["uploading", "active"] : ["scanning", "active"];
     return [d.state, d.state];
   }
@@ -108,10 +120,12 @@
     if (f.failed) parts.push(f.failed + " failed");
     setText(card.counts, parts.join(" · "));
 
-    card.retry.hidden = !f.failed;
+    card.retry.hidden = !f.failed && !(engineWaits && running && busy);  // Retry now: failed or waiting files
+    setText(card.retry, f.failed ? "Retry failed" : "Retry now");
     card.finalize.hidden = !d.syncing;
     card.stop.hidden = !d.syncing;
-    card.actions.hidden = card.retry.hidden && card.finalize.hidden;
+    card.hold.hidden = !running;
+    setText(card.hold, d.held ? "Resume" : "Pause");
 
     const recentKey = JSON.stringify(d.recent);
     if (card.recentKey !== recentKey) {
@@ -135,16 +149,24 @@
     card.last = label;
   }
 
+  let engineWaits = false; // the agent waits (storage unreachable...): Retry now is offered
   function render(status) {
     const agent = status.agent || {};
     paused = !!agent.paused;
+    engineWaits = !!agent.waiting;
+    $("#retry-now").hidden = !agent.waiting;
+    $("#login").hidden = !(agent.storage_refused || agent.login_needed);
+    $("#login").dataset.storage = agent.storage_refused ? "1" : "";
     const badge = $("#agent-state");
     setText(badge, agent.state || "unknown");
     badge.className = "badge " + (agent.state || "");
     const pause = $("#pause");
     pause.hidden = false;
     setText(pause, paused ? "Resume" : "Pause all");
-    if (agent.problem) say($("#problem"), "error", agent.problem, "Fix it (Settings, or log in again); uploads go on by themselves.");
+    if (agent.storage_refused) {
+      say($("#problem"), "error", "The storage refused the password: uploads wait.",
+          "Log in… here or in the tray menu; the waiting uploads go on as soon as the storage takes the password.");
+    } else if (agent.problem) say($("#problem"), "error", agent.problem, "Fix it in Settings; uploads go on by themselves.");
     else if ($("#problem").textContent) say($("#problem"), "", "");
     const waiting = agent.waiting ? "Waiting: " + agent.waiting : (paused ? "Paused: no new transfers start until you resume." : "");
     if ($("#waiting").textContent !== waiting) say($("#waiting"), waiting ? "warn" : "", waiting);
@@ -172,15 +194,32 @@
   }
 
   let inFlight = false;
+  let version = "";
+  /** Right after an action: the current status at once (the long poll below goes on by itself). */
   async function refresh() {
     if (inFlight) return;
     inFlight = true;
     try {
-      render(await api("GET", "/api/status"));
+      const status = await api("POST", "/api/status/wait", { since: "", timeout: 0 });
+      version = status.version || "";
+      render(status);
     } catch (exc) {
       sayError($("#problem"), exc);
     } finally {
       inFlight = false;
+    }
+  }
+
+  async function follow() {
+    for (;;) {
+      try {
+        const status = await api("POST", "/api/status/wait", { since: version, timeout: 25 });
+        version = status.version || "";
+        render(status);
+      } catch (exc) {
+        sayError($("#problem"), exc);
+        await new Promise((resolve) => setTimeout(resolve, 2000)); // the agent restarts, or is gone
+      }
     }
   }
 
@@ -196,6 +235,26 @@
     refresh();
   });
 
+  $("#retry-now").addEventListener("click", async (event) => {
+    await TA.busy(event.currentTarget, async () => {
+      try {
+        const answer = await api("POST", "/api/retry-now", {});
+        say(notice, "ok", "Retrying now (" + plural(answer.retried || 0, "file") + " waited for a retry slot).");
+      } catch (exc) {
+        sayError(notice, exc);
+      }
+    });
+    refresh();
+  });
+
+  $("#login").addEventListener("click", async () => {
+    try {
+      await api("POST", "/api/show/login", $("#login").dataset.storage ? { account: "storage" } : {});
+    } catch (exc) {
+      sayError(notice, exc);
+    }
+  });
+
   $("#new-dataset").addEventListener("click", async () => {
     try {
       await api("POST", "/api/show/dataset", {});
@@ -204,6 +263,5 @@
     }
   });
 
-  refresh();
-  setInterval(refresh, 1000);
+  follow();
 })();

@@ -7,8 +7,27 @@
 
 const TA = (() => {
   const params = new URLSearchParams(location.hash.replace(/^#/, ""));
-  const token = params.get("token") || "";
+  let token = params.get("token") || sessionStorage.getItem("trayagent-token") || "";
   const request = params.get("request") || "";
+  // In a web browser (no GTK or Qt for the native window) the URL carries a one-time ticket instead of
+  // the token: traded once, then dropped from the address bar.
+  const ticket = params.get("ticket") || "";
+  const ready = ticket && !token ? redeem(ticket) : Promise.resolve();
+
+  async function redeem(value) {
+    try {
+      const resp = await fetch("/api/ticket", { method: "POST", cache: "no-store",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ticket: value }) });
+      const data = await resp.json();
+      if (resp.ok) {
+        token = data.token || "";
+        sessionStorage.setItem("trayagent-token", token); // a reload of this tab keeps working
+      }
+    } catch (exc) {
+      token = "";
+    }
+    history.replaceState(null, "", location.pathname + (request ? "#request=" + request : ""));
+  }
 
   /** An error answered by the agent ({error, hint}) or met on the way (no agent, bad JSON). */
   class ApiError extends Error {
@@ -26,6 +45,7 @@ const TA = (() => {
 
   /** Call the agent: api("GET", "/api/status") or api("POST", "/api/upload", {...}). */
   async function api(method, path, body) {
+    await ready;
     const init = { method, headers: { Authorization: "Bearer " + token }, cache: "no-store" };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";

@@ -275,6 +275,7 @@
         say(statusBox, "ok", (b.mode === "sync" ? "Syncing " : "Uploading ") + "“" + b.dataset + "” to " +
             answer.storage_path + ". You can close this window; Activity shows the progress.");
         $("#open-activity").hidden = false;
+        if (b.mode !== "sync") followUpload(answer.dataset_id, b.dataset);
       } catch (exc) {
         say(statusBox, "", "");
         showError(exc);
@@ -282,6 +283,27 @@
     });
     if (started) start.disabled = true;
   });
+
+  /** "Uploading…" must not outlive the upload: wait for the dataset (the agent answers when it
+   *  completes, or after 25 s) and then say how it ended. */
+  async function followUpload(id, name) {
+    for (;;) {
+      let d;
+      try {
+        d = await api("POST", `/api/datasets/${id}/wait`, { timeout: 25 });
+      } catch (exc) {
+        return; // the agent is gone or restarted: Activity tells the rest
+      }
+      if (started === false) return; // the form was changed for a new dataset
+      if (d.state === "complete") {
+        const failed = d.files.failed || 0;
+        say(statusBox, failed ? "warn" : "ok", "“" + name + "” is complete: " +
+            plural(d.files.registered || 0, "file") + ", " + formatBytes(d.bytes_done) + " registered" +
+            (failed ? "; " + failed + " failed (see Activity)." : "."));
+        return;
+      }
+    }
+  }
 
   $("#open-activity").addEventListener("click", async () => {
     try {
@@ -297,6 +319,9 @@
     try {
       const req = await api("GET", "/api/requests/" + encodeURIComponent(TA.request));
       addPaths(req.paths || []);
+      // "Start sync..." opens this dialog in sync mode, "Upload folder..." in batch mode
+      const chosen = req.mode && form.querySelector(`input[name=mode][value="${req.mode}"]`);
+      if (chosen) chosen.checked = true;
       for (const [key, id] of [["dataset", "#dataset-name"], ["proposal", "#proposal"],
                                ["description", "#description"]]) {
         if (req[key]) $(id).value = req[key];
