@@ -41,6 +41,10 @@ rclone_log = logging.getLogger("trayagent.rclone.process")
 _START_GC = {"GOGC": "off", "GOMEMLIMIT": "256MiB"}
 _GC_HELD_SECONDS = 0.5
 _NO_MEMORY_LIMIT = 2**63 - 1  # Go's default; sent as a string (a JSON number would pass through a float)
+# How long rclone keeps a finished job (counted from its end). Each job holds what it did (about
+# 2.4 kB per file copied): kept for rclone's default 10 minutes, a million files took its rclone to
+# 2.5 GB. A status that expired before it was read is not an error (see ``wait_job``).
+JOB_EXPIRE = "3s"
 _LISTEN = re.compile(r"Serving remote control on (http://127\.0\.0\.1:\d+)/")
 _COPIED = re.compile(r": (?:Multi-thread )?Copied \(")
 _LEVEL = re.compile(r"^\S+ \S+ (ERROR|NOTICE|INFO|DEBUG|WARNING|CRITICAL)\s*: ?(.*)$")
@@ -101,7 +105,8 @@ class RcloneDaemon:
         self._auth = ("trayagent", password)
         htpasswd = self._write_htpasswd(password)
         cmd = [self.binary, "rcd", "--rc-addr", "127.0.0.1:0", "--rc-htpasswd", str(htpasswd),
-               "--rc-job-expire-duration", "10m", "--log-level", "INFO", "--use-json-log=false",
+               "--rc-job-expire-duration", JOB_EXPIRE, "--rc-job-expire-interval", JOB_EXPIRE,
+               "--log-level", "INFO", "--use-json-log=false",
                "--stats", "0"]
         if self.rclone_config:
             cmd += ["--config", self.rclone_config]
@@ -341,7 +346,12 @@ class RcloneDaemon:
             if self.pid != pid or not self.alive():
                 raise StorageError("rclone restarted during a transfer", "The batch is retried.",
                                    transient=True)
-            status = self.call("job/status", {"jobid": jobid})
+            try:
+                status = self.call("job/status", {"jobid": jobid})
+            except RcError as exc:
+                if "job not found" not in exc.error:
+                    raise
+                return _EXPIRED  # finished and forgotten while the caller was busy (``JOB_EXPIRE``)
             if on_job is not None:
                 on_job(jobid)
             if status.get("finished"):
@@ -377,6 +387,11 @@ def is_timetable(bwlimit: str) -> bool:
     """rclone's bandwidth timetable ("08:00,512k 12:00,10M Sat-00:00,off"), as opposed to a single
     rate ("10M", "1M:100k" for upload:download, "off")."""
     return "," in bwlimit or " " in bwlimit.strip()
+
+
+# A job whose status expired unread: taken as done, since its files are verified in storage like any
+# others (what did not land is then copied alone, which tells its own error).
+_EXPIRED: dict[str, Any] = {"finished": True, "success": True, "expired": True}
 
 
 class _Ready(threading.Event):
