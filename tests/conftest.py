@@ -7,6 +7,7 @@ fails, because every fixture uses the servers as context managers around its `yi
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,20 @@ def keyring_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sessio
     """
     with SessionKeyring(tmp_path_factory.mktemp("keyring")) as ring:
         yield ring
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_site_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point the site-wide configuration at a file that does not exist, so a real
+    /etc/xdg/trayagent/config.toml on the test machine cannot change what the tests see. Tests of the
+    site layer set TRAYAGENT_SITE_CONFIG themselves."""
+    old = os.environ.get("TRAYAGENT_SITE_CONFIG")
+    os.environ["TRAYAGENT_SITE_CONFIG"] = str(tmp_path_factory.mktemp("site") / "absent.toml")
+    yield
+    if old is None:
+        os.environ.pop("TRAYAGENT_SITE_CONFIG", None)
+    else:
+        os.environ["TRAYAGENT_SITE_CONFIG"] = old
 
 
 @pytest.fixture(scope="session")
