@@ -136,6 +136,12 @@ class SyncProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    @property
+    def log_path(self) -> Path:
+        """This process's own log file (each trayagent process writes COMMAND-TIME-PID.log)."""
+        found = sorted((self.ta.home / "logs").glob(f"*-{self.pid}.log"))
+        return found[-1] if found else self.ta.home / "logs" / f"not-yet-{self.pid}.log"
+
     def check_alive(self) -> None:
         assert self.proc is not None
         if self.proc.poll() is not None:
@@ -632,11 +638,10 @@ def run_idle(base: Path, args: argparse.Namespace) -> dict[str, Any]:
         rclone = sync.find_rclone(10)
         time.sleep(args.settle_seconds)
         sync.check_alive()
-        log_path = home / "logs" / "trayagent.log"
-        result.update(idle_window(sync, rclone, log_path, args.idle_seconds))
+        result.update(idle_window(sync, rclone, sync.log_path, args.idle_seconds))
         result["references"] = idle_references(tree, args.idle_seconds)
         if args.restart:
-            result["after_restart"] = idle_after_restart(sync, log_path, db, args)
+            result["after_restart"] = idle_after_restart(sync, db, args)
         rescans = re.findall(r"rescan \((\w[\w ]*)\) queued (\d+) new or changed files in ([\d.]+) s",
                              ta.log_text)
         result["rescans_whole_run"] = [{"reason": r, "queued": int(q), "seconds": float(s)}
@@ -727,19 +732,19 @@ def idle_references(tree: Path, seconds: float) -> dict[str, Any]:
             p.wait(10)
 
 
-def idle_after_restart(sync: SyncProcess, log_path: Path, db: sqlite3.Connection,
+def idle_after_restart(sync: SyncProcess, db: sqlite3.Connection,
                        args: argparse.Namespace) -> dict[str, Any]:
     """Same command again on the uploaded tree: the RSS of a session that never held the upload's work."""
     sync.stop()
-    log_off = log_path.stat().st_size if log_path.exists() else 0
     t0 = time.monotonic()
     sync.proc, sync.rclone_pid = None, None
     sync.start()
     while True:  # the start rescan (nothing new to queue) marks the session as caught up
         sync.check_alive()
-        with open(log_path, "rb") as fh:
-            fh.seek(log_off)
-            text = fh.read().decode(errors="replace")
+        try:  # the restarted process writes a log file of its own
+            text = sync.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            text = ""
         c = counts(db)
         if "rescan (start)" in text and not any(c.get(x, 0) for x in ("pending", "uploading", "verified")):
             break
@@ -751,7 +756,7 @@ def idle_after_restart(sync: SyncProcess, log_path: Path, db: sqlite3.Connection
     print(f"  idle: restarted session caught up in {caught_up:.1f} s; {args.idle_seconds:g} s idle window",
           flush=True)
     time.sleep(args.settle_seconds)
-    out = idle_window(sync, rclone, log_path, args.idle_seconds)
+    out = idle_window(sync, rclone, sync.log_path, args.idle_seconds)
     out["caught_up_after_s"] = round(caught_up, 1)
     out["states"] = counts(db)
     return out
@@ -762,11 +767,11 @@ def idle_after_restart(sync: SyncProcess, log_path: Path, db: sqlite3.Connection
 # ---------------------------------------------------------------------------------------------------
 
 def keep_log(ta: Trayagent, tag: str, args: argparse.Namespace) -> None:
-    log = ta.home / "logs" / "trayagent.log"
-    if log.exists():
+    logs = sorted((ta.home / "logs").glob("*.log"))
+    if logs:
         out = REPO / "build" / "bench-results" / f"sync-{args.stamp}-{tag}.log"
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(log, out)
+        out.write_bytes(b"".join(f.read_bytes() for f in logs))
 
 
 def _f(v: Any, fmt: str = ".3f") -> str:

@@ -337,11 +337,11 @@ def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: 
                   agent: bool = False) -> Result:
     ta = Trayagent(home)
     target.configure(ta, dest)  # config + `trayagent login storage` (not timed)
-    log = home / "logs" / "trayagent.log"
+    logs = LogCursor(home / "logs")
     dataset_name = f"bench-{dest.tag}"
     with contextlib.ExitStack() as stack:
         agent_pids = stack.enter_context(running_agent(ta)) if agent else []
-        log_offset = log.stat().st_size if log.exists() else 0
+        logs.mark()
         os.sync()  # as before every tool: the set-up's writes (config, keyring, agent) are on disk
         ds.warm()
         agent_cpu0 = sum(proc_cpu(p) or 0.0 for p in agent_pids)
@@ -351,7 +351,7 @@ def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: 
             proc = ta.run("upload", str(ds.path), "--dataset", dataset_name, "--json", timeout=timeout)
             seconds = time.perf_counter() - t0
             t_end = time.time()
-            rcd = None if agent else _rcd_pid(log, log_offset)
+            rcd = None if agent else _rcd_pid(logs.new_text())
             if rcd is not None:
                 reap(rcd)  # left running as the command exits: its CPU counts with the command's
         cpu["client"] += sum(proc_cpu(p) or 0.0 for p in agent_pids) - agent_cpu0
@@ -368,16 +368,35 @@ def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: 
     tool = "trayagent-agent" if agent else "trayagent"
     check_stored(target, dest, ds, tool)
     detail = {"engine_seconds": out.get("seconds"), "storage_path": out.get("storage_path"),
-              "phases": log_phases(log, log_offset, t_start, t_end)}
+              "phases": log_phases(logs.new_text(), t_start, t_end)}
     return Result(target.name, ds.name, tool, seconds, n, ds.bytes, n, seconds,
                   client_cpu=cpu["client"], server_cpu=cpu["server"], detail=detail)
 
 
-def _rcd_pid(log: Path, offset: int) -> int | None:
+class LogCursor:
+    """What trayagent's processes logged since ``mark()``: each process writes its own file under
+    TRAYAGENT_HOME/logs (COMMAND-TIME-PID.log), so the command's lines and, via the agent, the agent's
+    are read from every file, new files whole and older ones from where they ended at the mark."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.sizes: dict[Path, int] = {}
+
+    def mark(self) -> None:
+        self.sizes = {f: f.stat().st_size for f in self.folder.glob("*.log")}
+
+    def new_text(self) -> str:
+        parts = []
+        for f in sorted(self.folder.glob("*.log")):
+            with open(f, "rb") as fh:
+                fh.seek(self.sizes.get(f, 0))
+                parts.append(fh.read().decode("utf-8", errors="replace"))
+        return "".join(parts)
+
+
+def _rcd_pid(text: str) -> int | None:
     """The pid of the rclone rcd this command started, from its log ("rclone rcd (pid N) serving")."""
-    with open(log, "rb") as fh:
-        fh.seek(offset)
-        found = re.search(rb"rclone rcd \(pid (\d+)\) serving", fh.read())
+    found = re.search(r"rclone rcd \(pid (\d+)\) serving", text)
     return int(found.group(1)) if found else None
 
 
@@ -425,20 +444,14 @@ def run_naive(target: Target, ds: DataSet, dest: Dest, limit: int, timeout: floa
 
 
 # ---------------------------------------------------------------------------------------------------
-# where trayagent spends its time: timestamps from TRAYAGENT_HOME/logs/trayagent.log
+# where trayagent spends its time: timestamps from the logs under TRAYAGENT_HOME/logs
 # ---------------------------------------------------------------------------------------------------
 
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\S+)\s+(\S+): (.*)$")
 
 
-def log_phases(log: Path, offset: int, t_start: float, t_end: float) -> dict[str, Any]:
+def log_phases(text: str, t_start: float, t_end: float) -> dict[str, Any]:
     """Seconds from the command's start to key log events, plus the largest gaps between copies."""
-    try:
-        with open(log, "rb") as fh:
-            fh.seek(offset)
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return {}
     events: list[tuple[float, str, str]] = []
     for line in text.splitlines():
         m = _LOG_LINE.match(line)
@@ -447,6 +460,7 @@ def log_phases(log: Path, offset: int, t_start: float, t_end: float) -> dict[str
             events.append((ts, m.group(3), m.group(4)))
     if not events:
         return {}
+    events.sort(key=lambda e: e[0])  # several processes' files, one timeline
 
     def first(pred: Any) -> float | None:
         return next((ts - t_start for ts, name, msg in events if pred(name, msg)), None)
@@ -702,8 +716,9 @@ def main(argv: list[str] | None = None) -> int:
                         finally:
                             target.cleanup(dest)
                         if tool.startswith("trayagent"):
-                            shutil.copy(homes / tag / "logs" / "trayagent.log",
-                                        base / f"{tool}-{target.name}-{ds.name}-{rep}.log")
+                            logs_out = base / f"{tool}-{target.name}-{ds.name}-{rep}.log"
+                            logs_out.write_bytes(b"".join(f.read_bytes() for f in
+                                                          sorted((homes / tag / "logs").glob("*.log"))))
                             shutil.rmtree(homes / tag, ignore_errors=True)
                         extra = (f" (first {r.measured_files} files in {r.measured_seconds:.1f} s, extrapolated)"
                                  if r.extrapolated else "")
