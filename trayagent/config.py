@@ -137,7 +137,8 @@ class TransferSettings:
                                    "for object stores (S3, Swift, Azure Blob, GCS, B2), which serve parallel "
                                    "requests well, 4 for the rest (WebDAV, SFTP, local...).", _auto_or_positive,
                                    _AUTO_OR_POSITIVE)
-    bwlimit: str = setting(str, "", "Bandwidth limit in rclone syntax (`10M`, `off`). Changeable at run time.")
+    bwlimit: str = setting(str, "", "Bandwidth limit in rclone syntax: a rate (`10M`, `off`), changeable "
+                           "at run time, or a timetable (`08:00,20M 20:00,off`), read when rclone starts.")
     checksum: str = setting(str, "auto", "Checksum algorithm: `auto` (the storage's own hash where "
                             "it reports MD5, SHA-1 or SHA-256, so copies are hash-verified and rclone computes it "
                             "during the copy; else BLAKE3), or one of md5, sha1, sha256, blake2b, blake3.",
