@@ -50,12 +50,12 @@ def _check_writable(path: Path, cfg: Config) -> None:
     site = cfg.layers.site
     if site is not None and path.exists() and path.resolve() == site.resolve():
         raise ConfigError(f"{path} is the site-wide configuration file: it is not saved from here",
-                          "Ask your IT to change it, or use a file of your own (--config or TRAYAGENT_CONFIG).",
+                          "Ask your IT to change it, or use a configuration file of your own.",
                           field="config")
     if path.exists() and not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
         raise ConfigError(f"{path}: the configuration file is read-only, so nothing was saved",
-                          "Ask whoever manages this computer, or use a file of your own "
-                          "(--config or TRAYAGENT_CONFIG).", field="config")
+                          "Ask whoever manages this computer, or use a configuration file of your own.",
+                          field="config")
 
 
 def _parse(path: Path) -> tomlkit.TOMLDocument:
@@ -100,8 +100,8 @@ def _write(path: Path, text: str) -> None:
             raise
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be saved ({exc.strerror or exc})",
-                          "Check that the folder is writable, or use a file of your own "
-                          "(--config or TRAYAGENT_CONFIG).", field="config") from exc
+                          "Check that the folder is writable, or use a configuration file of your own.",
+                          field="config") from exc
 
 
 def show_config(cfg: Config, paths: Paths) -> str:

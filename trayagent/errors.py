@@ -34,6 +34,16 @@ class ConfigError(TrayagentError):
     exit_code = 2
 
 
+class ForeignDataset(ConfigError):
+    """A queued dataset belongs to another storage or catalogue than this configuration's: it is
+    finished where it was defined, never silently moved. ``config`` is the configuration file it was
+    defined with (None: the default configuration), so each front end can say how to use it."""
+
+    def __init__(self, message: str, hint: str, config: str | None) -> None:
+        super().__init__(message, hint, field="config")
+        self.config = config
+
+
 class AuthError(TrayagentError):
     """Credentials are missing, wrong or expired (storage or catalogue)."""
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Self
 from .catalogue.base import Catalogue, DatasetSpec, StorageLocation
 from .catalogue.local import LocalCatalogue
 from .config import Config
-from .errors import AuthError, CatalogueError, ConfigError, StorageFull
+from .errors import AuthError, CatalogueError, ConfigError, ForeignDataset, StorageFull
 from .paths import Paths, site_config_file
 from .pipeline.engine import Engine, source_paths
 from .pipeline.progress import Outcome, Progress, Tuning
@@ -40,11 +40,6 @@ if TYPE_CHECKING:
     from .metadata.templates import Template
 
 log = logging.getLogger(__name__)
-
-
-class ForeignDataset(ConfigError):
-    """A queued dataset belongs to another storage or catalogue than this configuration's: it is
-    finished where it was defined, never silently moved."""
 
 
 @dataclass(frozen=True)
@@ -301,12 +296,12 @@ class Uploader:
             moved.append(f"the {was} catalogue, not {now}")
         if not moved:
             return
-        origin = f"--config {dataset.config}" if dataset.config else "the default configuration"
+        origin = (f"the configuration file {dataset.config}" if dataset.config
+                  else "the default configuration")
         raise ForeignDataset(
             f"dataset {dataset.name!r} was queued with {origin} for {' and '.join(moved)}; "
             "it is not moved to another storage or catalogue",
-            f"Finish it with `trayagent resume {origin}`." if dataset.config else
-            "Finish it with `trayagent resume` without --config (and without TRAYAGENT_CONFIG).")
+            f"Finish it with {origin}.", dataset.config)
 
     def submit(self, plan: Plan, errors: list[str] | None = None) -> Dataset:
         """Record the dataset and enqueue its files (bounded batches); returns the queue's dataset."""

@@ -67,7 +67,7 @@ def test_agent_under_another_storage_leaves_it_queued(ta: Trayagent, webdav_serv
                              text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         wait_until(lambda: (ta.home / "run" / "agent.json").exists(), 30, what="the agent's API")
-        said = "dataset 'moved' was queued with --config"
+        said = "dataset 'moved' was queued with the configuration file"
         wait_until(lambda: said in ta.log_text or any(ta.storage_dir.rglob("*.bin")), 30,
                    what="the agent to report the dataset it cannot finish")
         nothing_local(ta)

@@ -7,6 +7,7 @@ import signal
 from types import FrameType
 
 from ..agent.client import AgentClient
+from ..errors import ForeignDataset, TrayagentError
 from ..paths import Paths
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -29,3 +30,22 @@ def sigterm_as_interrupt() -> None:
 
 def running_agent(paths: Paths) -> AgentClient | None:
     return AgentClient.find(paths.runtime_dir)
+
+
+# The options that give what an error's ``field`` names: the core words its hints for every front end.
+_OPTIONS = {"dataset": "--dataset NAME", "proposal": "--proposal", "user": "--user NAME",
+            "secret": "--password-stdin, --token-stdin or --browser", "config": "--config",
+            "metadata": "--metadata KEY=VALUE or --metadata-file"}
+
+
+def in_cli_words(exc: TrayagentError) -> str:
+    """The error as the CLI shows it: the core's message and hint, and the option to use."""
+    if isinstance(exc, ForeignDataset):  # the command that finishes it, with its own file
+        how = (f"`trayagent resume --config {exc.config}`" if exc.config
+               else "`trayagent resume` without --config (and without TRAYAGENT_CONFIG)")
+        return f"{exc.message}\n  -> Finish it with {how}."
+    option = _OPTIONS.get((exc.field or "").partition(".")[0])
+    if option is None:
+        return str(exc)
+    hint = f"{exc.hint.rstrip('.')} ({option})." if exc.hint else f"See {option}."
+    return f"{exc.message}\n  -> {hint}"

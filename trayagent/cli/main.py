@@ -28,7 +28,15 @@ from ..paths import Paths, resolve_paths
 from ..storage.process import end_without_waiting
 from ..storage.redact import Redactor
 from .account import cmd_login, cmd_logout
-from .common import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, startup_over
+from .common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    in_cli_words,
+    startup_over,
+)
 from .desktop import cmd_agent, cmd_dialog, cmd_install_desktop, cmd_open
 from .upload import cmd_resume, cmd_status, cmd_sync, cmd_upload
 
@@ -206,21 +214,6 @@ def _reader_gone() -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     return EXIT_BROKEN_PIPE
-
-
-# The options that give what an error's ``field`` names: the core words its hints for every front end.
-_OPTIONS = {"dataset": "--dataset NAME", "proposal": "--proposal", "user": "--user NAME",
-            "secret": "--password-stdin, --token-stdin or --browser", "config": "--config",
-            "metadata": "--metadata KEY=VALUE or --metadata-file"}
-
-
-def in_cli_words(exc: TrayagentError) -> str:
-    """The error as the CLI shows it: the core's message and hint, and the option to use."""
-    option = _OPTIONS.get((exc.field or "").partition(".")[0])
-    if option is None:
-        return str(exc)
-    hint = f"{exc.hint.rstrip('.')} ({option})." if exc.hint else f"See {option}."
-    return f"{exc.message}\n  -> {hint}"
 
 
 def _exit_now(code: int) -> None:

@@ -23,6 +23,7 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    in_cli_words,
     running_agent,
     sigterm_as_interrupt,
     startup_over,
@@ -221,7 +222,7 @@ def cmd_resume(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
         for o in outcomes:
             _report(o.as_dict(), False)
     for problem in refused:  # datasets this configuration cannot finish: each says what will
-        print(f"trayagent: {problem}", file=sys.stderr)
+        print(f"trayagent: {in_cli_words(problem)}", file=sys.stderr)
     if any(o.files_failed for o in outcomes):
         return EXIT_FAILED
     return EXIT_USAGE if refused else EXIT_OK
