@@ -50,6 +50,15 @@ class AuthError(TrayagentError):
     exit_code = 2
 
 
+class StorageLogin(AuthError):
+    """The storage needs its password: none is stored for ``user``, or the storage refused it. Each
+    front end says how to enter one (the CLI's `login storage`, the Login dialog's storage account)."""
+
+    def __init__(self, message: str, hint: str, user: str) -> None:
+        super().__init__(message, hint, field="storage.secret")
+        self.user = user
+
+
 class LoginRequired(AuthError):
     """The catalogue session expired and no stored password can renew it: the user must log in."""
 

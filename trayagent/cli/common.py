@@ -7,7 +7,7 @@ import signal
 from types import FrameType
 
 from ..agent.client import AgentClient
-from ..errors import ForeignDataset, TrayagentError
+from ..errors import ForeignDataset, StorageLogin, TrayagentError
 from ..paths import Paths
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -40,6 +40,9 @@ _OPTIONS = {"dataset": "--dataset NAME", "proposal": "--proposal", "user": "--us
 
 def in_cli_words(exc: TrayagentError) -> str:
     """The error as the CLI shows it: the core's message and hint, and the option to use."""
+    if isinstance(exc, StorageLogin):  # the command that stores it, for that user
+        return (f"{exc.message}\n  -> {exc.hint.rstrip('.')}: "
+                f"run `trayagent login storage --user {exc.user or 'NAME'} --password-stdin`.")
     if isinstance(exc, ForeignDataset):  # the command that finishes it, with its own file
         how = (f"`trayagent resume --config {exc.config}`" if exc.config
                else "`trayagent resume` without --config (and without TRAYAGENT_CONFIG)")

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..config import Config
-from ..errors import AuthError
+from ..errors import StorageLogin
 from ..paths import Paths
 from ..secrets.store import get_secret, storage_service
 from ..secrets.store import prefetch_secret as _prefetch
@@ -168,8 +168,8 @@ def storage_target(cfg: Config, paths: Paths, *, need_secret: bool = True) -> St
     # the keyring is asked only when the secret is needed (a D-Bus round trip on Linux)
     secret = get_secret(storage_service(spec), user) if (need_secret and user and not remote.local) else None
     if need_secret and user and not remote.local and secret is None:
-        raise AuthError(f"no storage password stored for user {user!r}",
-                        f"Run `trayagent login storage --user {user} --password-stdin`.")
+        raise StorageLogin(f"no storage password stored for user {user!r}",
+                           "Store that user's storage password.", user)
     if remote.local:
         display, host = Path(spec).resolve().as_uri(), socket.gethostname()
     else:

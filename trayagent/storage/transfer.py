@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import AuthError, StorageError, StorageFull
+from ..errors import AuthError, StorageError, StorageFull, StorageLogin
 from ..queue import QueuedFile
 from .rcerrors import RcError, is_auth_error, is_no_space, plain_error
 from .rclone import RcloneDaemon
@@ -167,9 +167,8 @@ class Transfer:
                                "Free space there (or ask for a bigger quota), then run the same command "
                                "again: what is verified is kept, only the rest is sent.")
         if is_auth_error(error):
-            return AuthError(f"the storage {where} refused the credentials: {error}",
-                             "Check [storage] user and run `trayagent login storage --user NAME "
-                             "--password-stdin` with the right password.")
+            return StorageLogin(f"the storage {where} refused the credentials: {error}",
+                                "Check [storage] user and store the right password.", self.target.user)
         return StorageError(f"storage {where}: {plain_error(error)}", "It is retried automatically; see the log "
                             "if it persists.", transient=RcError("", 0, error).transient)
 
