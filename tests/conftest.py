@@ -7,6 +7,7 @@ fails, because every fixture uses the servers as context managers around its `yi
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -47,6 +48,25 @@ def no_site_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ.pop("TRAYAGENT_SITE_CONFIG", None)
     else:
         os.environ["TRAYAGENT_SITE_CONFIG"] = old
+
+
+@pytest.fixture(autouse=True)
+def trayagent_logger_restored() -> Iterator[None]:
+    """A test that calls setup_logging in-process (as a command does) leaves the "trayagent" logger with
+    its own handlers and propagate off, and pytest's caplog (on the root logger) would see nothing in
+    later tests: put the logger back as it was."""
+    logger = logging.getLogger("trayagent")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    for handler in list(logger.handlers):
+        if handler not in saved[0]:
+            logger.removeHandler(handler)
+            handler.close()
+    for handler in saved[0]:
+        if handler not in logger.handlers:
+            logger.addHandler(handler)
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
 
 
 @pytest.fixture(scope="session")
