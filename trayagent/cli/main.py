@@ -17,7 +17,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import __version__, sqlitedb
 from ..agent.client import DIALOGS
@@ -39,9 +39,6 @@ from .common import (
 )
 from .desktop import cmd_agent, cmd_dialog, cmd_install_desktop, cmd_open
 from .upload import cmd_resume, cmd_status, cmd_sync, cmd_upload
-
-if TYPE_CHECKING:  # imported by the commands that use them, after an upload has set rclone going
-    pass
 
 log = logging.getLogger("trayagent.cli")
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from ..errors import StorageError
@@ -30,9 +30,6 @@ from .process import LAUNCHER, die_with_parent, ending_without_waiting, is_rclon
 from .rcerrors import RcError
 from .rchttp import LoopbackHttp, http_client
 from .redact import Redactor
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 rclone_log = logging.getLogger("trayagent.rclone.process")
