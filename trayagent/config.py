@@ -6,6 +6,7 @@ data ends up in the wrong place. Secrets are never read from here: see ``secrets
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -67,10 +68,8 @@ def is_url_host(text: str) -> bool:
     """What SciCat accepts as ``sourceFolderHost`` (a URL host): an IPv4 address or a dotted DNS name
     with a real top-level label. A bare name (``localhost``, ``beamline-pc01``) or an rclone remote
     name is refused by the backend, so trayagent never sends one."""
-    try:
+    with contextlib.suppress(ValueError):  # not an address: maybe a DNS name
         return ipaddress.ip_address(text).version == 4
-    except ValueError:
-        pass
     labels = text.rstrip(".").split(".")
     return len(labels) > 1 and all(_LABEL.match(x) for x in labels) and bool(_TLD.match(labels[-1]))
 
