@@ -45,6 +45,7 @@ class State(StrEnum):
 class DatasetState(StrEnum):
     ACTIVE = "active"       # files still to scan, copy, verify or register
     COMPLETE = "complete"   # manifest written, catalogue entry finished
+    CANCELLED = "cancelled"  # the user's Cancel: what was not yet sent left the queue (an upload starts it again)
 
 
 class Mode(StrEnum):
@@ -69,7 +70,7 @@ CREATE TABLE IF NOT EXISTS datasets (
     storage_path TEXT NOT NULL,      -- dataset folder under the storage root
     catalogue_kind TEXT NOT NULL,
     catalogue_id TEXT,               -- id the catalogue gave the dataset, once created
-    state TEXT NOT NULL DEFAULT 'active',   -- active | complete
+    state TEXT NOT NULL DEFAULT 'active',   -- active | complete | cancelled
     scan_done INTEGER NOT NULL DEFAULT 0,
     manifest_done INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
@@ -241,7 +242,7 @@ class Queue:
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
+            sqlitedb.use_wal(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}{_COUNTS_FROM_ROWS}COMMIT;")
@@ -544,6 +545,16 @@ class Queue:
         with self._tx() as db:
             cur = db.execute(f"UPDATE files SET next_retry=0 WHERE state='pending' AND next_retry>0 {where}", args)
             return cur.rowcount
+
+    def cancel(self, dataset_id: int) -> int:
+        """The user's Cancel: files not yet sent (pending, failed) leave the queue, the dataset is
+        ``cancelled`` (no longer served; ``scan_done`` off, so a step in flight cannot finalize it).
+        What reached storage keeps its rows. Returns how many files were dropped."""
+        with self._tx() as db:
+            cur = db.execute("DELETE FROM files WHERE dataset_id=? AND state IN ('pending', 'failed')",
+                             (dataset_id,))
+            db.execute("UPDATE datasets SET state='cancelled', scan_done=0 WHERE id=?", (dataset_id,))
+            return max(cur.rowcount, 0)
 
     def retry_failed(self, dataset_id: int) -> int:
         """The user's Retry: failed files become pending again."""

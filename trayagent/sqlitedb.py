@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from .errors import LocalStateError
@@ -41,9 +42,35 @@ def close(conn: sqlite3.Connection) -> None:
         conn.close()
 
 
+def use_wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
+    """Put ``conn``'s database in WAL mode, waiting out other processes doing the same.
+
+    Switching the journal mode needs an exclusive lock that SQLite does not wait for: when two
+    processes open a new database at the same moment (two uploads started together), one of them
+    gets "database is locked" at once, whatever the busy timeout. Measured: 58 of 900 opens in
+    300 three-process races. Once the file is in WAL mode the pragma only reads it."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == _SQLITE_BUSY or "database is locked" in str(exc)
+
+
 # -- a full disk or a damaged file, in the user's terms ----------------------------------------------
 _FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 _SQLITE_FULL = getattr(sqlite3, "SQLITE_FULL", 13)
+_SQLITE_BUSY = getattr(sqlite3, "SQLITE_BUSY", 5)
+_BEING_CREATED_S = 5.0
 _SQLITE_DAMAGED = frozenset({getattr(sqlite3, "SQLITE_CORRUPT", 11), getattr(sqlite3, "SQLITE_NOTADB", 26)})
 
 
@@ -110,9 +137,11 @@ def warn_if_emptied(path: Path) -> bool:
     """A database file of 0 bytes is not a new database: SQLite would silently start an empty one
     and whatever it held (interrupted uploads) would be forgotten without a word. Say so."""
     try:
-        emptied = path.stat().st_size == 0
+        stat = path.stat()
     except OSError:
         return False
+    # a file of 0 bytes written in the last seconds is a database another process is creating now
+    emptied = stat.st_size == 0 and time.time() - stat.st_mtime > _BEING_CREATED_S
     if emptied:
         log.warning("%s is empty (0 bytes): what it held is lost (a full disk, or a crash of the "
                     "machine while it was written?). A new one is started; re-run the uploads that "

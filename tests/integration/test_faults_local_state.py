@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,7 +125,38 @@ def test_an_emptied_queue_file_is_warned_about_not_taken_for_a_new_queue(ta: Tra
     queue_file = ta.home / "data" / "queue.sqlite"
     queue_file.parent.mkdir(parents=True)
     queue_file.write_bytes(b"")
+    an_hour_ago = time.time() - 3600  # emptied earlier (a crash), not being created right now
+    os.utime(queue_file, (an_hour_ago, an_hour_ago))
     proc = ta.run("status")
     assert proc.returncode == 0, proc.stderr
     assert f"{queue_file} is empty (0 bytes): what it held is lost" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+_OPEN_IN_STEP = """
+import sys, time
+from pathlib import Path
+from trayagent.queue import Queue
+folder, start, rounds = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+for i in range(rounds):
+    while time.time() < start + i * 0.05:
+        pass
+    try:
+        Queue(folder / f"{i}.sqlite").close()
+    except Exception as exc:
+        print(f"round {i}: {exc}")
+"""
+
+
+def test_processes_creating_the_queue_at_the_same_moment_all_open_it(tmp_path: Path) -> None:
+    """Two uploads started together on a new machine: SQLite does not wait for the lock that
+    switching a new file to WAL takes, and a process seeing the other's file at 0 bytes took it for
+    an emptied queue. Before the fix about 6 % of opens failed ("database is locked") here."""
+    start, rounds = time.time() + 1.5, 40
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_IN_STEP, str(tmp_path), str(start), str(rounds)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], results
+    assert all(out == "" for out, _ in results), results
+    assert not any("is empty (0 bytes)" in err for _, err in results), results
+    assert len(list(tmp_path.glob("*.sqlite"))) == rounds

@@ -88,8 +88,10 @@ ON CONFLICT (dataset_id, path) DO UPDATE SET
     registered = excluded.registered
 """
 
-# Text fields that ensure_dataset fills in when the stored value is empty.
-_FILLABLE_TEXT = ("proposal", "description", "investigation_description", "owner", "creation_location")
+# Text fields that ensure_dataset fills in when the stored value is empty (they say who and where).
+_FILLABLE_TEXT = ("proposal", "owner", "creation_location")
+# Text fields the user's latest run replaces (see Catalogue.update_dataset).
+_USER_TEXT = ("description", "investigation_description")
 _JSON_COLUMNS = ("source_folders", "keywords", "metadata")
 
 
@@ -135,7 +137,7 @@ class LocalCatalogue(Catalogue):
     def _prepare(conn: sqlite3.Connection) -> None:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        sqlitedb.use_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.executescript(_SCHEMA)
@@ -255,26 +257,38 @@ class LocalCatalogue(Catalogue):
         log.info("Created dataset %s (%s) in local catalogue for %s", dataset_id, spec.name, location.path)
         return dataset_id
 
+    def update_dataset(self, dataset_id: str, spec: DatasetSpec) -> None:
+        with self._transaction() as conn:
+            self._fill_in(conn, self._require(conn, dataset_id), spec)
+
     def _fill_in(self, conn: sqlite3.Connection, row: sqlite3.Row, spec: DatasetSpec) -> None:
-        """Fill empty fields of an existing dataset from ``spec``; never overwrite what is there."""
-        wanted: dict[str, Any] = {name: getattr(spec, name) for name in _FILLABLE_TEXT}
-        wanted["source_folders"] = _dumps(list(spec.source_folders)) if spec.source_folders else None
-        wanted["keywords"] = _dumps(list(spec.keywords)) if spec.keywords else None
-        wanted["metadata"] = _dumps(spec.metadata) if spec.metadata else None
+        """Bring an existing dataset up to ``spec``: the user's description, keywords and entries
+        replace the stored ones (the harvested summary stays); proposal, owner, location and source
+        folders only fill empty fields; what ``spec`` leaves empty is kept."""
         updates: dict[str, Any] = {}
-        for column, new in wanted.items():
-            old = row[column]
-            if new in (None, ""):
-                continue
-            if old in (None, "", "[]", "{}"):
+        for column in _FILLABLE_TEXT:
+            new, old = getattr(spec, column), row[column]
+            if new and not old:
                 updates[column] = new
-            elif old != new:
-                log.info("Dataset %s keeps its %s; the new value %r differs and is ignored",
-                         row["id"], column, new)
+            elif new and old != new:
+                log.info("Dataset %s keeps its %s %r; the new value %r is ignored", row["id"], column, old, new)
+        for column in _USER_TEXT:
+            if getattr(spec, column):
+                updates[column] = getattr(spec, column)
+        if spec.source_folders and row["source_folders"] in (None, "", "[]"):
+            updates["source_folders"] = _dumps(list(spec.source_folders))
+        if spec.keywords:
+            updates["keywords"] = _dumps(list(spec.keywords))
+        if spec.metadata:
+            harvested = json.loads(row["metadata"] or "{}").get(HARVESTED_KEY)
+            meta = {**spec.metadata, **({HARVESTED_KEY: harvested} if harvested is not None else {})}
+            updates["metadata"] = _dumps(meta)
         if spec.name != row["name"]:
             log.info("Dataset %s keeps its name %r; the new name %r is ignored",
                      row["id"], row["name"], spec.name)
+        updates = {column: new for column, new in updates.items() if row[column] != new}
         if updates:
+            log.info("Dataset %s takes the new %s", row["id"], ", ".join(updates))
             assignments = ", ".join(f"{column} = ?" for column in updates)
             conn.execute(f"UPDATE datasets SET {assignments} WHERE id = ?", (*updates.values(), row["id"]))
 

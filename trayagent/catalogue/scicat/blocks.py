@@ -101,8 +101,8 @@ class BlockIndex:
         self.catalogue = catalogue
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=10000")
+        sqlitedb.use_wal(self._conn)
         self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:
