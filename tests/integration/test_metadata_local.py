@@ -141,3 +141,31 @@ def test_a_template_named_in_the_site_file_is_found_beside_it(ta: Trayagent, tmp
     proc = ta.run("upload", str(tmp_path / "run"), "--dataset", "run", "--dry-run", "--metadata", "sample_name=Si",
                   timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_rerun_with_new_values_shows_them_and_keeps_the_harvested(beamline: Trayagent, tmp_path: Path) -> None:
+    """The same folder sent again into the same dataset with corrected values: the local catalogue and
+    the RO-Crate manifest beside the data show the latest run's; what was read from the files stays."""
+    src = tmp_path / "run8"
+    make_nexus(src / "scan_001.nxs", energy_kev=12.0)
+    code, first = beamline.upload_json(str(src), "--dataset", "run8", "--keyword", "tomograpy", "--description",
+                                       "first try", "--investigation-description", "Si", "--metadata",
+                                       "sample_name=Si-17", "--metadata", "detector_distance=120 mm", timeout=120)
+    assert code == 0 and first["files_ok"] == 1, first
+    code, again = beamline.upload_json(str(src), "--dataset", "run8", "--keyword", "tomography", "--description",
+                                       "Ge wafer", "--investigation-description", "Ge", "--metadata",
+                                       "sample_name=Ge-4", "--metadata", "energy=25 keV", timeout=120)
+    assert code == 0 and again["catalogue_id"] == first["catalogue_id"], again
+    [row] = beamline.catalogue_datasets()
+    assert json.loads(row["keywords"]) == ["tomography"]
+    assert (row["description"], row["investigation_description"]) == ("Ge wafer", "Ge")
+    meta = json.loads(row["metadata"])
+    harvested = meta.pop("harvested")
+    assert meta == {"sample_name": {"value": "Ge-4", "unit": ""}, "energy": {"value": 25, "unit": "keV"},
+                    "temperature": {"value": 295, "unit": "K"}}, "the latest run's entries, and only those"
+    assert harvested["energy"] == {"value": 12, "unit": "keV"} and harvested["files_harvested"]["value"] == 1
+    crate = json.loads(next(beamline.storage_dir.rglob("ro-crate-metadata.json")).read_text())
+    graph = {e["@id"]: e for e in crate["@graph"]}
+    assert graph["./"]["description"] == "Ge wafer" and graph["./"]["keywords"] == "tomography"
+    assert graph["#meta-sample_name"]["value"] == "Ge-4" and "#meta-detector_distance" not in graph
+    assert graph["#harvested-energy"]["value"] == 12

@@ -7,6 +7,7 @@ while a sync session brings new files."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,32 @@ def test_sync_session_updates_harvested_metadata_as_files_arrive(
     assert pair(sm["energy"]) == (30, "keV") and sm["sample_name"]["value"] == "Fe-3"
     assert sm["harvested"]["detectors"]["value"] == ["GigaFRoST", "pco.edge 5.5"]
     assert sm["harvested"]["files_harvested"]["value"] == 2 and sm["trayagent"]["complete"] is True
+
+
+def test_a_rerun_with_new_values_shows_them_and_keeps_the_harvested(
+        beamline: Trayagent, real_scicat: RealScicat, tmp_path: Path) -> None:
+    """The same folder sent again into the same dataset with other values (the sample was misnamed, a
+    keyword and the description corrected, the energy now given): SciCat, the local manifest beside the
+    data and the dataset's identity follow the latest run; what was read from the files stays apart."""
+    name = unique("rerun")
+    src = tmp_path / name
+    make_nexus(src / "scan_001.nxs", energy_kev=12.0)
+    code, first = beamline.upload_json(str(src), "--dataset", name, "--keyword", "tomograpy", "--description",
+                                       "Si wafer, first try", "--metadata", "sample_name=Si-17", timeout=180)
+    assert code == 0 and first["files_ok"] == 1, first
+    code, again = beamline.upload_json(str(src), "--dataset", name, "--keyword", "tomography", "--keyword", "SLS",
+                                       "--description", "Ge wafer", "--metadata", "sample_name=Ge-4",
+                                       "--metadata", "energy=25 keV", timeout=180)
+    assert code == 0 and again["catalogue_id"] == first["catalogue_id"], again
+    d = one_dataset(real_scicat.reader(), "/" + again["storage_path"])
+    assert d["keywords"] == ["tomography", "SLS"] and d["description"] == "Ge wafer"
+    sm = d["scientificMetadata"]
+    assert sm["sample_name"]["value"] == "Ge-4" and pair(sm["energy"]) == (25, "keV")
+    assert pair(sm["temperature"]) == (295, "K")  # the template's default, both times
+    assert sm["harvested"]["energy"]["value"] == 12 and sm["harvested"]["sample"]["value"] == "Si-17"
+    assert sm["trayagent"]["complete"] is True
+    crate = json.loads(next(beamline.storage_dir.rglob("ro-crate-metadata.json")).read_text())
+    graph = {e["@id"]: e for e in crate["@graph"]}
+    assert graph["#meta-sample_name"]["value"] == "Ge-4" and graph["#meta-energy"]["value"] == 25
+    assert graph["./"]["keywords"] == "tomography, SLS" and graph["./"]["description"] == "Ge wafer"
+    assert graph["#harvested-energy"]["value"] == 12

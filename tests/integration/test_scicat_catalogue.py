@@ -108,6 +108,34 @@ def test_rerun_reuses_the_dataset_and_sends_nothing_twice(catalogue, reader) -> 
     assert catalogue.ensure_dataset(SPEC, other) != pid
 
 
+def test_a_dataset_found_again_takes_the_latest_user_values_and_keeps_the_rest(catalogue, reader) -> None:
+    """A re-run (here from another queue: a new catalogue instance) with corrected values: description,
+    keywords and the user's entries are replaced; the harvested summary, trayagent's mark, the
+    investigation description not given again, and everything trayagent does not own stay. The same
+    values again change nothing (no PATCH: ``updatedAt`` stays)."""
+    where = location()
+    pid = catalogue.ensure_dataset(SPEC, where)
+    catalogue.set_harvested(pid, {"energy": {"value": [12, 18.5], "unit": "keV"}})
+    fixed = DatasetSpec(name="run42", description="tomography of a granite", keywords=("tomo", "granite"),
+                        metadata={"sample": {"value": "granite", "unit": ""}})
+    assert catalogue.make().ensure_dataset(fixed, where) == pid
+    d = reader.dataset(pid)
+    assert (d["description"], d["keywords"]) == ("tomography of a granite", ["tomo", "granite"])
+    sm = d["scientificMetadata"]
+    assert set(sm) == {"sample", "investigation_description", "harvested", "trayagent"}, "energy was replaced"
+    assert sm["sample"]["value"] == "granite" and sm["investigation_description"] == "why stones"
+    assert sm["harvested"]["energy"]["value"] == [12, 18.5] and sm["trayagent"]["storage_url"] == where.url
+    assert (d["ownerGroup"], d["creationLocation"], d["datasetName"]) == ("p20260123", "/PSI/SLS/TOMCAT", "run42")
+    catalogue.update_dataset(pid, SPEC)  # back to the first values, by id (the engine's way)
+    sm = reader.dataset(pid)["scientificMetadata"]
+    assert sm["energy"]["value"] == 20 and "sample" not in sm and sm["harvested"]["energy"]["value"] == [12, 18.5]
+    stamp = reader.dataset(pid)["updatedAt"]
+    time.sleep(0.01)
+    catalogue.update_dataset(pid, SPEC)
+    assert catalogue.make().ensure_dataset(SPEC, where) == pid
+    assert reader.dataset(pid)["updatedAt"] == stamp, "nothing differed: nothing sent"
+
+
 def test_25000_files_make_two_blocks(catalogue, reader) -> None:
     pid = catalogue.ensure_dataset(SPEC, location())
     catalogue.register_files(pid, files(25_000))

@@ -52,19 +52,36 @@ def test_ensure_dataset_is_idempotent_across_instances(db: Path) -> None:
         assert len(second.find_datasets("run42")) == 2
 
 
-def test_ensure_dataset_fills_empty_fields_and_keeps_existing(cat: LocalCatalogue) -> None:
-    dataset_id = cat.ensure_dataset(DatasetSpec(name="run42", description="first"), LOCATION)
-    again = DatasetSpec(name="renamed", description="second", proposal="p1", keywords=("a", "b"))
+def test_ensure_dataset_takes_the_latest_user_values_and_fills_empty_fields(cat: LocalCatalogue) -> None:
+    dataset_id = cat.ensure_dataset(DatasetSpec(name="run42", description="first", owner="ann"), LOCATION)
+    again = DatasetSpec(name="renamed", description="second", proposal="p1", keywords=("a", "b"), owner="bob")
     assert cat.ensure_dataset(again, LOCATION) == dataset_id
     info = cat.dataset_info(dataset_id)
-    assert info["name"] == "run42"
-    assert info["description"] == "first"
+    assert info["name"] == "run42" and info["owner"] == "ann"  # who and where: only filled when empty
+    assert info["description"] == "second"  # the user's latest
     assert info["proposal"] == "p1"
     assert info["keywords"] == ["a", "b"]
     assert info["metadata"] == {}
     assert info["source_folders"] == []
     assert info["storage_url"] == LOCATION.url and info["storage_path"] == LOCATION.path
     assert info["created"].endswith("Z") and info["finished"] is None
+
+
+def test_update_dataset_replaces_the_user_entries_keeps_the_harvested_and_what_is_not_given(
+        cat: LocalCatalogue) -> None:
+    first = DatasetSpec(name="run42", description="Si", investigation_description="wafers", keywords=("a",),
+                        metadata={"sample": {"value": "Si", "unit": ""}, "T": {"value": 300, "unit": "K"}})
+    dataset_id = cat.ensure_dataset(first, LOCATION)
+    cat.set_harvested(dataset_id, {"energy": {"value": 12, "unit": "keV"}})
+    cat.update_dataset(dataset_id, DatasetSpec(name="run42", keywords=("b", "c"),
+                                               metadata={"sample": {"value": "Ge", "unit": ""}}))
+    info = cat.dataset_info(dataset_id)
+    assert info["keywords"] == ["b", "c"] and (info["description"], info["investigation_description"]) == (
+        "Si", "wafers"), "not given again: kept"
+    assert info["metadata"] == {"sample": {"value": "Ge", "unit": ""},
+                                "harvested": {"energy": {"value": 12, "unit": "keV"}}}
+    cat.update_dataset(dataset_id, DatasetSpec(name="run42"))  # a re-run that says nothing: all kept
+    assert cat.dataset_info(dataset_id) == info
 
 
 def test_register_upserts_modified_files_and_counts(cat: LocalCatalogue) -> None:

@@ -1,7 +1,8 @@
 """The catalogue contract: what the engine needs from any data catalogue (local SQLite, SciCat).
 
 The engine calls these in order: ``ensure_dataset`` once per dataset (idempotent: the same spec and
-location must return the same id, so a re-run or a restart never makes a second dataset), then
+location must return the same id, so a re-run or a restart never makes a second dataset; a dataset
+found again takes the spec's user metadata, see ``update_dataset``), then
 ``register_files`` with batches of *verified* files (idempotent upsert keyed by relative path: a file
 registered again, e.g. after a crash or because it was modified, updates its entry, never duplicates
 it), then ``finish_dataset`` when the dataset is complete.
@@ -73,6 +74,13 @@ class Catalogue(ABC):
     @abstractmethod
     def ensure_dataset(self, spec: DatasetSpec, location: StorageLocation) -> str:
         """Find or create the dataset; return its catalogue id (stable across calls)."""
+
+    @abstractmethod
+    def update_dataset(self, dataset_id: str, spec: DatasetSpec) -> None:
+        """Give an existing dataset the user's latest entries (a re-run with corrected values): the
+        description, investigation description, keywords and metadata entries that ``spec`` gives
+        replace what is there (the entries as a whole; what was harvested from the files stays, apart);
+        what ``spec`` leaves empty is kept. The name, proposal, owner and storage stay as they are."""
 
     @abstractmethod
     def register_files(self, dataset_id: str, files: Sequence[FileRecord]) -> None:

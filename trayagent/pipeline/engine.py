@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..catalogue.base import Catalogue, DatasetSpec, FileRecord, StorageLocation
 from ..errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError, StorageFull
@@ -92,6 +92,7 @@ class Engine:
         self._hash_in_transit = False  # rclone computes and checks the checksum during the copy
         self.harvester: Harvester | None = None  # metadata extraction beside the copy (set by the owner)
         self._harvest_pushed: dict[int, float] = {}  # dataset id -> when its summary last went to the catalogue
+        self._described: dict[int, dict[str, Any]] = {}  # dataset id -> the spec the catalogue took from us
         self._lane = BigLane(self.wake.set)  # big files go beside the small ones (issue 24)
 
     def close(self) -> None:
@@ -241,14 +242,22 @@ class Engine:
 
     # -- catalogue dataset ----------------------------------------------------------------------
     def _ensure_catalogued(self, dataset: Dataset) -> Dataset:
-        if dataset.catalogue_id or time.time() < self._catalogue_paused_until:
+        """The catalogue's dataset, made or found once, and given the spec of the latest run (a re-run
+        with corrected entries: the queue holds the new spec, the catalogue still the old one)."""
+        described = self._described.get(dataset.id) == dataset.spec
+        if (dataset.catalogue_id and described) or time.time() < self._catalogue_paused_until:
             return dataset
         spec = DatasetSpec.from_dict(dataset.spec)
         try:
+            if dataset.catalogue_id:
+                self.catalogue.update_dataset(dataset.catalogue_id, spec)
+                self._described[dataset.id] = dataset.spec
+                return dataset
             cid = self.catalogue.ensure_dataset(spec, self.location(dataset.storage_path))
         except (CatalogueError, LoginRequired) as exc:
             self._catalogue_trouble(exc)
             return dataset
+        self._described[dataset.id] = dataset.spec
         self.queue.set_dataset(dataset.id, catalogue_id=cid)
         self._refusals = 0
         log.info("dataset %r is %s in the %s catalogue", dataset.name, cid, self.catalogue.kind)

@@ -52,6 +52,13 @@ def _plain_json(value: Any) -> Any:
     return json.loads(json.dumps(value, ensure_ascii=False, default=str))
 
 
+def _entries(meta: dict[str, Any]) -> dict[str, Any]:
+    """Scientific metadata as compared: SciCat adds ``valueSI`` and ``unitSI`` to the entries it
+    understands, which the user never sent."""
+    return {k: {f: v[f] for f in ("value", "unit") if f in v} if isinstance(v, dict) and "value" in v else v
+            for k, v in meta.items()}
+
+
 def source_folder(location: StorageLocation) -> str:
     return "/" + location.path.strip("/")
 
@@ -202,8 +209,9 @@ class ScicatCatalogue(Catalogue):
         folder = source_folder(location)
         existing = self._find(folder, self.host_of(location), location.url)
         if existing:
-            log.info("reusing SciCat dataset %s (sourceFolder %s)", existing, folder)
-            return existing
+            log.info("reusing SciCat dataset %s (sourceFolder %s)", existing["pid"], folder)
+            self._bring_up_to_date(existing, spec)
+            return str(existing["pid"])
         ident = self.identity()
         self.contact(ident)
         facts = proposal_facts(self.http, spec, ident, self.owner_group, self.create_proposals,
@@ -228,22 +236,52 @@ class ScicatCatalogue(Catalogue):
         log.info("created SciCat dataset %s for %s", pid, folder)
         return pid
 
-    def _find(self, folder: str, host: str, storage_url: str) -> str | None:
+    def _find(self, folder: str, host: str, storage_url: str) -> dict[str, Any] | None:
         """The dataset already registered for this storage folder: same sourceFolder, the same host
         as we would send (none when we send none), and, for datasets trayagent made, the same
-        storage URL (two storages without a known host may share a folder name)."""
+        storage URL (two storages without a known host may share a folder name). Its pid and the
+        fields ``_bring_up_to_date`` compares."""
         query = {"where": {"sourceFolder": folder},
-                 "fields": {"pid": 1, "sourceFolderHost": 1, "scientificMetadata": 1}}
+                 "fields": {"pid": 1, "sourceFolderHost": 1, "scientificMetadata": 1, "description": 1,
+                            "keywords": 1}}
         found = self.http.call("GET", "/datasets", f"looking up datasets in {folder}",
                                params={"filter": json.dumps(query)})
         if not isinstance(found, list):
             raise ScicatError("SciCat's dataset search did not answer a list", "Check [catalogue] url.")
-        pids = [d["pid"] for d in found if isinstance(d, dict) and isinstance(d.get("pid"), str)
+        mine = [d for d in found if isinstance(d, dict) and isinstance(d.get("pid"), str)
                 and str(d.get("sourceFolderHost") or "").lower() == host
                 and _made_for(d, storage_url)]
-        if len(pids) > 1:
-            log.warning("%d SciCat datasets share sourceFolder %s; using %s", len(pids), folder, pids[0])
-        return pids[0] if pids else None
+        if len(mine) > 1:
+            log.warning("%d SciCat datasets share sourceFolder %s; using %s", len(mine), folder, mine[0]["pid"])
+        return mine[0] if mine else None
+
+    def update_dataset(self, dataset_id: str, spec: DatasetSpec) -> None:
+        self._bring_up_to_date(self._dataset(dataset_id), spec)
+
+    def _bring_up_to_date(self, dataset: dict[str, Any], spec: DatasetSpec) -> None:
+        """PATCH only the fields trayagent owns (``description``, ``keywords``, ``scientificMetadata``),
+        and only when the user's latest values differ: the user's entries replace the old ones as a
+        whole; the harvested summary, trayagent's mark and the proposal title stay."""
+        pid = str(dataset["pid"])
+        body: dict[str, Any] = {}
+        if spec.description and spec.description != dataset.get("description"):
+            body["description"] = spec.description
+        if spec.keywords and list(spec.keywords) != dataset.get("keywords"):
+            body["keywords"] = list(spec.keywords)
+        old: dict[str, Any] = dataset.get("scientificMetadata") or {}
+        meta = dict(old)
+        if spec.metadata:
+            meta = {k: v for k, v in old.items() if k in _NOT_SCIENTIFIC or k == HARVESTED_KEY}
+            meta.update(_plain_json(spec.metadata))
+        if spec.investigation_description:
+            meta["investigation_description"] = spec.investigation_description
+        if _entries(meta) != _entries(old):
+            body["scientificMetadata"] = meta
+        if not body:
+            return
+        self.http.call("PATCH", f"/datasets/{quote_id(pid)}", f"updating the {', '.join(body)} of dataset {pid}",
+                       body=body, fixable=FIXABLE)
+        log.info("SciCat dataset %s takes the new %s", pid, ", ".join(body))
 
     def _dataset_body(self, spec: DatasetSpec, location: StorageLocation, ident: Identity, group: str,
                       facts: dict[str, str]) -> dict[str, Any]:
