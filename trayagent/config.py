@@ -40,6 +40,14 @@ class Key:
     expects: str = ""  # what a value of the wrong type is told, where "an integer or a string" says too little
 
 
+def _remote(v: Any) -> str | None:
+    """A web address is no rclone remote: rclone would read `https://host/dav` as a remote named https."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", v):
+        return ("an rclone remote (`store:bucket`) or a connection string such as "
+                f":webdav,url='{v}': (a web address alone is no remote)")
+    return None
+
+
 def _positive(v: Any) -> str | None:
     return None if v > 0 else "a number greater than 0"
 
@@ -88,6 +96,11 @@ def _email(v: Any) -> str | None:
     return None if not v or is_email(v) else "an email address such as beamline-team@example.org"
 
 
+def _web_url(v: Any) -> str | None:
+    ok = not v or (re.match(r"^https?://[^/\s]+", v) is not None and "{pid}" in v)
+    return None if ok else "an http(s) URL with {pid} where the dataset's id goes"
+
+
 def setting(kind: type | tuple[type, ...], default: Any, doc: str, check: Callable[[Any], str | None] | None = None,
             expects: str = "") -> Any:
     """A settings field: its type, default and sentence for the reference live beside its annotation."""
@@ -101,7 +114,7 @@ def setting(kind: type | tuple[type, ...], default: Any, doc: str, check: Callab
 class StorageSettings:
     remote: str = setting(str, "", "rclone remote: a name from your rclone config (`store:` or `store:bucket`) "
                           "or a connection string (`:webdav,url='https://host/dav',vendor=other:`). Empty: a local "
-                          "folder under the data folder (the embedded default).")
+                          "folder under the data folder (the embedded default).", _remote)
     root: str = setting(str, "{proposal}/{dataset}", "Folder template under the remote; placeholders {proposal} "
                         "{dataset} {user}. Each part is sanitised so nothing escapes the remote's root.")
     user: str = setting(str, "", "Storage account (WebDAV/SFTP user, S3 access key id). Its secret is stored in "
@@ -114,6 +127,9 @@ class StorageSettings:
 class CatalogueSettings:
     kind: str = setting(str, "local", "`local` (embedded SQLite catalogue) or `scicat`.", _one_of("local", "scicat"))
     url: str = setting(str, "", "Catalogue base URL (SciCat: `https://scicat.example.org`).")
+    web_url: str = setting(str, "", "Web page of a dataset, `{pid}` standing for its id (percent-encoded), e.g. "
+                           "the SciCat frontend's `https://scicat.example.org/datasets/{pid}`: Activity then offers "
+                           "\"Open in catalogue\". Empty: no link.", _web_url)
     auth: str = setting(str, "local", "SciCat login route: `local` (/auth/login) or `ldap` (/auth/ldap).",
                         _one_of("local", "ldap"))
     oidc_client: str = setting(str, "", "SciCat OIDC client name for the browser login, if the site registered one.")
@@ -255,6 +271,7 @@ def _check_value(section: str, key: str, spec: Key, value: Any) -> str | None:
 def validate(raw: dict[str, Any], origin: str) -> dict[str, Section]:
     """Every problem in ``raw`` at once, or the sections with defaults filled in."""
     problems: list[str] = []
+    at: list[str] = []  # "section.key" of each problem with a key: the error's field is the first
     sections: dict[str, Section] = {}
     for name in raw:
         if name not in SCHEMA:
@@ -272,11 +289,13 @@ def validate(raw: dict[str, Any], origin: str) -> dict[str, Section]:
             value = given.get(key, spec.default)
             if key in given and (problem := _check_value(name, key, spec, value)):
                 problems.append(problem)
+                at.append(f"{name}.{key}")
             section[key] = list(value) if isinstance(value, list) else value
         sections[name] = section
     if problems:
         raise ConfigError(f"{origin}: " + "; ".join(problems),
-                          "Fix the file (see `trayagent config reference`), then try again.")
+                          "Fix the file (see `trayagent config reference`), then try again.",
+                          field=at[0] if at else None)
     return sections
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 from .catalogue.base import Catalogue, DatasetSpec, StorageLocation
 from .catalogue.local import LocalCatalogue
 from .config import Config
-from .errors import AuthError, CatalogueError, ConfigError, ForeignDataset, StorageFull
+from .errors import AuthError, CatalogueError, ConfigError, ForeignDataset, StorageError, StorageFull
 from .paths import Paths, site_config_file
 from .pipeline.engine import Engine, source_paths
 from .pipeline.progress import Outcome, Progress, Tuning
@@ -229,11 +230,33 @@ class Uploader:
         assert self._daemon is not None
         name = target.remote.head.split(",")[0]
         try:
-            return dict(self._daemon.call("config/get", {"name": name}))
+            found = dict(self._daemon.call("config/get", {"name": name}))
         except RcError:
-            raise ConfigError(f"[storage] remote: no rclone remote named {name!r}",
-                              "Define it with `rclone config`, set [storage] rclone_config, or use a "
-                              "connection string such as :webdav,url='https://host/dav':") from None
+            found = {}
+        # rclone answers {} for a name it does not know: then every access fails with "didn't find
+        # section in config file", which is no outage to wait out but a setting to fix
+        if not found and not os.environ.get(f"RCLONE_CONFIG_{name.upper().replace('-', '_')}_TYPE"):
+            raise self.unknown_remote(name)
+        return found
+
+    def unknown_remote(self, name: str) -> ConfigError:
+        """The storage names an rclone remote that rclone's configuration does not hold."""
+        where = self.rclone_config_file()
+        return ConfigError(f"the storage remote {name!r} is not in rclone's configuration"
+                           + (f" ({where})" if where else ""),
+                           f"Add it with `rclone config` (a remote named {name}), or fix [storage] remote in "
+                           "Settings.", field="storage.remote")
+
+    def rclone_config_file(self) -> str:
+        """The rclone configuration file the running rclone reads ('' if it cannot say)."""
+        if self.cfg.storage.rclone_config:
+            return str(Path(self.cfg.storage.rclone_config).expanduser())
+        try:
+            self.launch_rclone()
+            assert self._daemon is not None
+            return str(self._daemon.call("config/paths", {}).get("config") or "")
+        except (RcError, StorageError):
+            return ""
 
     def _lock(self, storage_url: str, storage_path: str, name: str) -> ProcessLock:
         """The dataset's lock, named by where it goes (known before the queue is touched)."""
@@ -442,7 +465,13 @@ class Uploader:
         ``reload_storage`` / ``reconfigure`` (the pipeline is then rebuilt)."""
         engine = self.engine
         engine.stop_event.clear()
-        engine.serve(dataset_ids, on_complete=on_complete, on_progress=on_progress)
+        try:
+            engine.serve(dataset_ids, on_complete=on_complete, on_progress=on_progress)
+        except StorageError as exc:  # the remote left rclone's configuration since the pipeline was built
+            head = self.target(need_secret=False).remote.head
+            if "didn't find section in config file" in exc.message and not head.startswith(":"):
+                raise self.unknown_remote(head.split(",")[0]) from exc
+            raise
 
     def wake(self) -> None:
         """Work arrived (a sync session saw a file, a retry was asked for): the engine looks now.
@@ -555,6 +584,20 @@ class Uploader:
         if self._engine is not None:
             (self._engine.paused.set if paused else self._engine.paused.clear)()
             self._engine.wake.set()
+
+    def cancel(self, dataset_id: int) -> int:
+        """The user's Cancel: a sync session of the dataset stops watching, files not yet sent leave the
+        queue, the dataset is ``cancelled`` and let go (a batch in flight ends; what reached storage and
+        the catalogue stays). An upload of it later starts it again. Returns the files dropped."""
+        if self._sessions is not None and dataset_id in self._sessions:
+            self._sessions.stop_one(dataset_id)
+        dropped = self.queue.cancel(dataset_id)
+        if (lock := self._locks.pop(dataset_id, None)) is not None:
+            lock.release()
+        self.wake()
+        log.info("dataset %r cancelled: %d files not yet sent left the queue",
+                 self.queue.dataset(dataset_id).name, dropped)
+        return dropped
 
     def retry_failed(self, dataset_id: int) -> int:
         """Failed files of the dataset go back to the queue; the dataset becomes active again."""

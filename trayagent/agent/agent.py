@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .. import __version__
 from ..config import SCHEMA, Config, load_config, validate
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 OpenDialog = Callable[[str, dict[str, Any]], None]
 STATUS_POLL = 0.5    # how often a waiting Activity's status is looked at, inside the agent
 RETRY_SECONDS = 3.0  # while the storage refuses the password: how often the keyring is read again
+FIX_RECHECK = 300.0  # a configuration problem (no such rclone remote) is tried again at least this often
 
 
 class Agent:
@@ -84,7 +86,7 @@ class Agent:
             self._storage_refused(exc)
         except TrayagentError as exc:  # e.g. an rclone remote that does not exist: say so, stay up
             self._cannot_work(exc)
-        self.uploader.watch(on_failure=lambda dataset, reason: self.notes.file_failed(dataset.name, reason),
+        self.uploader.watch(on_failure=self._file_failed,
                             on_login_needed=self._login_needed,
                             on_storage_full=lambda exc: self.notes.storage_full(exc.message),  # pause, not stop
                             on_catalogue_refused=lambda exc: self.notes.catalogue_refused(str(exc)))  # uploads go on
@@ -135,6 +137,7 @@ class Agent:
                 if self.storage_refused is not None and not self._storage_accepted():
                     delay = RETRY_SECONDS
                 else:
+                    self._pipeline_ready()
                     self.uploader.serve(self._served, on_complete=self._completed,
                                         on_progress=self._progressed)
                     if self._new_cfg is None and not self._again:
@@ -144,7 +147,11 @@ class Agent:
             except AuthError as exc:
                 self._storage_refused(exc)
                 delay = RETRY_SECONDS
-            except TrayagentError as exc:  # e.g. a storage remote that rclone does not know
+            except ConfigError as exc:  # e.g. a storage remote that rclone does not know: no outage to
+                self._cannot_work(exc)  # retry every few seconds, a setting to fix: wait for the fix
+                self._wait_for_fix()
+                continue
+            except TrayagentError as exc:
                 self._cannot_work(exc)
             except Exception:
                 log.exception("engine error; retrying in 10 s")
@@ -152,6 +159,42 @@ class Agent:
             self.on_change()
             self._retry_engine.wait(delay)
             self._retry_engine.clear()
+
+    def _pipeline_ready(self) -> None:
+        """Build the pipeline (ConfigError while the storage setting cannot work). Once it builds after
+        a problem (rclone's configuration fixed outside trayagent), the problem is over: said, and the
+        uploads that waited for it are scanned."""
+        self.uploader.prepare()
+        if self.problem is not None:
+            log.info("uploads go on: the problem is gone (%s)", self.problem)
+            self.problem = None
+            for dataset, plan in self._take_deferred():
+                self._enqueue(dataset, plan)
+            self.on_change()
+
+    def _wait_for_fix(self) -> None:
+        """Until the configuration may be fixed: saved Settings or Retry now (``_retry_engine``), or a
+        change of rclone's configuration file (``rclone config`` added the remote; a stat every 2 s,
+        no rclone call); at the latest after FIX_RECHECK seconds."""
+        rclone_conf = self.uploader.rclone_config_file()
+
+        def stamp() -> float | None:
+            try:
+                return os.stat(rclone_conf).st_mtime if rclone_conf else None
+            except OSError:
+                return None
+        before, deadline = stamp(), time.monotonic() + FIX_RECHECK
+        while not self._stopped.is_set() and time.monotonic() < deadline:
+            if self._retry_engine.wait(2.0) or stamp() != before:
+                break
+        self._retry_engine.clear()
+        if rclone_conf and stamp() != before:
+            log.info("rclone's configuration %s changed: trying the storage again", rclone_conf)
+
+    def _file_failed(self, dataset: Dataset, reason: str) -> None:
+        """A failed file is told, unless its dataset was cancelled meanwhile (its batch was in flight)."""
+        if self.uploader.dataset(dataset.id).state != DatasetState.CANCELLED:
+            self.notes.file_failed(dataset.name, reason)
 
     def _cannot_work(self, exc: TrayagentError) -> None:
         """The agent stays up and says why uploads cannot go on: the icon, a notification, the log."""
@@ -277,7 +320,8 @@ class Agent:
         dataset = self.uploader.record(plan)
         self._accepted.setdefault(dataset.name, time.monotonic())
         threading.Thread(target=self._enqueue, args=(dataset, plan), name="scan", daemon=True).start()
-        return {"dataset_id": dataset.id, "storage_path": dataset.storage_path}
+        # what holds every upload until someone acts (a setting to fix): the CLI says it, not waits mutely
+        return {"dataset_id": dataset.id, "storage_path": dataset.storage_path, "problem": self.problem}
 
     def _enqueue(self, dataset: Dataset, plan: Plan) -> None:
         errors: list[str] = []
@@ -286,6 +330,10 @@ class Agent:
         except AuthError as exc:  # no pipeline without the storage password: scanned after the login
             self._deferred.append((dataset, plan))
             self._storage_refused(exc)
+            return
+        except ConfigError as exc:  # no pipeline on this storage setting: scanned once it is fixed
+            self._deferred.append((dataset, plan))
+            self._cannot_work(exc)
             return
         for problem in errors:
             self.notes.file_failed(dataset.name, problem)
@@ -323,6 +371,16 @@ class Agent:
             return {"paused": action == "pause"}
         if action == "open-folder":
             return {"opened": open_folder(_data_folder(dataset))}
+        if action == "open-catalogue":
+            url = self.catalogue_page(dataset)
+            if not url:
+                raise ApiError(404, f"{dataset.name} has no page in the catalogue",
+                               "Set [catalogue] web_url (e.g. https://scicat.example.org/datasets/{pid}) in "
+                               "Settings." if not self.cfg.catalogue.web_url else
+                               "It gets one once it is registered.")
+            return {"opened": open_folder(url)}
+        if action == "cancel":
+            return self.cancel(dataset)
         if action == "retry":
             failed = self.uploader.retry_failed(dataset_id)
             return {"retried": failed + self.retry_now(dataset_id)["retried"]}
@@ -331,6 +389,30 @@ class Agent:
             raise ApiError(409, f"{dataset.name} has no running sync session")
         self.on_change()
         return {"ok": True}
+
+    def cancel(self, dataset: Dataset) -> dict[str, Any]:
+        """Activity's Cancel (after its confirmation): the dataset's files not yet sent leave the queue,
+        its sync session stops watching, nothing more is told of it; what is in storage and the
+        catalogue stays. An upload of the same dataset later starts it again."""
+        if dataset.state != DatasetState.ACTIVE:
+            raise ApiError(409, f"{dataset.name} is {dataset.state}: there is nothing to cancel")
+        dropped = self.uploader.cancel(dataset.id)
+        self._held.discard(dataset.id)
+        self._rates.pop(dataset.id, None)
+        self._progress.pop(dataset.name, None)
+        self._accepted.pop(dataset.name, None)
+        self.notes.forget(dataset.name)  # failures of its last batch, not yet told: never told
+        with self._completions:  # a CLI following it hears of the end at once
+            self._completions.notify_all()
+        self.on_change()
+        return {"cancelled": True, "dropped": dropped}
+
+    def catalogue_page(self, dataset: Dataset) -> str:
+        """The dataset's web page in the catalogue ([catalogue] web_url with its id), or ''."""
+        template = self.cfg.catalogue.web_url
+        if not template or not dataset.catalogue_id or dataset.catalogue_kind != self.cfg.catalogue.kind:
+            return ""
+        return template.replace("{pid}", quote(dataset.catalogue_id, safe=""))
 
     def pause(self, paused: bool) -> None:
         """Pause all, or Resume: which also retries at once what waits for a retry slot."""
@@ -421,7 +503,7 @@ class Agent:
                                               "field (or log in to the storage), then test again"}
             return {"ok": True, **self.uploader.check_storage(cfg, secret or None)}
         except TrayagentError as exc:
-            return {"ok": False, "error": exc.message, "hint": exc.hint}
+            return {"ok": False, "error": exc.message, "hint": exc.hint, "field": exc.field}
         except Exception as exc:  # noqa: BLE001 - reported to the user as the test result
             return {"ok": False, "error": str(exc)}
 
@@ -439,9 +521,10 @@ class Agent:
         if not cfg.storage.remote:
             raise ApiError(404, "The embedded local storage needs no login.")
         if not password:
-            raise ApiError(400, "Give the storage password.")
+            raise ApiError(400, "Give the storage password.", field="storage.secret")
         if user and user != cfg.storage.user:
-            raise ApiError(400, f"The storage user is {cfg.storage.user!r} ([storage] user in Settings).")
+            raise ApiError(400, f"The storage user is {cfg.storage.user!r} ([storage] user in Settings).",
+                           field="user")
         self._store_storage_password(cfg, password)
         self._retry_engine.set()
         return {"user": cfg.storage.user, "storage": self.uploader.target(need_secret=False).display}
@@ -455,7 +538,8 @@ class Agent:
             self.uploader.check_storage(cfg, password)
         except AuthError as exc:
             raise ApiError(401, "The storage refused this password.",
-                           f"Check the password of {cfg.storage.user} ({exc.message}).") from None
+                           f"Check the password of {cfg.storage.user} ({exc.message}).",
+                           field="storage.secret") from None
         except StorageError as exc:
             log.warning("storage not reachable to check the password; storing it anyway: %s", exc.message)
         set_secret(storage_service(str(cfg.storage.remote)), cfg.storage.user, password)
@@ -479,7 +563,7 @@ class Agent:
         try:
             ident = login_catalogue(self.cfg, user, password=password, token=token)
         except AuthError as exc:
-            raise ApiError(401, exc.message, exc.hint) from None
+            raise ApiError(401, exc.message, exc.hint, field=exc.field or "secret") from None
         self.logged_in()
         return {"user": ident.username, "email": ident.email, "name": ident.display_name,
                 "groups": list(ident.groups)}
@@ -510,7 +594,7 @@ class Agent:
         deadline = time.monotonic() + min(max(timeout, 0.0), 60.0)
         with self._completions:
             while (left := deadline - time.monotonic()) > 0 and self.running and \
-                    self.uploader.dataset(dataset_id).state != DatasetState.COMPLETE:
+                    self.uploader.dataset(dataset_id).state == DatasetState.ACTIVE:
                 self._completions.wait(min(left, 1.0))  # 1 s: a dataset completed by a restart is seen too
         return self.dataset_entry(dataset_id)
 
@@ -538,6 +622,7 @@ class Agent:
         entry = self.uploader.activity(d)
         entry["bytes_done"] = max(entry["bytes_done"], self._bytes_sent(d))
         entry["held"] = d.id in self._held
+        entry["catalogue_page"] = self.catalogue_page(d)
         rate = self._rate(d.id)
         left = entry["bytes_total"] - entry["bytes_done"]
         entry.update(rate=rate, eta=left / rate if rate > 0 else None)
@@ -584,17 +669,20 @@ def _data_folder(dataset: Dataset) -> str:
 
 
 def open_folder(folder: str) -> str:
-    """Show ``folder`` in the file manager (Activity's "Open folder")."""
+    """Show ``folder`` in the file manager (Activity's "Open folder"), or a URL in the web browser
+    ("Open in catalogue"): the desktop's opener handles both."""
     if sys.platform == "win32":
         os.startfile(folder)  # type: ignore[attr-defined,unused-ignore]
         return folder
+    from ..ui.backends import child_environment  # without what the tray icon set for itself
+
     opener = "open" if sys.platform == "darwin" else "xdg-open"
     try:
         subprocess.Popen([opener, folder], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+                         stderr=subprocess.DEVNULL, start_new_session=True, env=child_environment())
     except OSError as exc:
         raise ApiError(500, f"could not open {folder} ({exc})", f"Open it yourself: {folder}") from None
-    log.info("opened the data folder %s", folder)
+    log.info("opened %s", folder)
     return folder
 
 

@@ -196,6 +196,11 @@ class Notifications:
             pending = self._failures.setdefault(dataset, _Pending(self.clock(), Counter()))
             pending.reasons[_short(reason)] += 1
 
+    def forget(self, dataset: str) -> None:
+        """The dataset was cancelled: failures gathered for it are not told."""
+        with self._lock:
+            self._failures.pop(dataset, None)
+
     def flush(self, force: bool = False) -> None:
         """Send aggregated failure notices whose window has passed (all of them if ``force``)."""
         now = self.clock()

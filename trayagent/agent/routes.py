@@ -111,7 +111,7 @@ def _dataset_routes(server: ControlServer, agent: AgentApi) -> None:
     def preview(body: dict[str, Any], m: re.Match[str]) -> Any:
         return agent.preview(body)
 
-    @r("POST", r"/api/datasets/(\d+)/(stop|finalize|retry|pause|resume|open-folder)")
+    @r("POST", r"/api/datasets/(\d+)/(stop|finalize|retry|pause|resume|open-folder|open-catalogue|cancel)")
     def dataset_action(body: dict[str, Any], m: re.Match[str]) -> Any:
         return agent.dataset_action(_known(agent, m), m.group(2))
 

@@ -47,8 +47,8 @@ class Route:
 class ApiError(TrayagentError):
     """An error answered to the client with an HTTP status."""
 
-    def __init__(self, status: int, message: str, hint: str = "") -> None:
-        super().__init__(message, hint)
+    def __init__(self, status: int, message: str, hint: str = "", field: str | None = None) -> None:
+        super().__init__(message, hint, field=field)
         self.status = status
 
 
@@ -171,7 +171,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             try:
                 token = self.control.redeem(str(self._body().get("ticket", "")))
             except ApiError as exc:
-                return self._send(exc.status, {"error": exc.message, "hint": exc.hint})
+                return self._send(exc.status, {"error": exc.message, "hint": exc.hint, "field": exc.field})
             if token is None:
                 return self._send(HTTPStatus.UNAUTHORIZED, {"error": "this window's ticket is used or expired",
                                                             "hint": "Open the dialog again from the tray menu."})
@@ -182,7 +182,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body = self._body() if method == "POST" else {}
             result = self.control.dispatch(method, path, body)
         except ApiError as exc:
-            return self._send(exc.status, {"error": exc.message, "hint": exc.hint})
+            return self._send(exc.status, {"error": exc.message, "hint": exc.hint, "field": exc.field})
         except TrayagentError as exc:
             return self._send(HTTPStatus.BAD_REQUEST, {"error": exc.message, "hint": exc.hint, "field": exc.field})
         except Exception:

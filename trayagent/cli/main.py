@@ -38,7 +38,7 @@ from .common import (
     startup_over,
 )
 from .desktop import cmd_agent, cmd_dialog, cmd_install_desktop, cmd_open
-from .upload import cmd_resume, cmd_status, cmd_sync, cmd_upload
+from .upload import cmd_cancel, cmd_resume, cmd_status, cmd_sync, cmd_upload
 
 log = logging.getLogger("trayagent.cli")
 
@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--include", action="append", default=[], metavar="GLOB")
     sy.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     _metadata_options(sy)
+
+    cn = command("cancel", help="cancel the upload of a dataset: what is not yet sent leaves the queue (what is "
+                 "in storage and the catalogue stays; a sync stops watching)")
+    cn.add_argument("name", metavar="NAME", help="the dataset's name")
 
     st = command("status", help="datasets, sync sessions, queue counts and recent errors")
     st.add_argument("--json", action="store_true")
@@ -238,4 +242,4 @@ def cmd_config(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
 
 _COMMANDS = {"upload": cmd_upload, "sync": cmd_sync, "agent": cmd_agent, "open": cmd_open,
              "dialog": cmd_dialog, "install-desktop": cmd_install_desktop, "status": cmd_status,
-             "resume": cmd_resume, "login": cmd_login, "logout": cmd_logout, "config": cmd_config}
+             "resume": cmd_resume, "cancel": cmd_cancel, "login": cmd_login, "logout": cmd_logout, "config": cmd_config}

@@ -105,16 +105,24 @@ def _upload_via_agent(client: AgentClient, args: argparse.Namespace) -> int:
     begun = time.monotonic()
     answer = client.post("/api/upload", _request_body(args))
     startup_over()
+    if answer.get("problem"):  # a setting to fix holds every upload: said now, not waited out mutely
+        raise ConfigError(f"the agent took {args.dataset!r} into its queue, but uploads cannot go on: "
+                          f"{answer['problem']}", "It goes up by itself once that is fixed; "
+                          "`trayagent status` shows it.")
     bar = ProgressBar.for_stream(sys.stderr, enabled=not args.json)
     while True:
         d = client.post(f"/api/datasets/{answer['dataset_id']}/wait", {"timeout": 0.5 if bar else 30},
                         timeout=90)
         if bar:
             bar.update(Progress(d["name"], d["files"], d["bytes_total"], d["bytes_done"], d["rate"], d["eta"]))
-        if d["state"] == "complete":
+        if d["state"] in ("complete", "cancelled"):
             break
     if bar:
         bar.close()
+    if d["state"] == "cancelled":
+        print(f"trayagent: {d['name']} was cancelled (Activity or `trayagent cancel`); what was sent stays in "
+              "storage and the catalogue. Run the same command to upload the rest.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     outcome = Outcome.of_entry(d, seconds=time.monotonic() - begun)
     _report(outcome.as_dict(), args.json)
     return EXIT_FAILED if outcome.files_failed else EXIT_OK
@@ -157,6 +165,29 @@ def _sync_via_agent(client: AgentClient, args: argparse.Namespace) -> int:
         return EXIT_OK
     answer = client.post("/api/sync", _request_body(args))
     print(f"the running agent now syncs {', '.join(args.paths)} -> {answer['storage_path']}")
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Redactor) -> int:
+    """``trayagent cancel NAME``: what Activity's Cancel does, for the dataset of that name that is
+    being uploaded (by the running agent, else in this queue)."""
+    if (client := running_agent(paths)) is not None:
+        ids = [d["id"] for d in client.get("/api/status")["activity"]
+               if d["name"] == args.name and d["state"] == "active"]
+        if not ids:
+            raise ConfigError(f"the agent uploads no dataset named {args.name!r}", "See `trayagent status`.",
+                              field="dataset")
+        dropped = int(client.post(f"/api/datasets/{ids[0]}/cancel")["dropped"])
+    else:
+        with _uploader(cfg, paths, redactor) as up:
+            found = [d for d in up.datasets(DatasetState.ACTIVE) if d.name == args.name]
+            if not found:
+                raise ConfigError(f"no dataset named {args.name!r} is being uploaded", "See `trayagent status`.",
+                                  field="dataset")
+            up.claim(found[-1].id)  # Busy while another process (an upload, a sync) works on it
+            dropped = up.cancel(found[-1].id)
+    print(f"{args.name}: cancelled; {dropped} files not yet sent left the queue. What is in storage and "
+          "the catalogue stays there; uploading it again starts it again.")
     return EXIT_OK
 
 
@@ -237,6 +268,11 @@ def cmd_status(args: argparse.Namespace, cfg: Config, paths: Paths, redactor: Re
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
         return EXIT_OK
+    agent = status.get("agent") or {}
+    if agent.get("problem"):
+        print(f"the agent cannot upload: {agent['problem']}")
+    elif (agent.get("waiting") or "").startswith("storage"):
+        print(f"the agent waits: {agent['waiting']}")
     if not status["datasets"]:
         print("no datasets yet")
     for d in status["datasets"]:

@@ -27,7 +27,8 @@ def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
                       r"access ?denied|"
                       r"invalidaccesskeyid|signaturedoesnotmatch)\b)", flags)
     permanent = re.compile(rf"(({_STATUS}|^)(400|404|405|409|411|413|414|415)\b|\b(permission denied|"
-                           r"no such bucket|nosuchbucket|directory not found|is a directory|invalid)\b)", flags)
+                           r"no such bucket|nosuchbucket|directory not found|is a directory|invalid)\b|"
+                           r"didn't find section in config file)", flags)
     transient = re.compile(rf"(connection refused|timeout|timed out|connection reset|\beof\b|broken pipe|"
                            rf"no such host|temporar|unavailable|{_STATUS}5\d\d\b|^5\d\d\b|too many requests|"
                            rf"{_STATUS}429\b|source file is being updated|not answering|deadline exceeded)", flags)

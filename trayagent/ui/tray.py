@@ -32,7 +32,7 @@ from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from ..icons import icon_file
-from .backends import import_pystray
+from .backends import child_environment, import_pystray
 from .status import ICONS, summarize
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ class Tray:
         opener = "open" if sys.platform == "darwin" else "xdg-open"
         try:
             subprocess.Popen([opener, folder], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+                             stderr=subprocess.DEVNULL, start_new_session=True, env=child_environment())
         except OSError as exc:
             log.warning("tray: could not open the log folder %s (%s)", folder, exc)
 

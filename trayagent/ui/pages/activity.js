@@ -33,6 +33,9 @@
           pause: () => "Paused " + d.name + ": the batch in flight finishes, no new one starts. The others go on.",
           resume: () => "Resumed " + d.name + ".",
           "open-folder": () => "Opened " + answer.opened + ".",
+          "open-catalogue": () => "Opened " + answer.opened + " in the web browser.",
+          cancel: () => "Cancelled " + d.name + ": " + plural(answer.dropped || 0, "file") + " not yet sent left " +
+            "the queue. What is already in storage and in the catalogue stays there.",
           finalize: () => "Finishing " + d.name + ": the last files are sent, then the dataset is complete.",
         }[verb]();
         say(notice, "ok", done);
@@ -63,26 +66,65 @@
     const errorsBox = el("details", { open: true, hidden: true }, errorsTitle, errors);
     const hold = el("button", { type: "button", className: "small", hidden: true }, "Pause");
     const folder = el("button", { type: "button", className: "small" }, "Open folder");
-    const actions = el("div", { className: "buttons" }, folder, hold, stop, finalize, retry);
+    // a link (its address visible, copyable); a click asks the agent to open it in the default browser,
+    // since a dialog window is no browser
+    const catalogue = el("a", { className: "small catalogue-link", href: "#", hidden: true,
+                                target: "_blank", rel: "noopener" }, "Open in catalogue");
+    const cancel = el("button", { type: "button", className: "small danger", hidden: true }, "Cancel…");
+    const confirmText = el("p", { id: "cancel-text-" + d.id });
+    const confirmYes = el("button", { type: "button", className: "small danger" }, "Cancel upload");
+    const confirmNo = el("button", { type: "button", className: "small" }, "Keep uploading");
+    const confirm = el("div", { className: "confirm", role: "alertdialog", hidden: true,
+                                "aria-label": "Cancel " + d.name + "?", "aria-describedby": "cancel-text-" + d.id },
+      confirmText, el("div", { className: "buttons" }, confirmNo, confirmYes));
+    const actions = el("div", { className: "buttons" }, catalogue, folder, hold, stop, finalize, retry, cancel);
     const root = el("section", { className: "panel dataset", "aria-labelledby": "ds-" + d.id, dataset: { id: d.id } },
       el("div", { className: "dataset-head" }, title, mode, state),
       where, files.root, bytes.root,
       el("div", { className: "stats" }, rate, eta, counts),
       errorsBox, recentBox,
-      actions);
+      actions, confirm);
     const card = { root, actions, title, mode, state, where, files, bytes, rate, eta, counts, retry, finalize, stop, recent,
-                   recentBox, errors, errorsBox, errorsTitle, d, last: null };
+                   recentBox, errors, errorsBox, errorsTitle, catalogue, cancel, confirm, d, last: null };
     retry.addEventListener("click", () => action(card.d, "retry", retry));
     hold.addEventListener("click", () => action(card.d, card.d.held ? "resume" : "pause", hold));
     folder.addEventListener("click", () => action(card.d, "open-folder", folder));
     card.hold = hold;
     finalize.addEventListener("click", () => action(card.d, "finalize", finalize));
     stop.addEventListener("click", () => action(card.d, "stop", stop));
+    catalogue.addEventListener("click", (event) => {
+      event.preventDefault();
+      action(card.d, "open-catalogue", catalogue);
+    });
+    const closeConfirm = () => {
+      confirm.hidden = true;
+      cancel.focus();
+    };
+    cancel.addEventListener("click", () => {
+      const what = card.d.syncing ? "Its folder is no longer watched and the files" : "The files";
+      setText(confirmText, "Cancel the upload of " + card.d.name + "? " + what + " not yet sent are dropped " +
+        "from the queue (files being sent right now finish). What is already in storage and in the catalogue " +
+        "stays there. Uploading the same folder again later starts it again.");
+      confirm.hidden = false;
+      confirmNo.focus();
+    });
+    confirmNo.addEventListener("click", closeConfirm);
+    confirm.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {  // closes this question, not the window
+        event.preventDefault();
+        closeConfirm();
+      }
+    });
+    confirmYes.addEventListener("click", async () => {
+      await action(card.d, "cancel", confirmYes);
+      confirm.hidden = true;
+    });
     return card;
   }
 
   function stateText(d) {
     const failed = d.files.failed || 0;
+    if (d.state === "cancelled") return ["cancelled", "cancelled"];
     if (d.syncing) return ["syncing", "active"];
     if (d.state === "complete") return failed ? ["complete, " + failed + " failed", "failed"] : ["complete", "complete"];
     if (d.state === "active" && d.held) return ["paused", "paused"];
@@ -116,7 +158,7 @@
     setText(card.eta, running ? "Time left: " + formatDuration(d.eta) : "");
     const busy = ["pending", "uploading", "uploaded", "verified"].map((s) => f[s] || 0).reduce((a, b) => a + b, 0);
     const parts = [];
-    if (busy) parts.push(busy + " in progress");
+    if (busy && running) parts.push(busy + " in progress");
     if (f.failed) parts.push(f.failed + " failed");
     setText(card.counts, parts.join(" · "));
 
@@ -126,6 +168,13 @@
     card.stop.hidden = !d.syncing;
     card.hold.hidden = !running;
     setText(card.hold, d.held ? "Resume" : "Pause");
+    card.cancel.hidden = !running;
+    if (!running) card.confirm.hidden = true;
+    card.catalogue.hidden = !d.catalogue_page;
+    if (d.catalogue_page && card.catalogue.getAttribute("href") !== d.catalogue_page) {
+      card.catalogue.href = d.catalogue_page;
+      card.catalogue.title = d.catalogue_page;
+    }
 
     const recentKey = JSON.stringify(d.recent);
     if (card.recentKey !== recentKey) {

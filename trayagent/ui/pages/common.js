@@ -185,6 +185,45 @@ const TA = (() => {
     return text.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
   }
 
+  /** An error shown at the input it is about: marked invalid (aria-invalid), its message right after it
+   *  (and read with it: aria-describedby), focused. Nothing without an input. Returns whether shown. */
+  function fieldError(input, text) {
+    if (!input) return false;
+    const id = (input.id || input.name || "field") + "-error";
+    let note = document.getElementById(id);
+    if (!note) {
+      note = el("span", { id, className: "field-error" });
+      input.insertAdjacentElement("afterend", note);
+      const described = (input.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+      input.setAttribute("aria-describedby", [id, ...described].join(" "));
+    }
+    note.textContent = text;
+    note.hidden = false;
+    input.setAttribute("aria-invalid", "true");
+    input.dataset.fieldError = "true";
+    input.focus();
+    return true;
+  }
+
+  /** Take back what fieldError showed (before the next try). */
+  function clearFieldErrors(root) {
+    for (const note of (root || document).querySelectorAll(".field-error")) {
+      note.hidden = true;
+      note.textContent = "";
+    }
+    for (const input of (root || document).querySelectorAll("[data-field-error]")) {
+      input.removeAttribute("aria-invalid");
+      delete input.dataset.fieldError;
+    }
+  }
+
+  /** The input an agent's error names (``exc.field``: "storage.remote", "dataset"...) among ``inputs``
+   *  ({field: element}); null if it names none of them. */
+  function inputFor(exc, inputs) {
+    const field = exc && exc.field;
+    return (field && inputs[field]) || null;
+  }
+
   /** Disable a button while an async action runs; returns the action's result. */
   async function busy(button, action) {
     button.disabled = true;
@@ -198,5 +237,5 @@ const TA = (() => {
   }
 
   return { token, request, api, ApiError, $, el, say, sayError, formatBytes, formatDuration, plural, native,
-           nativeCall, whenNative, closeWindow, patterns, busy };
+           nativeCall, whenNative, closeWindow, patterns, busy, fieldError, clearFieldErrors, inputFor };
 })();

@@ -185,6 +185,7 @@
 
   /** Checks the browser can make before asking the agent; returns false and focuses the culprit. */
   function complete() {
+    TA.clearFieldErrors(form);
     const pending = pathInput.value.trim();
     if (pending) addTyped(); // a typed but not yet added path counts
     const name = $("#dataset-name");
@@ -210,7 +211,9 @@
   /** An error from the agent: beside its metadata field when it names one, and in the error box. */
   function showError(exc) {
     sayError(errorBox, exc);
-    TA.metadata.showError(exc);
+    if (TA.metadata.showError(exc)) return;
+    TA.fieldError(TA.inputFor(exc, { dataset: $("#dataset-name"), proposal: $("#proposal"),
+                                     metadata: $("#keywords") }), exc.message);
   }
 
   function showPreview(answer) {

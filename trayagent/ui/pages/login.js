@@ -68,6 +68,7 @@
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    TA.clearFieldErrors(form);
     if (!check()) return;
     const body = method() === "token" ? { token: $("#token").value.trim() }
       : { user: $("#user").value.trim(), password: $("#password").value };
@@ -96,10 +97,12 @@
           return;
         }
         sayError(result, exc);
-        const field = method() === "token" ? $("#token") : $("#password");
-        field.value = "";
-        field.setAttribute("aria-invalid", "true");
-        field.focus();
+        const secret = method() === "token" ? $("#token") : $("#password");
+        // beside the field the agent names (the user, the password); a refusal without one: the secret
+        const named = TA.inputFor(exc, { user: $("#user"), secret, "storage.secret": secret });
+        const at = named && !named.readOnly ? named : secret;
+        if (at === secret) secret.value = "";
+        TA.fieldError(at, exc.message);
       }
     });
   });

@@ -11,6 +11,23 @@
     return Array.from(form.querySelectorAll("[data-key]"));
   }
 
+  /** The input of a field the agent names: a key of the form ("storage.remote"), or the password. */
+  function named(field) {
+    if (field === "storage.secret") return $("#storage-password");
+    return fields().find((input) => input.dataset.key === field && !input.disabled) || null;
+  }
+
+  /** The part of a message that is about the field: "settings: [storage] remote: expected ..." -> "expected ...". */
+  function beside(message) {
+    return String(message).replace(/^[^[]*\[[a-z]+\] [a-z_]+: /, "");
+  }
+
+  /** The agent's error: in the result box, and beside the field it names. */
+  function showError(box, exc) {
+    sayError(box, exc);
+    if (exc && exc.field) TA.fieldError(named(exc.field), beside(exc.message));
+  }
+
   function split(input) {
     const [section, key] = input.dataset.key.split(".");
     return { section, key };
@@ -88,6 +105,7 @@
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     say(result, "", "");
+    TA.clearFieldErrors(form);
     if (!loaded) return;
     const settings = collect();
     if (!settings) return;
@@ -103,13 +121,14 @@
           : "Applied at once, no restart needed." +
             (body.storage_password ? " The storage password is kept in your keyring." : ""));
       } catch (exc) {
-        sayError(result, exc);
+        showError(result, exc);
       }
     });
   });
 
   $("#test").addEventListener("click", async (event) => {
     const box = $("#test-result");
+    TA.clearFieldErrors(form);
     if (!loaded) return;
     const settings = collect();
     if (!settings) return;
@@ -120,9 +139,12 @@
         if ($("#storage-password").value) body.storage_password = $("#storage-password").value;
         const answer = await api("POST", "/api/settings/test", body);
         if (answer.ok) say(box, "ok", "Connection OK: " + answer.storage);
-        else say(box, "error", "Connection failed: " + answer.error, answer.hint);
+        else {
+          say(box, "error", "Connection failed: " + answer.error, answer.hint);
+          if (answer.field) TA.fieldError(named(answer.field), answer.error);
+        }
       } catch (exc) {
-        sayError(box, exc);
+        showError(box, exc);
       }
     });
   });
