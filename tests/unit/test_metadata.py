@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -218,6 +220,62 @@ def test_size_budget_and_drain_timeout(tmp_path: Path, caplog: pytest.LogCapture
     h2.submit(2, _files(tmp_path / "s.raw"))
     assert not h2.drain(2, 0.3)  # the end of a dataset does not wait for ever
     slow.release.set()
+
+
+def _nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+class _Records:
+    """Notes the CPU priority of its set-up and of each read; the first read waits for ``gate``."""
+
+    name, suffixes = "records", (".raw",)
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.prepared: list[int] = []
+        self.read: list[int] = []
+
+    def prepare(self) -> None:
+        self.prepared.append(_nice())
+
+    def __call__(self, path: Path) -> dict[str, Any]:
+        self.read.append(_nice())
+        self.gate.wait(10)
+        return {"frames": 1}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_the_end_of_a_dataset_reads_what_is_left_at_normal_priority(tmp_path: Path) -> None:
+    """While the upload runs, files are read at nice 10 (rclone and the acquisition first); the set-up
+    (imports) at normal priority; and once the end of the dataset waits, the rest at normal priority:
+    on a busy machine a nice-10 thread gets a few per cent of a core, and a short upload waited 1-2 s."""
+    base = _nice()
+    if base >= 10:
+        pytest.skip("the test runs at nice 10 or lower priority already")
+    ext = _Records()
+    files = [tmp_path / f"f{i}.raw" for i in range(4)]
+    for f in files:
+        f.write_bytes(b"x")
+    h = Harvester(lambda: [ext], seconds=20)
+    h.submit(1, _files(*files))
+    deadline = time.monotonic() + 10
+    while not ext.read and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ext.read == [10], "the first file is read in the background, at low priority"
+    done: list[bool] = []
+    waiting = threading.Thread(target=lambda: done.append(h.drain(1)))
+    waiting.start()
+    time.sleep(0.2)  # the end of the dataset waits now
+    ext.gate.set()
+    waiting.join(20)
+    assert done == [True]
+    assert ext.read == [10, base, base, base], "what was left when the end came: at normal priority"
+    assert ext.prepared == [base] * 4
+    summary = h.take(1)
+    assert summary is not None and summary["files_harvested"]["value"] == 4
+    began = time.monotonic()
+    assert h.drain(1) and time.monotonic() - began < 0.05, "all read: the end does not wait"
 
 
 # -- the RO-Crate -------------------------------------------------------------------------------

@@ -1,27 +1,34 @@
 """Harvesting beside the upload: extractors run on a thread of their own, never on the upload's path.
 
 The engine hands over each batch's files as rclone starts copying them (``submit`` only queues them:
-O(1)). One dispatcher thread, at low CPU priority, picks the extractors by file name ending and runs
-each on a fresh daemon thread that it waits for at most ``seconds``: a slow or hung extractor is
-abandoned with a warning (a thread cannot be killed, but nobody waits for it and it does not keep
-the process alive), and an extractor that hung ``MAX_HANGS`` times is not used again in this process.
-Files above ``max_bytes`` are not read. Any exception is a warning, never a failed upload.
+O(1)). One dispatcher thread picks the extractors by file name ending and runs each on a fresh daemon
+thread that it waits for at most ``seconds``: a slow or hung extractor is abandoned with a warning (a
+thread cannot be killed, but nobody waits for it and it does not keep the process alive), and an
+extractor that hung ``MAX_HANGS`` times is not used again in this process. Files above ``max_bytes``
+are not read. Any exception is a warning, never a failed upload.
+
+Priorities: while a dataset uploads, its files are read at low CPU priority (rclone and the acquisition
+come first). An extractor's one-time set-up (``prepare``: importing h5py, ~0.2 s of CPU) runs at normal
+priority, and so does whatever is left once the end of the dataset waits for it (``drain``): the upload
+is over then, and on a busy two-core machine a thread at nice 10 gets a few per cent of a core, which
+made a short upload of five NeXus files wait 1-2 s for work that takes 0.1 s.
 
 Results fold into one ``Aggregate`` per dataset; ``take`` hands the engine a new summary when there
-is one, and ``drain`` lets the end of a dataset wait for files still being read, for at most 5 % of
-the dataset's upload time (at least 2 s, at most 60 s, not counting budgets lost to hangs): on a busy
-two-core machine, thousands of small NeXus files sent to fast storage can outpace extraction, and then
-the dataset is finished with what was read so far (``files_harvested`` tells how many files the summary
+is one, and ``drain`` lets the end of a dataset wait for files still being read: not at all when every
+file is read; else as long as that takes, within 5 % of the dataset's upload time or one file's
+``seconds`` budget, whichever is longer, at most 60 s (not counting budgets lost to hangs). On a busy
+machine, thousands of small NeXus files sent to fast storage can outpace extraction, and then the
+dataset is finished with what was read so far (``files_harvested`` tells how many files the summary
 covers) rather than made to wait.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,10 +42,10 @@ log = logging.getLogger(__name__)
 SECONDS = 5.0  # per file and extractor
 MAX_BYTES = 64 << 30  # files bigger than this are not read
 MAX_HANGS = 3
-# The end of a dataset waits for extraction at most DRAIN_SHARE of the time since its first batch,
-# and at least DRAIN_MIN, at most DRAIN_MAX seconds (plus the time lost to extractors that hung, at
-# most MAX_HANGS budgets per extractor): the upload's own time is never stretched by much.
-DRAIN_SHARE, DRAIN_MIN, DRAIN_MAX = 0.05, 2.0, 60.0
+# The end of a dataset waits for extraction still to do at most DRAIN_SHARE of the time since its first
+# batch, or one file's budget if that is longer, and at most DRAIN_MAX seconds (plus the time lost to
+# extractors that hung, at most MAX_HANGS budgets per extractor); it does not wait when all is read.
+DRAIN_SHARE, DRAIN_MAX = 0.05, 60.0
 
 
 class LocalFile(Protocol):
@@ -52,9 +59,19 @@ class _Dataset:
     def __init__(self) -> None:
         self.began = time.monotonic()
         self.aggregate = Aggregate()
-        self.pending = 0
+        self.pending = 0  # files submitted and not read yet (queued or being read)
+        self.todo: deque[Iterator[LocalFile]] = deque()  # the batches' files not started yet
+        self.urgent = False  # the end of the dataset waits: read first, at normal priority
         self.dirty = False
         self.seen: set[tuple[str, int]] = set()
+
+    def next_file(self) -> LocalFile | None:
+        while self.todo:
+            f = next(self.todo[0], None)
+            if f is not None:
+                return f
+            self.todo.popleft()
+        return None
 
 
 class Harvester:
@@ -68,10 +85,11 @@ class Harvester:
         self.max_bytes = max_bytes
         self._hangs: dict[str, int] = {}
         self._hung = 0.0  # seconds lost to extractors that hung: the end of a dataset does not count them
-        self._work: queue.Queue[tuple[int, Sequence[LocalFile]] | None] = queue.Queue()
         self._datasets: dict[int, _Dataset] = {}
         self._lock = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closed = False
+        self._running: float | None = None  # when the extractor at work started (monotonic)
 
     # -- the engine's side ----------------------------------------------------------------------
     def submit(self, dataset_id: int, files: Sequence[LocalFile]) -> None:
@@ -79,7 +97,8 @@ class Harvester:
         with self._lock:
             state = self._datasets.setdefault(dataset_id, _Dataset())
             state.pending += len(files)
-        self._work.put((dataset_id, files))
+            state.todo.append(iter(files))
+            self._lock.notify_all()
         self._start()
 
     def seed(self, dataset_id: int, stored: dict[str, Any] | None) -> None:
@@ -112,25 +131,36 @@ class Harvester:
             return state is not None and state.pending > 0
 
     def drain(self, dataset_id: int, timeout: float | None = None) -> bool:
-        """Wait until the dataset's queued files are read (True) or the time is up (False). The time:
-        ``timeout``, else a share of the dataset's upload time (see DRAIN_SHARE)."""
-        now = time.monotonic()
+        """Wait until the dataset's queued files are read (True) or the time is up (False); no wait
+        when they are. Meanwhile its files are read first, at normal priority. The time: ``timeout``,
+        else a share of the dataset's upload time or one file's budget (see DRAIN_SHARE), and an
+        extractor still at work may use the rest of its budget."""
+        began = time.monotonic()
         with self._lock:
             state = self._datasets.get(dataset_id)
-            if state is None:
+            if state is None or state.pending == 0:
                 return True
+            state.urgent = True
+            grace = timeout is None
             if timeout is None:
-                timeout = min(max(DRAIN_SHARE * (now - state.began), DRAIN_MIN), DRAIN_MAX)
-            deadline, hung = now + timeout, self._hung
-            while state.pending > 0:
-                left = deadline + (self._hung - hung) - time.monotonic()
-                if left <= 0:
-                    log.warning("metadata: %d files of dataset %d not read within %.1f s of its end; it is "
-                                "finished with what %d files gave (the upload does not wait longer)",
-                                state.pending, dataset_id, timeout, state.aggregate.files)
-                    return False
-                self._lock.wait(min(left, 1.0))
-        log.info("metadata: extraction done %.2f s after the end of dataset %d", time.monotonic() - now, dataset_id)
+                timeout = min(max(DRAIN_SHARE * (began - state.began), self.seconds), DRAIN_MAX)
+            deadline, hung = began + timeout, self._hung
+            try:
+                while state.pending > 0:
+                    now = time.monotonic()
+                    left = deadline + (self._hung - hung) - now
+                    if grace and self._running is not None:
+                        left = max(left, self._running + self.seconds - now + 0.1)
+                    if left <= 0:
+                        log.warning("metadata: %d files of dataset %d not read within %.1f s of its end; it is "
+                                    "finished with what %d files gave (the upload does not wait longer)",
+                                    state.pending, dataset_id, timeout, state.aggregate.files)
+                        return False
+                    self._lock.wait(min(left, 1.0))
+            finally:
+                state.urgent = False  # files that come later (sync) are read in the background again
+        log.info("metadata: extraction done %.2f s after the end of dataset %d", time.monotonic() - began,
+                 dataset_id)
         return True
 
     def forget(self, dataset_id: int) -> None:
@@ -139,7 +169,9 @@ class Harvester:
             self._datasets.pop(dataset_id, None)
 
     def close(self) -> None:
-        self._work.put(None)
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
 
     # -- the dispatcher -------------------------------------------------------------------------
     def _start(self) -> None:
@@ -147,17 +179,26 @@ class Harvester:
             self._thread = threading.Thread(target=self._serve, name="metadata", daemon=True)
             self._thread.start()
 
-    def _serve(self) -> None:
-        lower_current_thread()
-        while (item := self._work.get()) is not None:
-            dataset_id, files = item
-            for f in files:
-                self._one(dataset_id, f)
+    def _next(self) -> tuple[int, LocalFile, bool] | None:
+        """The next file to read: a dataset whose end waits for it first, then the oldest dataset's."""
+        with self._lock:
+            while not self._closed:
+                for dataset_id, state in sorted(self._datasets.items(), key=lambda item: not item[1].urgent):
+                    f = state.next_file()
+                    if f is not None:
+                        return dataset_id, f, state.urgent
+                self._lock.wait()
+        return None
 
-    def _one(self, dataset_id: int, f: LocalFile) -> None:
+    def _serve(self) -> None:
+        """The dispatcher itself does little (a name ending, a stat); the reading is on the workers."""
+        while (item := self._next()) is not None:
+            self._one(*item)
+
+    def _one(self, dataset_id: int, f: LocalFile, urgent: bool = False) -> None:
         found = None
         try:
-            found = self._extract(dataset_id, f.local_path)
+            found = self._extract(dataset_id, f.local_path, urgent)
         except Exception:  # the harvester never takes the upload down
             log.exception("metadata: reading %s failed", f)
         with self._lock:
@@ -169,7 +210,7 @@ class Harvester:
                     state.dirty = True
             self._lock.notify_all()
 
-    def _extract(self, dataset_id: int, path: Path) -> dict[str, Entry] | None:
+    def _extract(self, dataset_id: int, path: Path, urgent: bool) -> dict[str, Entry] | None:
         with self._lock:
             if dataset_id not in self._datasets:
                 return None
@@ -196,22 +237,31 @@ class Harvester:
             state.seen.add(key)
         found: dict[str, Entry] = {}
         for extractor in chosen:
-            found.update(self._run(extractor, path))
+            found.update(self._run(extractor, path, background=not urgent))
         return found or None
 
-    def _run(self, extractor: Extractor, path: Path) -> dict[str, Entry]:
+    def _run(self, extractor: Extractor, path: Path, background: bool = True) -> dict[str, Entry]:
         result: list[Any] = []
 
         def work() -> None:
             try:
+                prepare = getattr(extractor, "prepare", None)
+                if callable(prepare):  # once per process in effect: imports, at normal priority
+                    prepare()
+                if background:
+                    lower_current_thread()
                 result.append(extractor(path))
             except BaseException as exc:  # noqa: B036 - reported, whatever a plugin raises
                 result.append(exc)
         worker = threading.Thread(target=work, name=f"extract-{extractor.name}", daemon=True)
+        self._running = time.monotonic()
         worker.start()
         worker.join(self.seconds)
-        if worker.is_alive():
-            self._hung += self.seconds
+        hung = worker.is_alive()
+        if hung:
+            self._hung += self.seconds  # before _running is cleared: drain extends its time by it
+        self._running = None
+        if hung:
             self._hangs[extractor.name] = self._hangs.get(extractor.name, 0) + 1
             more = " it is not used again until trayagent restarts" if self._hangs[extractor.name] >= MAX_HANGS else ""
             log.warning("metadata: extractor %r took longer than %.0f s on %s; skipped;%s", extractor.name,
