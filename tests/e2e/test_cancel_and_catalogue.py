@@ -93,6 +93,8 @@ def test_cancel_in_activity_drops_what_is_not_sent_keeps_what_is_and_a_new_uploa
     expect(card.locator(".dataset-head .badge").last).to_have_text("cancelled")
     expect(card.get_by_role("button", name="Cancel…")).to_be_hidden()
     expect(card.get_by_role("button", name="Pause")).to_be_hidden()
+    expect(card).to_contain_text("registered; the rest was cancelled")  # not "n of n", which reads as done
+    expect(card.locator("progress").first).to_be_hidden()
 
     entry = agent.get(f"/api/datasets/{dataset_id}")
     assert entry["state"] == "cancelled"
@@ -123,6 +125,35 @@ def test_cancel_in_activity_drops_what_is_not_sent_keeps_what_is_and_a_new_uploa
     assert dataset_rows(ta, "slowrun") == {"registered": FILES}
     expect(card.locator(".dataset-head .badge").last).to_have_text("complete")
     assert any("Dataset slowrun complete" in n for n in notices_about(ta.log_text[log_before:], "slowrun"))
+
+
+def test_cancel_of_a_sync_session_stops_watching(ta: Trayagent, agent: Any, page: Any, tmp_path: Path) -> None:
+    """A sync dataset cancelled in Activity: its folder is no longer watched (a file written afterwards is
+    neither queued nor sent), what it had registered stays."""
+    folder = tmp_path / "beamtime"
+    folder.mkdir()
+    (folder / "scan_000.dat").write_bytes(os.urandom(4000))
+    dataset_id = agent.post("/api/sync", {"paths": [str(folder)], "dataset": "beamtime"})["dataset_id"]
+    wait_for(lambda: agent.get(f"/api/datasets/{dataset_id}")["files"].get("registered") == 1, 30,
+             "the first file of the sync registered")
+
+    page.goto(agent.url("activity"))
+    card = page.locator("section.dataset", has=page.locator("h2", has_text="beamtime"))
+    expect(card.locator(".dataset-head .badge").last).to_have_text("syncing")
+    card.get_by_role("button", name="Cancel…").click()
+    expect(card.get_by_role("alertdialog")).to_contain_text("Its folder is no longer watched")
+    card.get_by_role("button", name="Cancel upload").click()
+    expect(card.locator(".dataset-head .badge").last).to_have_text("cancelled")
+    entry = agent.get(f"/api/datasets/{dataset_id}")
+    assert entry["state"] == "cancelled" and entry["syncing"] is False, entry
+
+    (folder / "scan_001.dat").write_bytes(os.urandom(4000))  # after the cancel: nobody watches any more
+    time.sleep(6)  # the quiet period (2 s) and a settle pass, twice over
+    assert dataset_rows(ta, "beamtime") == {"registered": 1}
+    assert set(ta.catalogue_files("beamtime")) == {"scan_000.dat"}
+    assert {p.name for p in ta.storage_dir.rglob("scan_*.dat")} == {"scan_000.dat"}
+    session = next(d["session"] for d in agent.get("/api/status")["datasets"] if d["id"] == dataset_id)
+    assert session["state"] == "stopped", session
 
 
 def test_cancel_from_the_cli_while_the_agent_uploads(ta: Trayagent, webdav_server: WebDAVServer,
@@ -174,3 +205,28 @@ def test_open_in_catalogue_links_the_scicat_page_with_the_pid_percent_encoded(
     link.click()
     expect(page.locator("#notice")).to_contain_text("in the web browser")
     wait_for(lambda: opened.exists() and opened.read_text().split() == [expected], 10, "the web browser opener")
+
+
+def test_the_dataset_dialog_says_when_its_upload_was_cancelled(
+        ta: Trayagent, webdav_server: WebDAVServer, start_agent: Any, page: Any, tmp_path: Path) -> None:
+    """The Dataset dialog follows the upload it started: a Cancel in Activity ends that wait with a sentence
+    (not a loop of requests, nor "Uploading…" forever)."""
+    ta.use_webdav(webdav_server, transfer={"bwlimit": "500k", "batch_files": 2, "transfers": 1})
+    agent = start_agent()
+    data = tmp_path / "dialogrun"
+    data.mkdir()
+    for i in range(FILES):
+        (data / f"frame_{i:03d}.dat").write_bytes(os.urandom(SIZE))
+    waits: list[str] = []
+    page.on("request", lambda r: waits.append(r.url) if r.url.endswith("/wait") and "/datasets/" in r.url else None)
+    request = agent.post("/api/open", {"paths": [str(data)]})["request"]
+    page.goto(agent.url("dataset", request))
+    page.fill("#dataset-name", "dialogrun")
+    page.click("#start")
+    expect(page.locator("#status")).to_contain_text("Uploading “dialogrun”")
+    entry = wait_for(lambda: agent.dataset("dialogrun"), 15, "the dataset in the agent")
+    agent.post(f"/api/datasets/{entry['id']}/cancel")
+    expect(page.locator("#status")).to_contain_text("“dialogrun” was cancelled", timeout=10_000)
+    count = len(waits)
+    page.wait_for_timeout(3000)
+    assert len(waits) == count, f"{len(waits) - count} more waits after the end: {waits[-5:]}"

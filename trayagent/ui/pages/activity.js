@@ -144,14 +144,18 @@
     setText(card.where, "→ " + d.storage_path);
 
     const done = f.registered || 0;
+    const cancelled = d.state === "cancelled"; // what was not sent left the queue: no "n of n", never "done"
     card.files.bar.max = Math.max(d.files_total, 1);
     card.files.bar.value = done;
-    card.files.bar.classList.toggle("done", d.files_total > 0 && done === d.files_total);
-    setText(card.files.value, done + " of " + d.files_total + " registered");
+    card.files.bar.classList.toggle("done", !cancelled && d.files_total > 0 && done === d.files_total);
+    setText(card.files.value, cancelled ? done + " registered; the rest was cancelled"
+      : done + " of " + d.files_total + " registered");
+    card.files.bar.hidden = card.bytes.bar.hidden = cancelled; // a full bar would read as complete
     card.bytes.bar.max = Math.max(d.bytes_total, 1);
     card.bytes.bar.value = d.bytes_done;
-    card.bytes.bar.classList.toggle("done", d.bytes_total > 0 && d.bytes_done >= d.bytes_total);
-    setText(card.bytes.value, formatBytes(d.bytes_done) + " of " + formatBytes(d.bytes_total));
+    card.bytes.bar.classList.toggle("done", !cancelled && d.bytes_total > 0 && d.bytes_done >= d.bytes_total);
+    setText(card.bytes.value, cancelled ? formatBytes(d.bytes_done) + " registered"
+      : formatBytes(d.bytes_done) + " of " + formatBytes(d.bytes_total));
 
     const running = d.state === "active";
     setText(card.rate, running ? "Rate: " + (d.rate > 0 ? formatBytes(d.rate) + "/s" : "–") : "");

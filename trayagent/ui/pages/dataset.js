@@ -298,6 +298,11 @@
         return; // the agent is gone or restarted: Activity tells the rest
       }
       if (started === false) return; // the form was changed for a new dataset
+      if (d.state === "cancelled") {
+        say(statusBox, "warn", "“" + name + "” was cancelled (in Activity): " +
+            plural(d.files.registered || 0, "file") + " registered; the rest was not sent.");
+        return;
+      }
       if (d.state === "complete") {
         const failed = d.files.failed || 0;
         say(statusBox, failed ? "warn" : "ok", "“" + name + "” is complete: " +
