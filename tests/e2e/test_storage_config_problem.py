@@ -79,6 +79,8 @@ def test_unknown_rclone_remote_is_said_as_a_setting_to_fix_and_goes_on_once_adde
     expect(page.locator("#problem")).to_contain_text(SAID)
     expect(page.locator("#problem")).to_contain_text("rclone config")
     expect(page.locator("#waiting")).to_be_empty()
+    run1 = page.locator("section.dataset", has=page.locator("h2", has_text="run1"))
+    expect(run1.locator(".dataset-head .badge").last).to_have_text("waiting")  # not "scanning"
     page.screenshot(path=artifacts / "activity-unknown-remote.png", full_page=True)
 
     time.sleep(8)  # no retry loop: said once, no "storage unreachable" retries in the log

@@ -128,6 +128,7 @@
     if (d.syncing) return ["syncing", "active"];
     if (d.state === "complete") return failed ? ["complete, " + failed + " failed", "failed"] : ["complete", "complete"];
     if (d.state === "active" && d.held) return ["paused", "paused"];
+    if (d.state === "active" && agentBlocked) return ["waiting", "paused"]; // a problem or a login holds it
     if (d.state === "active") return d.files_total ? ["uploading", "active"] : ["scanning", "active"];
     return [d.state, d.state];
   }
@@ -203,8 +204,10 @@
   }
 
   let engineWaits = false; // the agent waits (storage unreachable...): Retry now is offered
+  let agentBlocked = false; // nothing moves until someone acts (a problem to fix, a storage login)
   function render(status) {
     const agent = status.agent || {};
+    agentBlocked = !!(agent.problem || agent.storage_refused);
     paused = !!agent.paused;
     engineWaits = !!agent.waiting;
     $("#retry-now").hidden = !agent.waiting;
