@@ -433,6 +433,22 @@ class Queue:
             yield from (_file(r) for r in rows)
             last = rows[-1]["id"]
 
+    def iter_manifest_rows(self, dataset_id: int, state: State, page: int = 5000
+                           ) -> Iterator[tuple[str, int, int, str, str, str]]:
+        """(relpath, size, mtime_ns, checksum, algorithm, verification) of the files in ``state``, a
+        page at a time: only the columns a manifest needs, as plain tuples (building a QueuedFile
+        per row took half of a 20,000-file manifest's time)."""
+        last = 0
+        while True:
+            rows = self._rows("SELECT id, relpath, COALESCE(size,0), COALESCE(mtime_ns,0), COALESCE(checksum,''), "
+                              "COALESCE(algorithm,''), COALESCE(verification,'size') FROM files WHERE "
+                              "dataset_id=? AND state=? AND id>? ORDER BY id LIMIT ?",
+                              (dataset_id, state.value, last, page))
+            if not rows:
+                return
+            yield from (tuple(r)[1:] for r in rows)
+            last = rows[-1][0]
+
     def counts(self, dataset_id: int) -> dict[str, int]:
         """Files per state, from the counters the triggers keep (a few rows, whatever the file count)."""
         rows = self._rows("SELECT state, files FROM file_counts WHERE dataset_id=?", (dataset_id,))
@@ -579,9 +595,12 @@ def _session(row: sqlite3.Row) -> Session:
                    waiting=row["waiting"], watch=row["watch"], warning=row["warning"], pid=row["pid"])
 
 
+_STATES = {s.value: s for s in State}  # a dict lookup: State(value) costs several times more per row
+
+
 def _file(row: sqlite3.Row) -> QueuedFile:
     return QueuedFile(id=row["id"], dataset_id=row["dataset_id"], src_root=row["src_root"],
                       src_rel=row["src_rel"], relpath=row["relpath"], size=row["size"],
                       mtime_ns=row["mtime_ns"], checksum=row["checksum"], algorithm=row["algorithm"],
-                      state=State(row["state"]), verification=row["verification"], attempts=row["attempts"],
+                      state=_STATES[row["state"]], verification=row["verification"], attempts=row["attempts"],
                       last_error=row["last_error"], maybe_stored=bool(row["maybe_stored"]))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import random
 import threading
 import time
@@ -36,7 +37,7 @@ from ..queue import Dataset, DatasetState, Queue, QueuedFile, State
 from ..storage.rcerrors import RcError, plain_error
 from ..storage.transfer import RemoteFile, Transfer, rclone_name
 from .checksum import FAST_STRONG, Digest, hash_file, stat_file
-from .lanes import BIG_FILE_BYTES, BigLane
+from .lanes import BIG_FILE_BYTES, Lane
 from .manifest import load_media_types, stream_ro_crate
 from .progress import Outcome, Progress, Tuning
 from .scan import Filters, Source, batched, scan
@@ -52,6 +53,9 @@ MANIFEST_NAME = "ro-crate-metadata.json"
 ENQUEUE_BATCH = 1000
 MAX_VERIFY_ATTEMPTS = 5
 METADATA_PUSH_SECONDS = 10.0  # harvested metadata goes to the catalogue at most this often mid-dataset
+BUSY_WAIT = 5.0    # longest sleep while something may need another look (a batch run, a dataset's end that failed)
+IDLE_WAIT = 60.0   # longest sleep of a serving engine with nothing due: a safety net, ``wake`` is what ends it
+TRIM_AFTER = 10.0  # quiet this long after work: rclone gives back the memory the work took (once)
 
 
 def backoff(attempts: int, base: float, ceiling: float) -> float:
@@ -92,8 +96,10 @@ class Engine:
         self._hash_in_transit = False  # rclone computes and checks the checksum during the copy
         self.harvester: Harvester | None = None  # metadata extraction beside the copy (set by the owner)
         self._harvest_pushed: dict[int, float] = {}  # dataset id -> when its summary last went to the catalogue
+        self._harvest_unsent: set[int] = set()  # datasets with files harvested (or being) since that push
         self._described: dict[int, dict[str, Any]] = {}  # dataset id -> the spec the catalogue took from us
-        self._lane = BigLane(self.wake.set)  # big files go beside the small ones (issue 24)
+        self._lane = Lane(self.wake.set)  # big files go beside the small ones (issue 24)
+        self._ahead = Lane(self.wake.set, "next-batch-lane")  # two small batches in flight (issue 22)
 
     def close(self) -> None:
         self._hashers.shutdown(wait=True)
@@ -161,6 +167,7 @@ class Engine:
             if not worked:
                 self._wait_for_due([dataset_id])
         self._lane.join()  # a big file in flight when stopped: its job ends and is recorded first
+        self._ahead.join()
         tracker.emit(force=True)
         return self._outcome(dataset, time.monotonic() - started)
 
@@ -169,14 +176,17 @@ class Engine:
               on_progress: Callable[[Progress], None] | None = None) -> None:
         """The long-running loop of sync sessions (and the agent): every active dataset gets a turn;
         a dataset whose files are all done and whose scanning is over is finalized. Sleeps on
-        ``wake`` (set by whoever enqueues) when there is nothing to do."""
+        ``wake`` (set by whoever enqueues, pauses, resumes or stops) when there is nothing to do:
+        until the next retry or pause is due, with no fixed polling (idle costs no wake-ups)."""
         trackers: dict[int, _ProgressTracker] = {}
+        was_working = False
+        trim_at: float | None = None  # when rclone is to give back memory (after work, once quiet)
         while not self.stop_event.is_set():
             self.wake.clear()
             if self.paused.is_set():
-                self.wake.wait(1.0)
+                self.wake.wait(IDLE_WAIT)  # Resume sets ``wake``
                 continue
-            worked = False
+            worked = unfinished = False
             for dataset_id in dataset_ids():
                 dataset = self.queue.dataset(dataset_id)
                 if dataset.state != "active":
@@ -187,10 +197,41 @@ class Engine:
                         return
                     trackers[dataset_id] = _ProgressTracker(self, dataset, on_progress)
                 worked |= self._step(dataset, trackers[dataset_id])
-                if self._finished(dataset) and self._finalize(dataset) and on_complete:
-                    on_complete(self._outcome(dataset, time.monotonic() - trackers.pop(dataset_id).started))
+                unfinished |= self._end_if_finished(dataset, trackers, on_complete)
             if not worked:
-                self._wait_for_due(dataset_ids())
+                if was_working:  # the last snapshot before a long sleep shows where the work ended
+                    for tracker in trackers.values():
+                        tracker.emit(force=True)
+                    trim_at = time.monotonic() + TRIM_AFTER
+                trim_at = self._trim_if_due(trim_at)
+                longest = BUSY_WAIT if unfinished else IDLE_WAIT
+                if trim_at is not None:
+                    longest = min(longest, max(trim_at - time.monotonic(), 0.05))
+                self._wait_for_due(dataset_ids(), longest)
+            was_working = worked
+
+    def _trim_if_due(self, trim_at: float | None) -> float | None:
+        """Once quiet for ``TRIM_AFTER`` after work (no big file in flight either), rclone gives back
+        what the work left in it: sync sessions sit idle for hours after a burst. Returns the
+        trim time still to come (None: done, or nothing to do)."""
+        if trim_at is None or time.monotonic() < trim_at:
+            return trim_at
+        if self._lane.busy:
+            return time.monotonic() + TRIM_AFTER
+        self.transfer.trim()
+        return None
+
+    def _end_if_finished(self, dataset: Dataset, trackers: dict[int, _ProgressTracker],
+                         on_complete: Callable[[Outcome], None] | None) -> bool:
+        """Finalize a dataset whose files are all done and whose scanning is over; True when that
+        is so but its end could not be written yet (e.g. the catalogue down): looked at again soon."""
+        if not self._finished(dataset):
+            return False
+        if not self._finalize(dataset):
+            return True
+        if on_complete:
+            on_complete(self._outcome(dataset, time.monotonic() - trackers.pop(dataset.id).started))
+        return False
 
     def _step(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
         """One turn for one dataset: send a batch (the dataset is catalogued while rclone copies it),
@@ -229,16 +270,22 @@ class Engine:
         busy = sum(counts[s.value] for s in (State.PENDING, State.UPLOADING, State.UPLOADED, State.VERIFIED))
         return busy == 0 and self.queue.dataset(dataset.id).scan_done
 
-    def _wait_for_due(self, dataset_ids: list[int]) -> None:
-        """Sleep until a retry is due, registration may resume or ``wake`` is set (at most 5 s)."""
+    def _wait_for_due(self, dataset_ids: list[int], longest: float = BUSY_WAIT) -> None:
+        """Sleep until the next thing due: a file's retry, the end of a catalogue or storage-full
+        pause, a harvested summary to send; or until ``wake`` is set; at most ``longest`` seconds."""
         now = time.time()
-        wake = now + 5
+        wake = now + longest
         for dataset_id in dataset_ids:
             due = self.queue.next_retry_time(dataset_id)
             wake = min(wake, due) if due is not None else wake
-            if self.queue.counts(dataset_id)[State.VERIFIED.value]:
-                wake = min(wake, self._catalogue_paused_until)
-        self.wake.wait(min(max(wake - now, 0.05), 5.0))
+        for until in (self._catalogue_paused_until, self._storage_full_until):
+            if until > now:
+                wake = min(wake, until)
+        for dataset_id in self._harvest_unsent.intersection(dataset_ids):
+            # when the push throttle allows; a push that could not go (catalogue paused) waits a round
+            left = self._harvest_pushed.get(dataset_id, -math.inf) + METADATA_PUSH_SECONDS - time.monotonic()
+            wake = min(wake, now + (left if left > 0 else METADATA_PUSH_SECONDS))
+        self.wake.wait(min(max(wake - now, 0.05), longest))
 
     # -- catalogue dataset ----------------------------------------------------------------------
     def _ensure_catalogued(self, dataset: Dataset) -> Dataset:
@@ -333,10 +380,13 @@ class Engine:
         if time.time() < self._storage_full_until:  # storage full: paused until the next slow try
             return False
         self._lane.check()
+        self._ahead.check()
         batch = self._next_batch(dataset, tracker)
         if not batch:
             return self._verify_uploaded(dataset, force=True)
         self.queue.mark([f.id for f in batch], State.UPLOADING, expect=State.PENDING)
+        if self._send_ahead(dataset, batch, tracker):
+            return True
 
         def meanwhile() -> None:
             """While rclone copies: the catalogue's dataset (a SciCat round trip or several) and
@@ -353,12 +403,34 @@ class Engine:
             self._verify_uploaded(dataset, force=True)
         return True
 
+    def _send_ahead(self, dataset: Dataset, batch: list[QueuedFile], tracker: _ProgressTracker) -> bool:
+        """More files wait behind this batch: it goes to the next-batch lane, and the loop sends the
+        following one beside it at once, so rclone never idles while a job is recorded and the next
+        prepared. Not for a trickle (sync): a batch that empties the queue goes as before."""
+        if (self._ahead.busy or self.transfer.transfers < 2 or batch[0].maybe_stored
+                or not self.queue.due(dataset.id, State.PENDING, 1)):
+            return False
+        self._ahead.start(functools.partial(self._send, dataset, batch, tracker, None, "ahead"))
+        return True
+
+    def _transfers(self, lane: Literal["small", "big", "ahead"]) -> int | None:
+        """The lane's share of ``[transfer] transfers``: one for the big file, half of the rest for
+        a batch sent ahead, the others for the loop's batch (None: all of them)."""
+        if lane == "big":
+            return 1
+        free = self.transfer.transfers - (1 if self._lane.busy else 0)
+        if lane == "ahead":
+            return max(1, free // 2)
+        if self._ahead.busy:
+            free -= max(1, free // 2)
+        return max(1, free) if free < self.transfer.transfers else None
+
     def _send(self, dataset: Dataset, batch: list[QueuedFile], tracker: _ProgressTracker,
-              meanwhile: Callable[[], None] | None, lane: Literal["small", "big"]) -> None:
+              meanwhile: Callable[[], None] | None, lane: Literal["small", "big", "ahead"]) -> None:
         """Copy files marked ``uploading`` and record what became of each (``uploaded``, or back to
         the queue); ``meanwhile`` runs while rclone copies. The big lane's job takes one transfer
         slot; the small files' job the others while it runs (``[transfer] transfers`` in all)."""
-        transfers = 1 if lane == "big" else (max(1, self.transfer.transfers - 1) if self._lane.busy else None)
+        transfers = self._transfers(lane)
         ids = [f.id for f in batch]
         digests = self._start_digests(batch)
         self._harvest(dataset.id, batch)
@@ -601,6 +673,7 @@ class Engine:
         """The batch's files to the metadata thread, beside the copy (queued: O(1) here)."""
         if self.harvester is not None:
             self.harvester.submit(dataset_id, batch)
+            self._harvest_unsent.add(dataset_id)
 
     def _push_metadata(self, dataset: Dataset, force: bool = False) -> None:
         """The harvested summary to the catalogue when it changed: at most every ``METADATA_PUSH_SECONDS``
@@ -614,6 +687,7 @@ class Engine:
         try:
             if last is None:  # first time in this process: fold in what an earlier run stored
                 harvester.seed(dataset.id, self.catalogue.harvested(cid))
+            reading = harvester.busy(dataset.id)  # files still being read: their part comes in a later push
             summary = harvester.take(dataset.id)
             if summary is not None:
                 self.catalogue.set_harvested(cid, summary)
@@ -622,6 +696,8 @@ class Engine:
             log.warning("harvested metadata of %r not stored yet: %s", dataset.name, exc.message)
             return
         self._harvest_pushed[dataset.id] = time.monotonic()
+        if not reading:
+            self._harvest_unsent.discard(dataset.id)
 
     # -- the end --------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -654,6 +730,7 @@ class Engine:
         self.queue.set_dataset(dataset.id, manifest_done=1, state="complete", finished=time.time())
         if self.harvester is not None:
             self.harvester.forget(dataset.id)
+            self._harvest_unsent.discard(dataset.id)
         log.info("dataset %r complete", dataset.name)
         return True
 
@@ -663,7 +740,9 @@ class Engine:
         info = self.catalogue.dataset_info(catalogue_id)
 
         def files() -> Iterator[FileRecord]:
-            return (record(f) for f in self.queue.iter_files(dataset.id, State.REGISTERED))
+            return (FileRecord(path, size, mtime_ns / 1e9, checksum, algorithm, verification)
+                    for path, size, mtime_ns, checksum, algorithm, verification
+                    in self.queue.iter_manifest_rows(dataset.id, State.REGISTERED))
         with Spool(self.transfer.scratch_dir) as out:
             stream_ro_crate(info, files, self.queue.iter_checksums(dataset.id, State.REGISTERED), out,
                             generator="trayagent")

@@ -269,6 +269,10 @@ _DESCRIPTOR = {
 }
 
 
+# one encoder for the lot: json.dumps with an option builds a new one per call (per file entity)
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def stream_ro_crate(dataset: dict[str, Any], files: Callable[[], Iterable[FileRecord]],
                     checksums: Iterable[tuple[str, str]], out: Writer, generator: str) -> None:
     """The document of ``build_ro_crate``, written to ``out`` one entity per line as the records come:
@@ -276,24 +280,24 @@ def stream_ro_crate(dataset: dict[str, Any], files: Callable[[], Iterable[FileRe
     the file entities) and must list each path once, as the queue does; ``checksums`` lists each
     distinct (algorithm, checksum) once (the queue's ``iter_checksums``)."""
     project = _project(dataset)
-    root = json.dumps(_root(dataset, [], project), ensure_ascii=False)
+    root = _to_json(_root(dataset, [], project))
     out.write(f'{{"@context": {json.dumps(_CONTEXT)},\n"@graph": [\n{json.dumps(_DESCRIPTOR)},\n')
     out.write(root[: root.rindex('"hasPart": []')] + '"hasPart": [')
     first = True
     for record in files():
         if record.path != METADATA_FILE:
-            part = json.dumps(encode_path(record.path), ensure_ascii=False)
+            part = _to_json(encode_path(record.path))
             out.write(("" if first else ",") + f'\n{{"@id": {part}}}')
             first = False
     out.write("]}")
     for record in files():
         if record.path != METADATA_FILE:
-            out.write(",\n" + json.dumps(_file_entity(record, None), ensure_ascii=False))
+            out.write(",\n" + _to_json(_file_entity(record, None)))
     for algorithm, checksum in checksums:
         if algorithm.lower() != "sha256":
-            out.write(",\n" + json.dumps(_checksum_entity(algorithm.lower(), checksum), ensure_ascii=False))
+            out.write(",\n" + _to_json(_checksum_entity(algorithm.lower(), checksum)))
     for entity in [*property_values(dataset), *([project] if project else []), *_provenance(dataset, generator)]:
-        out.write(",\n" + json.dumps(entity, ensure_ascii=False))
+        out.write(",\n" + _to_json(entity))
     out.write("\n]}\n")
 
 

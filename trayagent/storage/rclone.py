@@ -42,6 +42,9 @@ _NO_MEMORY_LIMIT = 2**63 - 1  # Go's default; sent as a string (a JSON number wo
 # 2.4 kB per file copied): kept for rclone's default 10 minutes, a million files took its rclone to
 # 2.5 GB. A status that expired before it was read is not an error (see ``wait_job``).
 JOB_EXPIRE = "3s"
+# rclone gives every rc call that counts anything (a listing, a copyfile) a stats group of its own,
+# kept until deleted (up to 1,000): the calls that are not jobs share this one instead.
+CALL_GROUP = "trayagent"
 _LISTEN = re.compile(r"Serving remote control on (http://127\.0\.0\.1:\d+)/")
 _COPIED = re.compile(r": (?:Multi-thread )?Copied \(")
 _LEVEL = re.compile(r"^\S+ \S+ (ERROR|NOTICE|INFO|DEBUG|WARNING|CRITICAL)\s*: ?(.*)$")
@@ -226,8 +229,11 @@ class RcloneDaemon:
                        "NOTICE": logging.INFO, "DEBUG": logging.DEBUG}.get(level, logging.INFO)
             if _RC_ECHO.match(text):
                 pylevel = min(pylevel, logging.INFO)
-            if text:
-                rclone_log.log(pylevel, "%s", self.redact(text))
+            if text and rclone_log.isEnabledFor(pylevel):
+                # a record made here, not by Logger.log: that one looks up the calling frame for
+                # each line, a sixth of this thread's time at one "Copied" line per file
+                rclone_log.handle(rclone_log.makeRecord(rclone_log.name, pylevel, __file__, 0, "%s",
+                                                        (self.redact(text),), None, "_pump_log"))
             if _COPIED.search(text):
                 with self._copied_cond:
                     self._copied += 1
@@ -262,8 +268,12 @@ class RcloneDaemon:
 
     # -- rc calls -------------------------------------------------------------------------------
     def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 120) -> dict[str, Any]:
-        """POST an rc method with JSON parameters; on a dead daemon restart it and try once more."""
-        return self._post(method, "", json.dumps(params or {}).encode(), "application/json", timeout)
+        """POST an rc method with JSON parameters; on a dead daemon restart it and try once more.
+        A call that is not a job shares one stats group (``CALL_GROUP``) with the others."""
+        params = dict(params or {})
+        if not params.get("_async"):
+            params.setdefault("_group", CALL_GROUP)
+        return self._post(method, "", json.dumps(params).encode(), "application/json", timeout)
 
     def upload(self, fs: str, name: str, data: bytes, config: dict[str, Any],
                timeout: float = 600) -> dict[str, Any]:
@@ -348,11 +358,21 @@ class RcloneDaemon:
             except RcError as exc:
                 if "job not found" not in exc.error:
                     raise
+                self._forget_stats(jobid)
                 return _EXPIRED  # finished and forgotten while the caller was busy (``JOB_EXPIRE``)
             if on_job is not None:
                 on_job(jobid)
             if status.get("finished"):
+                self._forget_stats(jobid)
                 return status
+
+    def _forget_stats(self, jobid: int) -> None:
+        """A finished job's transfer statistics (its stats group) outlive the job in rclone: up to
+        1,000 groups of up to 100 transfers each. Nothing reads them once the job is done."""
+        try:
+            self.call("core/stats-delete", {"group": f"job/{jobid}"}, timeout=10)
+        except (RcError, StorageError) as exc:
+            log.debug("rclone stats of job %d kept: %s", jobid, exc)
 
     def _wait_copies(self, base: int, expect: int, timeout: float) -> bool:
         with self._copied_cond:
@@ -360,6 +380,23 @@ class RcloneDaemon:
 
     def stats(self, group: str | None = None) -> dict[str, Any]:
         return self.call("core/stats", {"group": group} if group else {})
+
+    def trim(self) -> None:
+        """Give back what finished work left in rclone: the garbage Go has not collected yet,
+        collected now (Go then returns it to the system), and the stats groups (those of jobs not
+        waited for here, and the calls' shared one), those of running jobs kept. For a quiet moment;
+        a daemon that is not running is not started for it. 50,000 files in jobs of 1,000: RSS
+        80.8 MB after the copies, 69.0 MB after this, 66.6 MB fresh."""
+        if not self.alive():
+            return
+        try:
+            running = {f"job/{i}" for i in self.call("job/list", timeout=10).get("runningIds") or []}
+            for group in self.call("core/group-list", timeout=10).get("groups") or []:
+                if (str(group).startswith("job/") or group == CALL_GROUP) and group not in running:
+                    self.call("core/stats-delete", {"group": group}, timeout=10)
+            self.call("core/gc", timeout=30)
+        except (RcError, StorageError) as exc:
+            log.debug("rclone trim: %s", exc)
 
     def set_bwlimit(self, rate: str) -> None:
         """Change the bandwidth limit of the running rclone. rclone's rc takes one rate only, so a
