@@ -17,6 +17,7 @@ import pytest
 from metafiles import TEMPLATE_TOML, make_nexus, make_tiff
 
 from trayagent.errors import ConfigError
+from trayagent.metadata import harvest
 from trayagent.metadata.aggregate import Aggregate
 from trayagent.metadata.extractors import NexusExtractor, TiffExtractor
 from trayagent.metadata.harvest import Harvester
@@ -276,6 +277,58 @@ def test_the_end_of_a_dataset_reads_what_is_left_at_normal_priority(tmp_path: Pa
     assert summary is not None and summary["files_harvested"]["value"] == 4
     began = time.monotonic()
     assert h.drain(1) and time.monotonic() - began < 0.05, "all read: the end does not wait"
+
+
+class _Slow:
+    name, suffixes = "slow", (".raw",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.read: list[str] = []
+
+    def __call__(self, path: Path) -> dict[str, Any]:
+        self.read.append(path.name)
+        time.sleep(self.seconds)
+        return {"frames": 1}
+
+
+def _raw_files(folder: Path, n: int) -> list[Any]:
+    paths = [folder / f"f{i:03d}.raw" for i in range(n)]
+    for f in paths:
+        f.write_bytes(b"x")
+    return _files(*paths)
+
+
+def test_the_end_reads_a_short_tail_whatever_it_takes(tmp_path: Path) -> None:
+    """Six files of 0.4 s left when a short upload ends: all are read (the wait is what the work needs,
+    each file within its budget), not cut at a fixed 2 s."""
+    h = Harvester(lambda: [_Slow(0.4)], seconds=5)
+    h.submit(1, _raw_files(tmp_path, 6))
+    assert h.drain(1)
+    summary = h.take(1)
+    assert summary is not None and summary["files_harvested"]["value"] == 6
+
+
+def test_the_end_does_not_wait_for_a_backlog_beyond_the_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """Many files left (fast storage outpaced extraction): DRAIN_FILES more are read, newest first (the
+    summary then covers both ends of the dataset, its time range above all), the rest only within 5 %
+    of the upload's time; the dataset is finished with what was read."""
+    monkeypatch.setattr(harvest, "DRAIN_FILES", 4, raising=False)
+    slow = _Slow(0.1)
+    h = Harvester(lambda: [slow], seconds=5)
+    h.submit(1, _raw_files(tmp_path, 6))
+    h.submit(1, _raw_files(tmp_path, 12)[6:])
+    caplog.set_level(logging.WARNING)
+    while not slow.read:  # the first file is being read when the upload ends
+        time.sleep(0.005)
+    began = time.monotonic()
+    assert not h.drain(1)
+    assert time.monotonic() - began < 0.9, "12 x 0.1 s: not waited for all"
+    summary = h.take(1)
+    assert summary is not None and 4 <= summary["files_harvested"]["value"] <= 7
+    assert "not read within" in caplog.text
+    assert slow.read[:4] == ["f000.raw", "f011.raw", "f010.raw", "f009.raw"]
 
 
 # -- the RO-Crate -------------------------------------------------------------------------------

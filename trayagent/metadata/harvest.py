@@ -14,12 +14,13 @@ is over then, and on a busy two-core machine a thread at nice 10 gets a few per 
 made a short upload of five NeXus files wait 1-2 s for work that takes 0.1 s.
 
 Results fold into one ``Aggregate`` per dataset; ``take`` hands the engine a new summary when there
-is one, and ``drain`` lets the end of a dataset wait for files still being read: not at all when every
-file is read; else as long as that takes, within 5 % of the dataset's upload time or one file's
-``seconds`` budget, whichever is longer, at most 60 s (not counting budgets lost to hangs). On a busy
-machine, thousands of small NeXus files sent to fast storage can outpace extraction, and then the
-dataset is finished with what was read so far (``files_harvested`` tells how many files the summary
-covers) rather than made to wait.
+is one, and ``drain`` lets the end of a dataset wait for what is still to read, sized by that work, not
+by a clock: not at all when every file is read; the last ``DRAIN_FILES`` files always (a short upload's
+tail: milliseconds each at normal priority, each within its budget); more only within 5 % of the
+dataset's upload time; at most 60 s (not counting budgets lost to hangs). An extractor at work may use
+its budget. On a busy machine, thousands of small NeXus files sent to fast storage can outpace
+extraction, and then the dataset is finished with what was read so far (``files_harvested`` tells how
+many files the summary covers) rather than made to wait.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,10 +44,10 @@ log = logging.getLogger(__name__)
 SECONDS = 5.0  # per file and extractor
 MAX_BYTES = 64 << 30  # files bigger than this are not read
 MAX_HANGS = 3
-# The end of a dataset waits for extraction still to do at most DRAIN_SHARE of the time since its first
-# batch, or one file's budget if that is longer, and at most DRAIN_MAX seconds (plus the time lost to
-# extractors that hung, at most MAX_HANGS budgets per extractor); it does not wait when all is read.
-DRAIN_SHARE, DRAIN_MAX = 0.05, 60.0
+# The end of a dataset reads up to DRAIN_FILES files that are left, and more only within DRAIN_SHARE of
+# the time since its first batch; at most DRAIN_MAX seconds (plus the time lost to extractors that hung,
+# at most MAX_HANGS budgets per extractor). Nothing left to read: no wait.
+DRAIN_FILES, DRAIN_SHARE, DRAIN_MAX = 50, 0.05, 60.0
 
 
 class LocalFile(Protocol):
@@ -55,22 +57,41 @@ class LocalFile(Protocol):
     def local_path(self) -> Path: ...
 
 
+@dataclass
+class _Batch:
+    """A submitted batch's files not started yet: ``files[first:end]``."""
+
+    files: Sequence[LocalFile]
+    first: int
+    end: int
+
+
 class _Dataset:
     def __init__(self) -> None:
         self.began = time.monotonic()
         self.aggregate = Aggregate()
         self.pending = 0  # files submitted and not read yet (queued or being read)
-        self.todo: deque[Iterator[LocalFile]] = deque()  # the batches' files not started yet
+        self.done = 0  # files read (or skipped) so far
+        self.todo: deque[_Batch] = deque()  # the files not started yet
         self.urgent = False  # the end of the dataset waits: read first, at normal priority
         self.dirty = False
         self.seen: set[tuple[str, int]] = set()
 
     def next_file(self) -> LocalFile | None:
+        """Oldest first; once the end waits, newest first: if not all can be read, the summary still
+        covers both ends of the dataset (its time range above all), not only its first part."""
         while self.todo:
-            f = next(self.todo[0], None)
-            if f is not None:
-                return f
-            self.todo.popleft()
+            batch = self.todo[-1] if self.urgent else self.todo[0]
+            if batch.first < batch.end:
+                if self.urgent:
+                    batch.end -= 1
+                    return batch.files[batch.end]
+                batch.first += 1
+                return batch.files[batch.first - 1]
+            if self.urgent:
+                self.todo.pop()
+            else:
+                self.todo.popleft()
         return None
 
 
@@ -97,7 +118,7 @@ class Harvester:
         with self._lock:
             state = self._datasets.setdefault(dataset_id, _Dataset())
             state.pending += len(files)
-            state.todo.append(iter(files))
+            state.todo.append(_Batch(files, 0, len(files)))
             self._lock.notify_all()
         self._start()
 
@@ -133,8 +154,8 @@ class Harvester:
     def drain(self, dataset_id: int, timeout: float | None = None) -> bool:
         """Wait until the dataset's queued files are read (True) or the time is up (False); no wait
         when they are. Meanwhile its files are read first, at normal priority. The time: ``timeout``,
-        else a share of the dataset's upload time or one file's budget (see DRAIN_SHARE), and an
-        extractor still at work may use the rest of its budget."""
+        else as long as the last DRAIN_FILES files take and more within a share of the dataset's
+        upload time (see DRAIN_SHARE); an extractor still at work may use the rest of its budget."""
         began = time.monotonic()
         with self._lock:
             state = self._datasets.get(dataset_id)
@@ -143,18 +164,21 @@ class Harvester:
             state.urgent = True
             grace = timeout is None
             if timeout is None:
-                timeout = min(max(DRAIN_SHARE * (began - state.began), self.seconds), DRAIN_MAX)
+                timeout = min(DRAIN_SHARE * (began - state.began), DRAIN_MAX)
             deadline, hung = began + timeout, self._hung
+            tail = state.done + min(state.pending, DRAIN_FILES) if grace else 0  # read these in any case
             try:
                 while state.pending > 0:
                     now = time.monotonic()
                     left = deadline + (self._hung - hung) - now
                     if grace and self._running is not None:
                         left = max(left, self._running + self.seconds - now + 0.1)
+                    if state.done < tail and now < began + DRAIN_MAX + (self._hung - hung):
+                        left = max(left, 0.1)
                     if left <= 0:
                         log.warning("metadata: %d files of dataset %d not read within %.1f s of its end; it is "
                                     "finished with what %d files gave (the upload does not wait longer)",
-                                    state.pending, dataset_id, timeout, state.aggregate.files)
+                                    state.pending, dataset_id, now - began, state.aggregate.files)
                         return False
                     self._lock.wait(min(left, 1.0))
             finally:
@@ -205,6 +229,7 @@ class Harvester:
             state = self._datasets.get(dataset_id)
             if state is not None:
                 state.pending -= 1
+                state.done += 1
                 if found is not None:
                     state.aggregate.add_file(found)
                     state.dirty = True
