@@ -3,11 +3,12 @@
 
 Usage::
 
-    python3 tests/bench/bench_upload.py [--quick] [--targets webdav,s3]
+    python3 tests/bench/bench_upload.py [--quick] [--targets webdav,s3,local]
 
 Starts fresh loopback servers (WebDAV via wsgidav/cheroot, S3 via SeaweedFS) and a private keyring,
 writes two random data sets once (default 1 GiB as one file and 2,000 x 512 KiB files; ``--quick``:
-256 MiB and 500 files) and times, per target and data set:
+256 MiB and 500 files; ``--datasets nexus``: as many NeXus/HDF5 files of that size, written with h5py,
+which the metadata extractors read) and times, per target and data set:
 
   trayagent   ``trayagent upload DIR --dataset X --json`` with a fresh TRAYAGENT_HOME (whole command:
               rclone start, checksums, verification, catalogue registration, manifest)
@@ -15,6 +16,8 @@ writes two random data sets once (default 1 GiB as one file and 2,000 x 512 KiB 
               as on a workstation where the tray agent runs all day): the CLI hands the upload to the
               agent, whose rclone and keyring session are already up, and waits for the end. CPU counts
               the CLI, the agent and its rclone
+  trayagent-noharvest the ``trayagent`` run with ``[dataset] harvest = false``: no metadata extractors
+              (what they cost is the difference)
   rclone-copy ``rclone copy DIR remote:path --transfers 4`` (rclone's defaults)
   rclone-tuned the same with what trayagent sets by default (trayagent.storage.TUNING, the ``auto``
               number of transfers and no read-ahead buffer; WebDAV: ``--webdav-pacer-min-sleep 1ms
@@ -29,9 +32,10 @@ for all). Every run goes to a fresh destination (WebDAV folder / S3 bucket) that
 page cache is warmed by reading the data set before every timed run, and ``sync`` flushes the servers'
 writes from the previous run and the set-up's own (trayagent's configuration, login, agent) just before the
 clock starts. On WebDAV the storage root that trayagent's dataset folder goes into exists before the clock,
-as the server's root does for rclone, so that each tool creates one folder. Results are printed as a table
-and written as JSON to build/bench-results/upload-<timestamp>.json. Not a pytest module (not named
-test_*.py).
+as the server's root does for rclone, so that each tool creates one folder. ``local`` is the embedded
+default storage (a folder under TRAYAGENT_HOME); rclone copies to a fresh folder on the same disk.
+Results are printed as a table and written as JSON to build/bench-results/upload-<timestamp>.json. Not
+a pytest module (not named test_*.py).
 """
 
 from __future__ import annotations
@@ -136,7 +140,25 @@ def make_datasets(base: Path, kinds: list[str], big_bytes: int, n_files: int, fi
         for i in range(n_files):
             write_random(many_dir / f"frame_{i:05d}.bin", file_bytes)
         out.append(DataSet(f"{n_files}x{_size(file_bytes)}", many_dir, sorted(many_dir.iterdir())))
+    if "nexus" in kinds:
+        nexus_dir = base / "nexus"
+        for i in range(n_files):
+            write_nexus(nexus_dir / f"scan_{i:05d}.nxs", file_bytes, i)
+        out.append(DataSet(f"{n_files}x{_size(file_bytes)}nxs", nexus_dir, sorted(nexus_dir.iterdir())))
     return out
+
+
+def write_nexus(path: Path, size: int, i: int) -> None:
+    """A NeXus file as an acquisition writes it (tests/support/metafiles.py: NXentry with instrument,
+    source, monochromator, detector and sample, with units) and ``size`` bytes of random frames."""
+    import h5py
+    import numpy as np
+    from metafiles import make_nexus
+
+    make_nexus(path, energy_kev=10.0 + i % 30, start=f"2026-01-23T09:{i % 60:02d}:00Z")
+    with h5py.File(path, "a") as f:
+        frames = np.frombuffer(os.urandom(size // 2 * 2), dtype="u2")
+        f["entry"].create_dataset("frames", data=frames)
 
 
 def _size(n: int) -> str:
@@ -250,6 +272,36 @@ class S3Target(Target):
         return self.server.pid
 
 
+class LocalTarget(Target):
+    """The embedded default storage: a folder under TRAYAGENT_HOME (no configuration); rclone copies
+    to a fresh folder beside, on the same disk."""
+
+    name = "local"
+    backend = "local"
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def tuned_flags(self) -> list[str]:
+        return []  # trayagent sets nothing of its own for a local folder
+
+    def rclone_env(self) -> dict[str, str]:
+        return {}
+
+    def fresh(self, tag: str) -> Dest:
+        return Dest(tag, str(self.base / tag), "")
+
+    def configure(self, ta: Trayagent, dest: Dest) -> None:
+        pass  # the embedded default
+
+    def cleanup(self, dest: Dest) -> None:
+        shutil.rmtree(dest.rclone_path, ignore_errors=True)
+
+    @property
+    def server_pid(self) -> int | None:
+        return None
+
+
 # ---------------------------------------------------------------------------------------------------
 # measuring
 # ---------------------------------------------------------------------------------------------------
@@ -334,9 +386,14 @@ def running_agent(ta: Trayagent) -> Iterator[list[int]]:
 
 
 def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: float,
-                  agent: bool = False) -> Result:
+                  agent: bool = False, harvest: bool = True) -> Result:
     ta = Trayagent(home)
     target.configure(ta, dest)  # config + `trayagent login storage` (not timed)
+    if not harvest:  # the configuration the target wrote (if any), with the extractors off
+        config = home / "config" / "config.toml"
+        text = config.read_text() if config.exists() else ""
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(text + "[dataset]\nharvest = false\n")
     logs = LogCursor(home / "logs")
     dataset_name = f"bench-{dest.tag}"
     with contextlib.ExitStack() as stack:
@@ -365,10 +422,13 @@ def run_trayagent(target: Target, ds: DataSet, dest: Dest, home: Path, timeout: 
         raise RuntimeError(f"trayagent upload to {target.name}/{ds.name}: exit {proc.returncode}, "
                            f"files_ok={out.get('files_ok')} (want {n}), files_failed={out.get('files_failed')}, "
                            f"failures={out.get('failures')[:5]}\nstderr: {proc.stderr[-2000:]}")
-    tool = "trayagent-agent" if agent else "trayagent"
+    tool = "trayagent-agent" if agent else "trayagent" if harvest else "trayagent-noharvest"
+    if isinstance(target, LocalTarget):  # the embedded storage, under the run's home
+        dest = Dest(dest.tag, str(home / "data" / "storage" / out["storage_path"]), "")
     check_stored(target, dest, ds, tool)
+    text = logs.new_text()
     detail = {"engine_seconds": out.get("seconds"), "storage_path": out.get("storage_path"),
-              "phases": log_phases(logs.new_text(), t_start, t_end)}
+              "phases": log_phases(text, t_start, t_end), "harvest": harvest_lines(text)}
     return Result(target.name, ds.name, tool, seconds, n, ds.bytes, n, seconds,
                   client_cpu=cpu["client"], server_cpu=cpu["server"], detail=detail)
 
@@ -392,6 +452,14 @@ class LogCursor:
                 fh.seek(self.sizes.get(f, 0))
                 parts.append(fh.read().decode("utf-8", errors="replace"))
         return "".join(parts)
+
+
+def harvest_lines(text: str) -> dict[str, Any]:
+    """How long the end of the dataset waited for the metadata extractors, from the log."""
+    done = re.search(r"metadata: extraction done ([\d.]+) s after the end", text)
+    short = re.search(r"metadata: (\d+) files of dataset \d+ not read within ([\d.]+) s", text)
+    return {"end_waited": float(done.group(1)) if done else (float(short.group(2)) if short else 0.0),
+            "files_not_read": int(short.group(1)) if short else 0}
 
 
 def _rcd_pid(text: str) -> int | None:
@@ -447,7 +515,8 @@ def run_naive(target: Target, ds: DataSet, dest: Dest, limit: int, timeout: floa
 # where trayagent spends its time: timestamps from the logs under TRAYAGENT_HOME/logs
 # ---------------------------------------------------------------------------------------------------
 
-_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\S+)\s+(\S+): (.*)$")
+# "2026-12-02 09:27:59,089 INFO    27027 trayagent.storage.rclone: ..." (the pid since per-process logs)
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\S+)\s+(?:\d+\s+)?(\S+): (.*)$")
 
 
 def log_phases(text: str, t_start: float, t_end: float) -> dict[str, Any]:
@@ -522,7 +591,10 @@ def ratios(results: list[Result]) -> list[dict[str, Any]]:
             row[key] = _ratio(other, ta)
         via_agent, copy = by_tool.get("trayagent-agent"), by_tool.get("rclone-copy")
         row["agent_vs_rclone_copy"] = _ratio(copy, via_agent)
-        for key, mine in (("vs_rclone_copy", ta), ("agent_vs_rclone_copy", via_agent)):
+        plain = by_tool.get("trayagent-noharvest")
+        row["noharvest_vs_rclone_copy"] = _ratio(copy, plain)
+        for key, mine in (("vs_rclone_copy", ta), ("agent_vs_rclone_copy", via_agent),
+                          ("noharvest_vs_rclone_copy", plain)):
             interval = ratio_interval(_samples(copy), _samples(mine)) if mine and copy else None
             row[key + "_95"] = [round(x, 3) for x in interval] if interval else None
         rows.append(row)
@@ -552,18 +624,19 @@ def keys_order(results: list[Result]) -> list[tuple[str, str]]:
 def print_ratios(rows: list[dict[str, Any]]) -> None:
     print("\nSpeed ratios (other tool's seconds / trayagent's seconds; >= 1.0: trayagent at least as fast)")
     print(f"{'target':<7} {'data set':<13} {'vs rclone-copy':>15} {'vs rclone-tuned':>16} {'vs naive-loop':>14}"
-          f" {'agent vs rclone-copy':>21}")
+          f" {'agent vs rclone-copy':>21} {'no harvest vs rclone-copy':>26}")
     for row in rows:
-        a, b, c, d = (f"{row[k]:.2f}" if row[k] is not None else "-"
-                      for k in ("vs_rclone_copy", "vs_rclone_tuned", "vs_naive_loop", "agent_vs_rclone_copy"))
-        print(f"{row['target']:<7} {row['dataset']:<13} {a:>15} {b:>16} {c:>14} {d:>21}")
-    intervals = [row for row in rows if row["vs_rclone_copy_95"] or row["agent_vs_rclone_copy_95"]]
+        a, b, c, d, e = (f"{row[k]:.2f}" if row[k] is not None else "-"
+                         for k in ("vs_rclone_copy", "vs_rclone_tuned", "vs_naive_loop", "agent_vs_rclone_copy",
+                                   "noharvest_vs_rclone_copy"))
+        print(f"{row['target']:<7} {row['dataset']:<13} {a:>15} {b:>16} {c:>14} {d:>21} {e:>26}")
+    keys95 = ("vs_rclone_copy_95", "agent_vs_rclone_copy_95", "noharvest_vs_rclone_copy_95")
+    intervals = [row for row in rows if any(row[k] for k in keys95)]
     if intervals:
         print("95 % intervals of those ratios (bootstrap over interleaved rounds; 5 rounds or more):")
         for row in intervals:
-            a, d = ("{:.2f}-{:.2f}".format(*row[k]) if row[k] else "-"
-                    for k in ("vs_rclone_copy_95", "agent_vs_rclone_copy_95"))
-            print(f"{row['target']:<7} {row['dataset']:<13} {a:>15} {'':>16} {'':>14} {d:>21}")
+            a, d, e = ("{:.2f}-{:.2f}".format(*row[k]) if row[k] else "-" for k in keys95)
+            print(f"{row['target']:<7} {row['dataset']:<13} {a:>15} {'':>16} {'':>14} {d:>21} {e:>26}")
 
 
 def print_phases(results: list[Result]) -> None:
@@ -572,7 +645,7 @@ def print_phases(results: list[Result]) -> None:
         return
     print("\ntrayagent timeline (seconds since the command started, from its log):")
     print(f"{'target':<7} {'data set':<13} {'tool':<15} {'1st log':>7} {'rcd up':>7} {'catalog':>7} {'1st copy':>8} "
-          f"{'last copy':>9} {'complete':>8} {'exit':>6} {'engine':>7}  largest gaps between copies")
+          f"{'last copy':>9} {'complete':>8} {'exit':>6} {'engine':>7} {'harvest':>7}  largest gaps between copies")
     for r in rows:
         p = r.detail["phases"]
 
@@ -581,9 +654,13 @@ def print_phases(results: list[Result]) -> None:
             return f"{v:>{width}.2f}" if isinstance(v, (int, float)) else f"{'-':>{width}}"
         gaps = ", ".join(f"{g['gap']:.2f}s@{g['after']:.1f}" for g in p.get("largest_copy_gaps", []) if g["gap"] >= 0.3)
         eng = r.detail.get("engine_seconds")
+        h = r.detail.get("harvest") or {}
+        waited = f"{h.get('end_waited', 0.0):.2f}" + (f"/{h['files_not_read']}left" if h.get("files_not_read") else "")
         print(f"{r.target:<7} {r.dataset:<13} {r.tool:<15} {f('first_log', 7)} {f('rclone_rcd_ready', 7)} "
               f"{f('dataset_catalogued', 7)} {f('first_copied', 8)} {f('last_copied', 9)} {f('complete', 8)} "
-              f"{f('exit', 6)} {eng if eng is not None else '-':>7}  {gaps}")
+              f"{f('exit', 6)} {eng if eng is not None else '-':>7} {waited:>7}  {gaps}")
+    print("(harvest: seconds the end of the dataset waited for the metadata extractors; N left: files it did not"
+          " wait for)")
 
 
 def startup_probe() -> dict[str, float]:
@@ -605,17 +682,19 @@ def startup_probe() -> dict[str, float]:
 # main
 # ---------------------------------------------------------------------------------------------------
 
-TOOLS = ("trayagent", "trayagent-agent", "rclone-copy", "rclone-tuned", "naive-loop")
+TOOLS = ("trayagent", "trayagent-agent", "trayagent-noharvest", "rclone-copy", "rclone-tuned", "naive-loop")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small data sets (256 MiB, 500 x 512 KiB)")
-    p.add_argument("--targets", default="webdav,s3", help="comma-separated: webdav, s3 (default both)")
+    p.add_argument("--targets", default="webdav,s3",
+                   help="comma-separated: webdav, s3, local (the embedded default storage; default webdav,s3)")
     p.add_argument("--tools", default="trayagent,trayagent-agent,rclone-copy,rclone-tuned,naive-loop",
                    help="comma-separated tools to run (rclone-tuned only where trayagent tunes the backend)")
-    p.add_argument("--datasets", default="big,many", help="comma-separated: big (one file), many (small files)")
+    p.add_argument("--datasets", default="big,many", help="comma-separated: big (one file), many (small files), "
+                   "nexus (as many NeXus/HDF5 files of that size, which the metadata extractors read)")
     p.add_argument("--big-mib", type=int, help="size of the single big file in MiB (default 1024; quick 256)")
     p.add_argument("--files", type=int, help="number of small files (default 2000; quick 500)")
     p.add_argument("--file-kib", type=int, default=512, help="size of each small file in KiB (default 512)")
@@ -631,8 +710,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.targets = [t.strip().lower() for t in args.targets.split(",") if t.strip()]
     args.tools = [t.strip().lower() for t in args.tools.split(",") if t.strip()]
     args.datasets = [t.strip().lower() for t in args.datasets.split(",") if t.strip()]
-    bad = [t for t in args.targets if t not in ("webdav", "s3")]
-    bad += [t for t in args.datasets if t not in ("big", "many")]
+    bad = [t for t in args.targets if t not in ("webdav", "s3", "local")]
+    bad += [t for t in args.datasets if t not in ("big", "many", "nexus")]
     bad += [t for t in args.tools if t not in TOOLS]
     if bad:
         p.error(f"unknown target/tool: {', '.join(bad)}")
@@ -681,7 +760,9 @@ def main(argv: list[str] | None = None) -> int:
         targets: list[Target] = []
         for name in args.targets:
             t0 = time.monotonic()
-            if name == "webdav":
+            if name == "local":
+                targets.append(LocalTarget(base / "rclone-dest"))
+            elif name == "webdav":
                 server = stack.enter_context(WebDAVServer(base / "webdav-root", user="bench",
                                                           password=random_secret()))
                 targets.append(WebDAVTarget(server))
@@ -706,9 +787,10 @@ def main(argv: list[str] | None = None) -> int:
                         dest = target.fresh(tag)
                         try:
                             os.sync()  # previous run's writes must not slow this one down
-                            if tool in ("trayagent", "trayagent-agent"):
+                            if tool in ("trayagent", "trayagent-agent", "trayagent-noharvest"):
                                 r = run_trayagent(target, ds, dest, homes / tag, args.timeout,
-                                                  agent=tool == "trayagent-agent")
+                                                  agent=tool == "trayagent-agent",
+                                                  harvest=tool != "trayagent-noharvest")
                             elif tool in ("rclone-copy", "rclone-tuned"):
                                 r = run_rclone_copy(target, ds, dest, args.timeout, tuned=tool == "rclone-tuned")
                             else:
