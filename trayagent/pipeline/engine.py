@@ -728,6 +728,7 @@ class Engine:
             log.warning("cannot finish dataset %r yet: %s", dataset.name, exc.message)
             return False
         self.queue.set_dataset(dataset.id, manifest_done=1, state="complete", finished=time.time())
+        self._described.pop(dataset.id, None)  # a later run (agent, sync) compares with the catalogue again
         if self.harvester is not None:
             self.harvester.forget(dataset.id)
             self._harvest_unsent.discard(dataset.id)
