@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+FINALIZE_POLL = 30.0  # a running sync also looks for finalize requests this often (a missed ring)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -79,6 +81,7 @@ class Uploader:
         self._engine: Engine | None = None
         self._locks: dict[int, ProcessLock] = {}
         self._sessions: SyncSessions | None = None
+        self._requests_rung = threading.Event()  # another process asked for a session's end, or stop
         self._template: Template | None = None
         self._paused = False  # Pause all; kept here so that a rebuilt pipeline stays paused
         self._watchers: dict[str, Any] = {}  # the engine's callbacks (watch), set again on a rebuilt engine
@@ -424,9 +427,19 @@ class Uploader:
         self.engine.serve(self.sessions.ids, on_complete=complete)
 
     def _watch_finalize_requests(self) -> None:
-        engine = self.engine
-        while not engine.stop_event.wait(1.0):
-            self.sessions.honour_finalize_requests()
+        """Another process asks for a session's end in the queue database and rings (see
+        ``SyncSessions.watch_requests``): this thread sleeps until then, or until the engine stops,
+        and looks every ``FINALIZE_POLL`` seconds as well (every second without a watch)."""
+        engine, rung = self.engine, self._requests_rung
+        stop_watch = self.sessions.watch_requests(rung.set)
+        try:
+            while not engine.stop_event.is_set():
+                self.sessions.honour_finalize_requests()
+                rung.wait(FINALIZE_POLL if stop_watch else 1.0)
+                rung.clear()
+        finally:
+            if stop_watch is not None:
+                stop_watch()
 
     def stop_syncs(self) -> None:
         """Clean stop: watching ends, queued files stay queued; sessions resume on next start."""
@@ -435,6 +448,7 @@ class Uploader:
         self.stop()
 
     def stop(self) -> None:
+        self._requests_rung.set()  # the finalize-request watcher sees the stop
         if self._engine:
             self._engine.stop()
 

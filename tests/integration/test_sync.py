@@ -548,6 +548,42 @@ def test_watched_folder_disappears_and_comes_back(ta: Trayagent, procs: list[Pro
     assert stored(ta, "vanish") == local
 
 
+def wakeups(pid: int) -> int:
+    """How often the process's threads went to sleep so far (voluntary context switches, Linux):
+    over an idle stretch, how often they woke."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def test_an_idle_session_sleeps_until_something_happens(ta: Trayagent, procs: list[Proc], tmp_path: Path) -> None:
+    """Issue 24: idle costs nothing. The threads sleep until there is something to do (a file, a
+    finalize request from another process, a retry or pause that falls due, a stop), not in 1 s
+    polls: before, the settler, the session's housekeeping and the finalize-request watcher woke
+    every second and the engine every 5 s, 32 wake-ups in 10 s. What remains is the look at the
+    watched folders every 5 s (a folder renamed away or unmounted sends no event)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("counts context switches in /proc")
+    src, sync = sync_run(ta, procs, tmp_path, "idle")
+    write(procs, "files", src, "a.dat=1000", "b.dat=2000")
+    until(registered(ta, "idle", {p: md5(d) for p, d in tree_of(src).items()}), 30, "the first files", [sync])
+    time.sleep(12)  # past the engine's one look after work (rclone gives back memory 10 s after it)
+    before = wakeups(sync.pid)
+    time.sleep(10)
+    woke = wakeups(sync.pid) - before
+    assert woke <= 5, f"{woke} wake-ups in 10 s of idleness"
+    write(procs, "files", src, "later.dat=3000")  # a sleeping session still sees the next file at once
+    until(registered(ta, "idle", {p: md5(d) for p, d in tree_of(src).items()}), 10, "the later file", [sync])
+    asked = time.monotonic()
+    finalize(ta, sync, "idle")  # the request rings the session: no wait for its 30 s look
+    assert time.monotonic() - asked < 15
+    assert stored(ta, "idle") == tree_of(src)
+
+
 # ------------------------------------------------------------------------------------------------
 # several sessions, status, WebDAV
 # ------------------------------------------------------------------------------------------------

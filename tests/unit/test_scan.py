@@ -126,6 +126,36 @@ def test_filters_wants(include: tuple[str, ...], exclude: tuple[str, ...], relpa
     assert Filters(include, exclude).wants(relpath) is wanted
 
 
+def _one_pattern(pattern: str, relpath: str) -> bool:
+    """The rule as documented, one pattern at a time with fnmatch (what the filters compile together)."""
+    import fnmatch
+
+    pattern = pattern.rstrip("/")
+    if "/" in pattern:
+        return fnmatch.fnmatchcase(relpath, pattern.lstrip("/")) or fnmatch.fnmatchcase(relpath, pattern)
+    return any(fnmatch.fnmatchcase(part, pattern) for part in relpath.split("/"))
+
+
+def test_patterns_compiled_together_answer_as_each_pattern_alone() -> None:
+    """The filters match all their patterns with two regular expressions (the safety rescan matches
+    every file of the tree against the 13 default ignores); the answers are the one-by-one rule's."""
+    from trayagent.pipeline.scan import DEFAULT_IGNORES
+
+    patterns = [*DEFAULT_IGNORES, "raw", "raw/*.h5", "/raw/sub/", "a+b(c)|d$", "[ab]?.dat", "[!x]*.h5", "",
+                "x/", "**/*.log", "sc[0-9][0-9]/*", "we\\ird", "^start", "a.b"]
+    paths = ["raw/x.h5", "proc/raw.h5", "raw/sub/y.h5", "raw/sub", "a+b(c)|d$", "ab.dat", "aa.dat", "x.h5",
+             "y.h5", "notes.tmp", ".DS_Store", "dir/~lock", "a/.b.swp", "file~", ".#emacs", "x/y", "x",
+             "deep/a/b/c.log", "sc01/f", "sc1/f", "we\\ird", "^start", "aXb", "a.b", "thumbs.db", "Thumbs.db",
+             "é/ü.h5", "a//b", "/lead", "trail/"]
+    for n in range(len(patterns) + 1):
+        group = tuple(patterns[:n]) + tuple(patterns[n + 1:])  # every pattern left out once, and none
+        for relpath in paths:
+            expected = any(_one_pattern(p, relpath) for p in group)
+            assert Filters((), group).wants(relpath) is not expected, (group, relpath)
+            assert Filters(group, ()).wants(relpath) is (expected or not group), (group, relpath)
+            assert Filters((), group).prunes(relpath) is expected, (group, relpath)
+
+
 def test_prunes_uses_exclude_only() -> None:
     f = Filters(include=("*.h5",), exclude=("proc", "raw/sub"))
     assert f.prunes("proc") and f.prunes("a/proc") and f.prunes("raw/sub")

@@ -279,6 +279,11 @@ class Transfer:
                 out[rclone_name(rel)] = RemoteFile(int(item["Size"]), dict(item.get("Hashes") or {}))
         return out
 
+    def trim(self) -> None:
+        """After a burst of work, once quiet: rclone gives back the memory it took (see
+        ``RcloneDaemon.trim``)."""
+        self.daemon.trim()
+
     def bytes_in_flight(self, jobid: int) -> int:
         """Bytes rclone has sent so far in a job, for progress."""
         try:

@@ -23,8 +23,8 @@ from .watcher import FolderWatcher
 
 log = logging.getLogger(__name__)
 
-STATUS_INTERVAL = 1.0   # how often the waiting count is written for `trayagent status`
-FOLDER_CHECK = 5.0      # how often a vanished watched folder is looked for again
+STATUS_INTERVAL = 1.0   # the waiting count for `trayagent status` is written at most this often
+FOLDER_CHECK = 5.0      # how often the watched folders are looked at (gone? back? observer alive?)
 
 
 def sources_to_json(sources: tuple[Source, ...] | list[Source]) -> list[dict[str, str | None]]:
@@ -49,11 +49,13 @@ class SyncSession:
         self.wake = wake
         self.on_trouble = on_trouble or (lambda message: None)
         self.settler = Settler(quiet_seconds)
-        self.watchers = [FolderWatcher(s.root, self.settler, self._accepts(s), polling=polling,
-                                       on_folder=self._folder_appeared, on_trouble=self._trouble)
-                         for s in sources if s.only is None]
         self._stop = threading.Event()
         self._rescan_requested = threading.Event()
+        self._attention = threading.Event()  # wakes the housekeeping: stop, a rescan asked for, a watch limit
+        self.watchers = [FolderWatcher(s.root, self.settler, self._accepts(s), polling=polling,
+                                       on_folder=self._folder_appeared, on_trouble=self._trouble,
+                                       on_limit=self._attention.set)
+                         for s in sources if s.only is None]
         self._threads: list[threading.Thread] = []
         self.warning: str | None = None
         self._skipped: frozenset[str] = frozenset()  # what the last rescan skipped, told once
@@ -79,6 +81,7 @@ class SyncSession:
     def stop(self) -> None:
         """Stop watching; what is queued stays queued (and is resumed next time)."""
         self._stop.set()
+        self._attention.set()
         self.settler.nudge()
         for w in self.watchers:
             w.close()
@@ -124,8 +127,10 @@ class SyncSession:
         self._skipped = frozenset(skipped)
 
     def _settle_loop(self) -> None:
+        """Sleeps until a file may be complete (a report, the end of a quiet period) or the waiting
+        count is due to be written: with no file in flight, until the next event."""
         while not self._stop.is_set():
-            self.settler.wait(1.0)
+            self.settler.wait(self._status_due())
             ready = self.settler.take_ready()
             if ready:
                 self.queue.enqueue(self.dataset.id, [self._new_file(p, st) for p, st in ready])
@@ -163,8 +168,15 @@ class SyncSession:
 
     # -- keeping watch --------------------------------------------------------------------------
     def _housekeeping_loop(self) -> None:
+        """Looks at the folders every ``FOLDER_CHECK`` seconds (watchdog reports neither a watched
+        folder renamed away nor an unmounted share), rescans when the safety rescan is due, and
+        at once when asked (a warning such as an event-queue overflow, a watch limit reached)."""
         next_rescan = time.monotonic() + self.rescan_seconds
-        while not self._stop.wait(FOLDER_CHECK if self.gone else 1.0):
+        while True:
+            self._attention.wait(min(FOLDER_CHECK, max(next_rescan - time.monotonic(), 0.0)))
+            self._attention.clear()
+            if self._stop.is_set():
+                return
             self._check_folders()
             if self._rescan_requested.is_set() or time.monotonic() >= next_rescan:
                 self._rescan_requested.clear()
@@ -193,11 +205,18 @@ class SyncSession:
         self.warning = message
         if rescan:
             self._rescan_requested.set()
+            self._attention.set()
         self.on_trouble(message)
         self._save_status(force=True)
 
     _last_status = 0.0
     _last_waiting = -1
+
+    def _status_due(self) -> float | None:
+        """Seconds until a changed waiting count may be written (None: the written one is current)."""
+        if self.settler.waiting == self._last_waiting:
+            return None
+        return max(self._last_status + STATUS_INTERVAL - time.monotonic(), 0.0)
 
     def _save_status(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
@@ -98,6 +99,7 @@ class SyncSessions:
         with self._lock:
             self._running[dataset.id] = session
         session.start()
+        wake()  # the engine takes the dataset up now (catalogue entry), not at its next look
 
     # -- finishing ------------------------------------------------------------------------------
     def request_finalize(self, name: str) -> Dataset:
@@ -109,7 +111,23 @@ class SyncSessions:
                               "See the status for the sessions there are.")
         dataset = self.queue.dataset(rows[-1].dataset_id)
         self.queue.update_session(dataset.id, state=SessionState.FINALIZE)
+        from .watcher import Doorbell
+
+        Doorbell.ring(self.requests_folder)  # the process running the session looks now
         return dataset
+
+    @property
+    def requests_folder(self) -> Path:
+        """Where ``request_finalize`` rings the processes that run sessions (see ``watch_requests``)."""
+        return self.queue.path.parent / "sync-requests"
+
+    def watch_requests(self, on_request: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``on_request`` when another process asks for a session's end; returns what stops the
+        watch, or None if the folder cannot be watched (the caller then looks every second)."""
+        from .watcher import Doorbell
+
+        bell = Doorbell(self.requests_folder, on_request)
+        return bell.stop if bell.start() else None
 
     def finalize(self, dataset_id: int) -> bool:
         """Finish the session now (in a thread: a final scan may take a while); False if none runs."""

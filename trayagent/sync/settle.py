@@ -42,6 +42,7 @@ class Settler:
         self.in_use = in_use
         self._files: dict[Path, _Candidate] = {}
         self._cond = threading.Condition()
+        self._nudged = False  # a nudge not yet seen by ``wait`` (one sent just before it is not lost)
 
     @property
     def waiting(self) -> int:
@@ -64,7 +65,8 @@ class Settler:
 
     def forget(self, path: Path) -> None:
         with self._cond:
-            self._files.pop(path, None)
+            if self._files.pop(path, None) is not None:
+                self._cond.notify_all()  # the waiting count changed
 
     def _note(self, path: Path, closed: bool, needs_close: bool = False, scanned: bool = False) -> None:
         st = _stat(path)
@@ -83,8 +85,10 @@ class Settler:
             self._cond.notify_all()
 
     def nudge(self) -> None:
-        """Wake a consumer blocked in ``wait`` (used when stopping)."""
+        """Wake a consumer blocked in ``wait``, or make its next ``wait`` return at once (used when
+        stopping: the consumer may be between its check of the stop flag and its wait)."""
         with self._cond:
+            self._nudged = True
             self._cond.notify_all()
 
     def take_ready(self) -> list[tuple[Path, os.stat_result]]:
@@ -110,16 +114,21 @@ class Settler:
     def _quiet_for(self, c: _Candidate) -> float:
         return self.open_timeout if c.needs_close else self.quiet
 
-    def wait(self, timeout: float) -> None:
-        """Sleep until something may be ready: a report arrives, or the earliest quiet period ends."""
+    def wait(self, timeout: float | None = None) -> None:
+        """Sleep until something may be ready: a report arrives, or the earliest quiet period ends.
+        With no file in flight, that is the next report (or ``nudge``, or ``timeout`` if given):
+        an idle session does not wake at all."""
         with self._cond:
-            if any(c.closed for c in self._files.values()):
+            if self._nudged or any(c.closed for c in self._files.values()):
+                self._nudged = False
                 return
             if self._files:
                 earliest = min(c.since + self._quiet_for(c) for c in self._files.values())
                 left = earliest - self.clock()
-                timeout = min(timeout, left if left > 0 else 0.5)  # past due: a writer holds it
+                left = left if left > 0 else 0.5  # past due: a writer holds it
+                timeout = left if timeout is None else min(timeout, left)
             self._cond.wait(timeout)
+            self._nudged = False
 
 
 def _stat(path: Path) -> os.stat_result | None:

@@ -135,10 +135,12 @@ class FolderWatcher:
     """Watches one folder tree. ``mode`` says what is in use: inotify/native, polling, or none."""
 
     def __init__(self, root: Path, settler: Settler, accept: Accept, *, polling: bool,
-                 on_folder: Callable[[Path], None], on_trouble: Callable[[str], None]) -> None:
+                 on_folder: Callable[[Path], None], on_trouble: Callable[[str], None],
+                 on_limit: Callable[[], None] = lambda: None) -> None:
         self.root = root
         self.polling = polling
         self.on_trouble = on_trouble
+        self.on_limit = on_limit  # told when ``limit_hit`` is set: the owner falls back to polling
         self.handler = _Handler(settler, accept, on_folder)
         self.observer: BaseObserver | None = None
         self.mode = "none"
@@ -150,6 +152,7 @@ class FolderWatcher:
     def _on_limit(self, path: str) -> None:
         if Path(path).is_relative_to(self.root) and not self.polling:
             self.limit_hit.set()
+            self.on_limit()
 
     def fall_back_to_polling(self) -> bool:
         """After a watch-limit hit: replace the event observer of this tree by polling."""
@@ -214,3 +217,50 @@ class FolderWatcher:
             observer.stop()
             if observer.is_alive() and threading.current_thread() is not observer:
                 observer.join(5)
+
+
+class Doorbell:
+    """A folder another process "rings" (touches a file in) to wake this one at once. It is how a
+    request written into the queue database (``trayagent sync --finalize NAME``) reaches the process
+    that runs the session without that process polling the database: an idle session sleeps."""
+
+    FILE = "ring"
+
+    def __init__(self, folder: Path, on_ring: Callable[[], None]) -> None:
+        self.folder = folder
+        self.on_ring = on_ring
+        self._observer: BaseObserver | None = None
+
+    def start(self) -> bool:
+        """Listen; False if the folder cannot be watched (the owner then polls)."""
+        bell = self
+
+        class _Ringing(FileSystemEventHandler):
+            def dispatch(self, event: FileSystemEvent) -> None:
+                bell.on_ring()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            observer = Observer()
+            observer.schedule(_Ringing(), str(self.folder), recursive=False)
+            observer.start()
+        except OSError as exc:
+            log.info("cannot watch %s for requests (%s); looking for them every few seconds", self.folder, exc)
+            return False
+        self._observer = observer
+        return True
+
+    def stop(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            if threading.current_thread() is not observer:
+                observer.join(5)
+
+    @classmethod
+    def ring(cls, folder: Path) -> None:
+        """Wake every process listening on ``folder`` (best effort: they also look now and then)."""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / cls.FILE).write_bytes(b"")
+        except OSError as exc:
+            log.info("could not ring %s (%s); the request is seen at the next look", folder, exc)
