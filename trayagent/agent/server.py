@@ -10,6 +10,7 @@ and public; they read the token from their URL fragment, which browsers never se
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -17,6 +18,7 @@ import mimetypes
 import os
 import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +33,7 @@ from ..errors import TrayagentError
 from .client import INFO_FILE, TOKEN_FILE
 
 TICKET_SECONDS = 120.0  # a browser has this long to open a dialog's page
+SHUTDOWN_POLL = 60.0  # the server's own look for a stop; ``stop`` wakes it at once (idle: no wake-ups)
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +117,22 @@ class ControlServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, name="control-api", daemon=True).start()
+        threading.Thread(target=self._httpd.serve_forever, args=(SHUTDOWN_POLL,), name="control-api",
+                         daemon=True).start()
         write_private(self.runtime_dir / TOKEN_FILE, self.token)
         write_private(self.runtime_dir / INFO_FILE, json.dumps({"port": self.port, "pid": os.getpid()}))
         log.info("control API on %s (token in %s)", self.base_url, self.runtime_dir / TOKEN_FILE)
 
     def stop(self) -> None:
         if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+            httpd, self._httpd = self._httpd, None
+            stopping = threading.Thread(target=httpd.shutdown, daemon=True)
+            stopping.start()
+            while stopping.is_alive():  # a connection wakes the server, which then sees the stop
+                with contextlib.suppress(OSError):
+                    socket.create_connection(("127.0.0.1", int(httpd.server_address[1])), timeout=1).close()
+                stopping.join(0.05)
+            httpd.server_close()
         for name in (INFO_FILE, TOKEN_FILE):
             (self.runtime_dir / name).unlink(missing_ok=True)
 
