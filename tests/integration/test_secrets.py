@@ -76,12 +76,12 @@ def test_trayagent_writes_the_item_keyring_writes() -> None:
             ours = list(collection.search_items({"service": service}))
             theirs = list(collection.search_items({"service": by_keyring}))
             assert len(ours) == 1 and len(theirs) == 1
-            # the daemon may add attributes of its own (gnome-keyring 48 adds xdg:schema): compare
-            # with keyring's item in the same daemon rather than with a fixed set
-            expected = {**theirs[0].get_attributes(), "service": service}
-            assert ours[0].get_attributes() == expected
-            assert {"service": service, "username": "ann", "application": "Python keyring library"}.items() \
-                <= ours[0].get_attributes().items()
+            # gnome-keyring adds xdg:schema to an item once it has written it to its file and read it
+            # back (seen on one item of the two and not the other, depending on timing): left out here
+            def written(item: secretstorage.Item) -> dict[str, str]:
+                return {k: v for k, v in item.get_attributes().items() if k != "xdg:schema"}
+            assert written(ours[0]) == {**written(theirs[0]), "service": service}
+            assert written(ours[0]) == {"service": service, "username": "ann", "application": "Python keyring library"}
             assert ours[0].get_label() == f"Password for 'ann' on '{service}'"
             assert theirs[0].get_label() == f"Password for 'ann' on '{by_keyring}'"
     finally:

@@ -31,6 +31,7 @@ from ..icons import app_icon
 from ..paths import Paths
 from ..pipeline.progress import Outcome, Progress
 from ..platform.autostart import autostart
+from ..platform.childenv import child_environment  # without what the tray icon set for itself
 from ..platform.lock import ProcessLock
 from ..queue import Dataset, DatasetState, Mode, QueueError
 from ..storage.redact import Redactor
@@ -682,8 +683,6 @@ def open_folder(folder: str) -> str:
     if sys.platform == "win32":
         os.startfile(folder)  # type: ignore[attr-defined,unused-ignore]
         return folder
-    from ..ui.backends import child_environment  # without what the tray icon set for itself
-
     opener = "open" if sys.platform == "darwin" else "xdg-open"
     try:
         subprocess.Popen([opener, folder], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

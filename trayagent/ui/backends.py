@@ -8,11 +8,12 @@ import os
 import sys
 from typing import Any
 
+from ..platform.childenv import set_for_this_process
+
 log = logging.getLogger(__name__)
 
 
 LINUX_BACKENDS = ("appindicator", "gtk", "xorg")
-GL_OFF_FOR_THE_ICON: dict[str, str] = {}  # what no_gl_for_the_icon set in os.environ (not for dialog windows)
 
 
 def no_gl_for_the_icon() -> None:
@@ -21,18 +22,7 @@ def no_gl_for_the_icon() -> None:
     Measured under Xvfb (Mesa's llvmpipe): libLLVM alone held 43 MB of the agent's 121 MB; with
     GDK_GL=disable the agent starts at 67 MB (tests/bench/bench_idle_memory.py --tray). A GDK_GL the
     user set is left alone; the processes the agent starts get the environment without it."""
-    if "GDK_GL" not in os.environ:
-        os.environ["GDK_GL"] = GL_OFF_FOR_THE_ICON["GDK_GL"] = "disable"
-
-
-def child_environment() -> dict[str, str]:
-    """The agent's environment less what it set for its own tray icon: for the processes it starts
-    (dialog windows, the file manager, the web browser)."""
-    env = dict(os.environ)
-    for name in GL_OFF_FOR_THE_ICON:
-        env.pop(name, None)
-    return env
-
+    set_for_this_process("GDK_GL", "disable")
 
 
 # -- backend choice ---------------------------------------------------------------------------------

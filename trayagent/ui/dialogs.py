@@ -44,7 +44,7 @@ class DialogLauncher:
             return
         cmd = self_command("dialog", name, "--request", str(params.get("request", "")), windowed=True)
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-        from .backends import child_environment
+        from ..platform.childenv import child_environment
 
         self.children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, creationflags=flags,
                                               env=child_environment()))

@@ -32,7 +32,8 @@ from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from ..icons import icon_file
-from .backends import child_environment, import_pystray
+from ..platform.childenv import child_environment
+from .backends import import_pystray
 from .status import ICONS, summarize
 
 if TYPE_CHECKING:
