@@ -99,7 +99,6 @@ class Engine:
         self._harvest_unsent: set[int] = set()  # datasets with files harvested (or being) since that push
         self._described: dict[int, dict[str, Any]] = {}  # dataset id -> the spec the catalogue took from us
         self._lane = Lane(self.wake.set)  # big files go beside the small ones (issue 24)
-        self._ahead = Lane(self.wake.set, "next-batch-lane")  # two small batches in flight (issue 22)
 
     def close(self) -> None:
         self._hashers.shutdown(wait=True)
@@ -167,7 +166,6 @@ class Engine:
             if not worked:
                 self._wait_for_due([dataset_id])
         self._lane.join()  # a big file in flight when stopped: its job ends and is recorded first
-        self._ahead.join()
         tracker.emit(force=True)
         return self._outcome(dataset, time.monotonic() - started)
 
@@ -380,13 +378,10 @@ class Engine:
         if time.time() < self._storage_full_until:  # storage full: paused until the next slow try
             return False
         self._lane.check()
-        self._ahead.check()
         batch = self._next_batch(dataset, tracker)
         if not batch:
             return self._verify_uploaded(dataset, force=True)
         self.queue.mark([f.id for f in batch], State.UPLOADING, expect=State.PENDING)
-        if self._send_ahead(dataset, batch, tracker):
-            return True
 
         def meanwhile() -> None:
             """While rclone copies: the catalogue's dataset (a SciCat round trip or several) and
@@ -403,30 +398,15 @@ class Engine:
             self._verify_uploaded(dataset, force=True)
         return True
 
-    def _send_ahead(self, dataset: Dataset, batch: list[QueuedFile], tracker: _ProgressTracker) -> bool:
-        """More files wait behind this batch: it goes to the next-batch lane, and the loop sends the
-        following one beside it at once, so rclone never idles while a job is recorded and the next
-        prepared. Not for a trickle (sync): a batch that empties the queue goes as before."""
-        if (self._ahead.busy or self.transfer.transfers < 2 or batch[0].maybe_stored
-                or not self.queue.due(dataset.id, State.PENDING, 1)):
-            return False
-        self._ahead.start(functools.partial(self._send, dataset, batch, tracker, None, "ahead"))
-        return True
-
-    def _transfers(self, lane: Literal["small", "big", "ahead"]) -> int | None:
-        """The lane's share of ``[transfer] transfers``: one for the big file, half of the rest for
-        a batch sent ahead, the others for the loop's batch (None: all of them)."""
+    def _transfers(self, lane: Literal["small", "big"]) -> int | None:
+        """The lane's share of ``[transfer] transfers``: one for the big file, the others for the
+        loop's batch while it runs (None: all of them)."""
         if lane == "big":
             return 1
-        free = self.transfer.transfers - (1 if self._lane.busy else 0)
-        if lane == "ahead":
-            return max(1, free // 2)
-        if self._ahead.busy:
-            free -= max(1, free // 2)
-        return max(1, free) if free < self.transfer.transfers else None
+        return max(1, self.transfer.transfers - 1) if self._lane.busy else None
 
     def _send(self, dataset: Dataset, batch: list[QueuedFile], tracker: _ProgressTracker,
-              meanwhile: Callable[[], None] | None, lane: Literal["small", "big", "ahead"]) -> None:
+              meanwhile: Callable[[], None] | None, lane: Literal["small", "big"]) -> None:
         """Copy files marked ``uploading`` and record what became of each (``uploaded``, or back to
         the queue); ``meanwhile`` runs while rclone copies. The big lane's job takes one transfer
         slot; the small files' job the others while it runs (``[transfer] transfers`` in all)."""

@@ -8,11 +8,6 @@ went from 30 ms to 5-8 s beside a 3 GiB file). A big file now goes in a job of i
 this lane's thread, while the engine's loop keeps sending small batches; the big file takes one of
 the ``[transfer] transfers`` slots, the small batches the rest.
 
-The next-batch lane (issue 22): a full batch with more files waiting behind it goes here, and the
-loop sends the next batch beside it at once. Without it rclone idled between batches while the
-engine recorded one job and prepared the next: 0.2-1.7 s per batch of 2,000 small files, about a
-fifth of a first upload of 20,000 files to the local storage.
-
 Durability is the queue's as before: the file is marked ``uploading`` before its job starts and
 ``uploaded`` after it, in the same calls the engine makes for any batch, so a crash sends it again.
 """
