@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 OpenDialog = Callable[[str, dict[str, Any]], None]
 STATUS_POLL = 0.5    # how often a waiting Activity's status is looked at, inside the agent
 RETRY_SECONDS = 3.0  # while the storage refuses the password: how often the keyring is read again
-HOUSEKEEPING_IDLE = 5.0  # the housekeeping loop's tick while nothing moves (a folder gone: told within it)
 FIX_RECHECK = 300.0  # a configuration problem (no such rclone remote) is tried again at least this often
 
 
@@ -288,7 +287,7 @@ class Agent:
     def _housekeeping(self) -> None:
         """Aggregated notices, storage-unreachable watch, watched-folder warnings, rate samples."""
         gone: set[str] = set()
-        while not self._stopped.wait(self._housekeeping_interval()):
+        while not self._stopped.wait(1.0):
             self.notes.flush()
             waiting = self.uploader.waiting or ""
             full = "full or over its quota" in waiting  # told by on_storage_full, not as unreachable
@@ -305,13 +304,6 @@ class Agent:
                 done = self._bytes_sent(self.uploader.dataset(dataset_id))
                 self._rates.setdefault(dataset_id, collections.deque(maxlen=30)).append((time.monotonic(), done))
             self.on_change()
-
-    def _housekeeping_interval(self) -> float:
-        """Every second while files move, something waits or a failure notice is pending (rates,
-        tooltip, notices on time); every HOUSEKEEPING_IDLE seconds otherwise: an idle agent with a
-        watched folder spent most of its idle CPU on this loop (issue 24)."""
-        busy = self.uploader.waiting or self.notes.pending() or self.uploader.in_flight()
-        return 1.0 if busy else HOUSEKEEPING_IDLE
 
     # -- actions (the API and the tray call these) ----------------------------------------------
     def plan_from(self, body: dict[str, Any], mode: Mode) -> Plan:

@@ -201,11 +201,6 @@ class Notifications:
         with self._lock:
             self._failures.pop(dataset, None)
 
-    def pending(self) -> bool:
-        """Failure notices wait for their window to pass (``flush`` sends them)."""
-        with self._lock:
-            return bool(self._failures)
-
     def flush(self, force: bool = False) -> None:
         """Send aggregated failure notices whose window has passed (all of them if ``force``)."""
         now = self.clock()
