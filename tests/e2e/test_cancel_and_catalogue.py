@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from agentctl import Trayagent
+from agentctl import Trayagent, recording_opener
 from playwright.sync_api import expect
 from servers import WebDAVServer
 from waiting import wait_for
@@ -47,15 +47,12 @@ def notices_about(log: str, name: str) -> list[str]:
     return [line for line in log.splitlines() if "notification:" in line and name in line]
 
 
-def recording_opener(tmp_path: Path, agent_env: dict[str, str]) -> Path:
-    """An `xdg-open` first on the agent's PATH that writes down what it was asked to open."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    opened = tmp_path / "opened.txt"
-    (bin_dir / "xdg-open").write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> "{opened}"\n')
-    (bin_dir / "xdg-open").chmod(0o755)
-    agent_env["PATH"] = f"{bin_dir}{os.pathsep}{agent_env['PATH']}"
-    return opened
+def slow_run(folder: Path) -> Path:
+    """FILES frames of SIZE random bytes: about 12 s of uploading at the tests' 500 kB/s."""
+    folder.mkdir()
+    for i in range(FILES):
+        (folder / f"frame_{i:03d}.dat").write_bytes(os.urandom(SIZE))
+    return folder
 
 
 def test_cancel_in_activity_drops_what_is_not_sent_keeps_what_is_and_a_new_upload_completes_it(
@@ -63,10 +60,7 @@ def test_cancel_in_activity_drops_what_is_not_sent_keeps_what_is_and_a_new_uploa
         artifacts: Path) -> None:
     ta.use_webdav(webdav_server, transfer={"bwlimit": "500k", "batch_files": 2, "transfers": 1})
     agent = start_agent()
-    data = tmp_path / "slowrun"
-    data.mkdir()
-    for i in range(FILES):
-        (data / f"frame_{i:03d}.dat").write_bytes(os.urandom(SIZE))
+    data = slow_run(tmp_path / "slowrun")
     dataset_id = agent.post("/api/upload", {"paths": [str(data)], "dataset": "slowrun"})["dataset_id"]
 
     page.goto(agent.url("activity"))
@@ -213,10 +207,7 @@ def test_the_dataset_dialog_says_when_its_upload_was_cancelled(
     (not a loop of requests, nor "Uploading…" forever)."""
     ta.use_webdav(webdav_server, transfer={"bwlimit": "500k", "batch_files": 2, "transfers": 1})
     agent = start_agent()
-    data = tmp_path / "dialogrun"
-    data.mkdir()
-    for i in range(FILES):
-        (data / f"frame_{i:03d}.dat").write_bytes(os.urandom(SIZE))
+    data = slow_run(tmp_path / "dialogrun")
     waits: list[str] = []
     page.on("request", lambda r: waits.append(r.url) if r.url.endswith("/wait") and "/datasets/" in r.url else None)
     request = agent.post("/api/open", {"paths": [str(data)]})["request"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agentctl import recording_opener
 from playwright.sync_api import expect
 from waiting import wait_for
 
@@ -29,12 +30,7 @@ def state(agent: Any, name: str) -> str | None:
 
 def test_one_dataset_paused_while_the_other_goes_on_then_resumed_and_its_folder_opened(
         start_agent: Any, agent_env: dict[str, str], page: Any, tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    opened = tmp_path / "opened.txt"
-    (bin_dir / "xdg-open").write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> "{opened}"\n')
-    (bin_dir / "xdg-open").chmod(0o755)
-    agent_env["PATH"] = f"{bin_dir}{os.pathsep}{agent_env['PATH']}"
+    opened = recording_opener(tmp_path, agent_env)
     agent = start_agent()
 
     agent.post("/api/pause")  # both wait until a choice is made

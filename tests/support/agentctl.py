@@ -122,3 +122,14 @@ class Trayagent:
         self.write_config({"storage": {"remote": remote, "user": server.access_key,
                                        **extra.pop("storage", {})}, **extra})
         self.run("login", "storage", "--password-stdin", input=server.secret_key + "\n", check=True)
+
+
+def recording_opener(tmp_path: Path, agent_env: dict[str, str]) -> Path:
+    """An `xdg-open` first on the agent's PATH that writes down what it was asked to open."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    opened = tmp_path / "opened.txt"
+    (bin_dir / "xdg-open").write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> "{opened}"\n')
+    (bin_dir / "xdg-open").chmod(0o755)
+    agent_env["PATH"] = f"{bin_dir}{os.pathsep}{agent_env['PATH']}"
+    return opened
