@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 from agentctl import Trayagent
+from virtualdisplay import Display, start_xvfb
 from waiting import stop_process, wait_for
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -190,31 +190,10 @@ def page(browser: Any) -> Iterator[Any]:
 # ------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Display:
-    name: str  # ":N"
-    proc: subprocess.Popen[bytes]
-
-
 @pytest.fixture(scope="session")
 def xvfb() -> Iterator[Display]:
-    """Xvfb on a display number it picks itself (-displayfd), so parallel runs never collide."""
-    for tool in ("Xvfb", "xdotool"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: run build/dev-setup.sh")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten",
-                             "tcp", "-noreset"], pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    os.close(write_fd)
+    display = start_xvfb()
     try:
-        number = b""
-        with os.fdopen(read_fd, "rb") as pipe:
-            while not number.endswith(b"\n"):
-                chunk = pipe.read(1)
-                if not chunk:
-                    raise AssertionError(f"Xvfb exited ({proc.poll()}) before naming its display")
-                number += chunk
-        yield Display(f":{int(number)}", proc)
+        yield display
     finally:
-        stop_process(proc, 10)
+        stop_process(display.proc, 10)

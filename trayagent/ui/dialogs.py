@@ -28,6 +28,20 @@ log = logging.getLogger(__name__)
 TITLES = {"dataset": "trayagent: Dataset", "activity": "trayagent: Activity", "login": "trayagent: Log in",
           "settings": "trayagent: Settings"}
 SIZES = {"dataset": (760, 760), "activity": (760, 620), "login": (460, 560), "settings": (640, 680)}
+MIN_SIZE = (360, 300)
+# Room a desktop keeps around a window: its title bar and the panels (taskbar, top bar). A 760 px high
+# dialog on a 768 px laptop screen would otherwise lose its buttons below the screen's edge.
+SCREEN_MARGIN = (40, 110)
+
+
+def fit_to_screen(size: tuple[int, int], screens: list[tuple[int, int]]) -> tuple[int, int]:
+    """The dialog's size, shrunk to fit the smallest screen (the window may open on any of them),
+    never below the minimum the pages are laid out for. Without screens: the size asked for."""
+    if not screens:
+        return size
+    room_w = min(w for w, _ in screens) - SCREEN_MARGIN[0]
+    room_h = min(h for _, h in screens) - SCREEN_MARGIN[1]
+    return (max(MIN_SIZE[0], min(size[0], room_w)), max(MIN_SIZE[1], min(size[1], room_h)))
 
 
 class DialogLauncher:
@@ -175,17 +189,17 @@ def show_dialog(paths: Paths, name: str, request: str) -> int:
     except ImportError as exc:
         return _in_browser(client, name, request, f"pywebview is not installed ({exc})")
 
-    width, height = SIZES[name]
-    bridge = _Bridge()
-    window = webview.create_window(TITLES[name], dialog_url(client, token, name, request), width=width,
-                                   height=height, min_size=(360, 300), js_api=bridge,
-                                   background_color="#F6F7F9")
-    bridge._window = window
-    _quiet_bridge_errors()
-    if name == "dataset":
-        _watch_drops()
+    _quiet_bridge_errors()  # before anything loads a toolkit: a missing one is expected, not a traceback
     _name_the_program()
     gui: Any = os.environ.get("TRAYAGENT_WEBVIEW_GUI") or None  # e.g. "qt" where GTK is missing
+    width, height = fit_to_screen(SIZES[name], [] if gui else _screens(webview))
+    bridge = _Bridge()
+    window = webview.create_window(TITLES[name], dialog_url(client, token, name, request), width=width,
+                                   height=height, min_size=MIN_SIZE, js_api=bridge,
+                                   background_color="#F6F7F9")
+    bridge._window = window
+    if name == "dataset":
+        _watch_drops()
     try:
         webview.start(gui=gui, private_mode=True)
     except Exception as exc:  # WebViewException: neither GTK nor Qt (a plain pip install has neither)
@@ -193,6 +207,17 @@ def show_dialog(paths: Paths, name: str, request: str) -> int:
             raise
         return _in_browser(client, name, request, str(exc))
     return 0
+
+
+def _screens(webview: Any) -> list[tuple[int, int]]:
+    """The screens' sizes in pixels, or none where pywebview cannot tell before its window opens
+    (then the window gets its usual size). Asking loads pywebview's default toolkit: not done when
+    another one is chosen (``TRAYAGENT_WEBVIEW_GUI``)."""
+    try:
+        return [(int(s.width), int(s.height)) for s in webview.screens if s.width > 0 and s.height > 0]
+    except Exception as exc:  # no GUI toolkit yet, or a backend without screens: not worth a failure
+        log.debug("the screen size is unknown (%s): the dialog opens at its usual size", exc)
+        return []
 
 
 def _in_browser(client: AgentClient, name: str, request: str, why: str) -> int:
