@@ -337,12 +337,16 @@ class RcloneDaemon:
 
     def wait_job(self, job: tuple[int, int | None], poll: float = 0.05,
                  on_job: Callable[[int], None] | None = None,
-                 copies: tuple[int, int] | None = None) -> dict[str, Any]:
+                 copies: tuple[int, int] | None = None,
+                 watchdog: Callable[[int], str | None] | None = None) -> dict[str, Any]:
         """Poll the job until it finishes. ``copies`` = (``copied_count()`` before the job, files in
         it): once rclone has logged that many copies the job is about to end, so the next poll comes
-        at once instead of up to ``poll`` later (latency of small sync batches, tail of big files)."""
+        at once instead of up to ``poll`` later (latency of small sync batches, tail of big files).
+        ``watchdog``: asked on every poll; the reason it returns stops the job and becomes its error
+        (``stall.StallWatch``: storage gone mid-copy)."""
         jobid, pid = job
         delay, all_copied = 0.02, False
+        stopped: str | None = None
         while True:
             if copies is not None and not all_copied:
                 all_copied = self._wait_copies(*copies, timeout=delay)
@@ -364,7 +368,9 @@ class RcloneDaemon:
                 on_job(jobid)
             if status.get("finished"):
                 self._forget_stats(jobid)
-                return status
+                return {**status, "success": False, "error": stopped} if stopped else status
+            if watchdog is not None and stopped is None and (stopped := watchdog(jobid)):
+                self.call("job/stop", {"jobid": jobid})
 
     def _forget_stats(self, jobid: int) -> None:
         """A finished job's transfer statistics (its stats group) outlive the job in rclone: up to

@@ -24,6 +24,7 @@ from ..errors import AuthError, StorageError, StorageFull, StorageLogin
 from ..queue import QueuedFile
 from .rcerrors import RcError, is_auth_error, is_no_space, plain_error
 from .rclone import RcloneDaemon
+from .stall import StallWatch
 from .target import StorageTarget
 
 log = logging.getLogger(__name__)
@@ -144,9 +145,23 @@ class Transfer:
         """Really talk to the storage (Settings' Test connection): list the top of the remote.
         Creating a folder is not enough: rclone's WebDAV mkdir of the root contacts nobody."""
         self.check_access("")
+        self.reachable()
+
+    def reachable(self, timeout: float = 20) -> None:
+        """One listing of the top of the remote, without retries: raises when storage cannot be
+        reached (the stall watch of a copy that stands still)."""
         self._guard(lambda: self.daemon.call("operations/list", {
             "fs": self.fs(), "remote": "", "opt": {"dirsOnly": True, "noModTime": True},
-            "_config": {"LowLevelRetries": 1}}))
+            "_config": {"LowLevelRetries": 1}}, timeout=timeout))
+
+    def _job_counters(self, jobid: int) -> tuple[int, ...]:
+        """What moves while a job gets on: bytes sent, files compared, files done (not its errors:
+        failing is not progress)."""
+        try:
+            stats = self.daemon.stats(f"job/{jobid}")
+        except (RcError, StorageError):
+            return ()
+        return tuple(int(stats.get(k) or 0) for k in ("bytes", "checks", "transfers"))
 
     def _guard(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         try:
@@ -208,7 +223,8 @@ class Transfer:
                 meanwhile()
             errors = []
             for _, job in started:
-                status = self.daemon.wait_job(job, on_job=on_job, copies=(copied_before, len(files)))
+                status = self.daemon.wait_job(job, on_job=on_job, copies=(copied_before, len(files)),
+                                              watchdog=StallWatch(self._job_counters, self.reachable))
                 if not status.get("success"):
                     errors.append(self.daemon.redact(str(status.get("error") or "failed")))
             if errors:
