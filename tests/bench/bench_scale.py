@@ -113,12 +113,14 @@ def _rclone_child(pid: int) -> int | None:
     return None
 
 
-def run_trayagent(ta: Trayagent, tree: Path, timeout: float) -> dict[str, Any]:
-    """One upload: wall time, its peak RSS and its rclone's."""
+def run_trayagent(ta: Trayagent, tree: Path, timeout: float, checkout: Path | None = None) -> dict[str, Any]:
+    """One upload: wall time, its peak RSS and its rclone's. ``checkout``: run the trayagent of that
+    source tree (``python -c`` imports from its working directory) instead of the installed one."""
     rclone_peak = [0]
     begun = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, "upload", str(tree), "--dataset", "scale", "--json"],
-                            env=ta.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=ta.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=checkout or HERE.parent.parent)
 
     def sample() -> None:
         child = None
@@ -159,14 +161,21 @@ def after_upload(ta: Trayagent) -> dict[str, Any]:
             "catalogue_db": size("catalogue.sqlite")}
 
 
-def one_round(target: Target, tree: Path, base: Path, tag: str, flip: bool, timeout: float) -> dict[str, Any]:
+def one_round(target: Target, tree: Path, base: Path, tag: str, flip: bool, timeout: float,
+              compare: Path | None = None) -> dict[str, Any]:
     ta = Trayagent(base / f"home-{tag}")
     dest_ta, dest_rc = target.fresh(f"ta{tag}"), target.fresh(f"rc{tag}")
     target.configure(ta, dest_ta)
     out: dict[str, Any] = {}
+    uploads = [(ta, dest_ta)]  # (home, destination) of each trayagent that uploads in this round
     try:
         steps = [("trayagent", lambda: run_trayagent(ta, tree, timeout)),
                  ("rclone-copy", lambda: run_rclone(target, tree, dest_rc, timeout))]
+        if compare is not None:  # the other checkout's first upload, in the same round
+            ta_base, dest_base = Trayagent(base / f"home-base-{tag}"), target.fresh(f"tb{tag}")
+            target.configure(ta_base, dest_base)
+            uploads.append((ta_base, dest_base))
+            steps.insert(1, ("trayagent-base", lambda: run_trayagent(ta_base, tree, timeout, compare)))
         for name, step in (reversed(steps) if flip else steps):
             subprocess.run(["sync"], check=False)
             out[name] = step()
@@ -176,10 +185,11 @@ def one_round(target: Target, tree: Path, base: Path, tag: str, flip: bool, time
         for name, step in (reversed(noop) if flip else noop):
             out[name] = step()
     finally:
-        ta.close()
-        target.cleanup(dest_ta)
+        for home, dest in uploads:
+            home.close()
+            target.cleanup(dest)
+            shutil.rmtree(home.home, ignore_errors=True)
         target.cleanup(dest_rc)
-        shutil.rmtree(ta.home, ignore_errors=True)
     return out
 
 
@@ -196,6 +206,12 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     out["rss_mb"] = {k: round(max(r[t]["rss"] for r in rounds) / 2**20, 1) for k, t in
                      (("trayagent", "trayagent"), ("trayagent_noop", "trayagent-noop"), ("rclone_copy", "rclone-copy"))}
     out["rss_mb"]["trayagent_rclone"] = round(max(r["trayagent"]["rclone_rss"] for r in rounds) / 2**20, 1)
+    if "trayagent-base" in rounds[0]:  # --compare: this checkout against the other one
+        out["trayagent-base"] = round(med("trayagent-base", "seconds"), 3)
+        out["ratio_base"] = round(out["rclone-copy"] / out["trayagent-base"], 2)
+        iv = ratio_interval([r["trayagent-base"]["seconds"] for r in rounds],
+                            [r["trayagent"]["seconds"] for r in rounds])
+        out["interval_base_over_this"] = [round(v, 2) for v in iv] if iv else None
     out["status_s"] = round(statistics.median(r["after"]["status_s"] for r in rounds), 3)
     out["queue_db_mb"] = round(rounds[0]["after"]["queue_db"] / 2**20, 1)
     out["catalogue_db_mb"] = round(rounds[0]["after"]["catalogue_db"] / 2**20, 1)
@@ -209,6 +225,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--file-bytes", type=int, default=4096)
     p.add_argument("--timeout", type=float, default=7200)
+    p.add_argument("--compare", type=Path, help="another checkout of trayagent (e.g. a git worktree of the "
+                   "previous commit): its first upload runs in every round too, as trayagent-base")
     args = p.parse_args()
     prepare_environment()
     started = time.monotonic()
@@ -224,8 +242,8 @@ def main() -> int:
                 make_tree(tree, n, args.file_bytes)
                 for name in args.targets.split(","):
                     target = _target(name, base, servers)
-                    rounds = [one_round(target, tree, base, f"{n}-{name}-{i}", i % 2 == 1, args.timeout)
-                              for i in range(args.rounds)]
+                    rounds = [one_round(target, tree, base, f"{n}-{name}-{i}", i % 2 == 1, args.timeout,
+                                        args.compare) for i in range(args.rounds)]
                     summary = summarise(rounds)
                     doc["results"][f"{name}-{n}"] = {"summary": summary, "rounds": rounds}
                     print(f"{name:<7} {n:>9,} files: {summary}", flush=True)
