@@ -10,14 +10,12 @@ Headless Chromium draws the pages; the real pywebview window's size on a small s
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
-from test_dialogs import find_window, grab, rendered, stop_dialog, xdotool
+from test_dialogs import find_window, grab, rendered, start_dialog_window, stop_dialog, xdotool
 from virtualdisplay import start_xvfb
 from waiting import stop_process, wait_for
 
@@ -131,10 +129,7 @@ def test_pywebview_window_fits_small_screen(agent: AgentProcess, agent_env: dict
     xvfb = start_xvfb("1024x600x24")  # a display of its own: the session's is 1280x800
     try:
         request = agent.post("/api/open", {"paths": [str(tmp_path)]})["request"]
-        env = {**agent_env, "DISPLAY": xvfb.name, "NO_AT_BRIDGE": "1", "GDK_BACKEND": "x11"}
-        proc = subprocess.Popen([sys.executable, "-m", "trayagent.cli", "dialog", "dataset", "--request", request],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = start_dialog_window(xvfb, agent_env, "dataset", request)
         try:
             window = find_window(xvfb, TITLES["dataset"], proc)
             wait_for(lambda: rendered(grab(xvfb, window)), 60, "the dataset window drawn", interval=0.3)

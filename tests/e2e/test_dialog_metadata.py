@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ import pytest
 from agentctl import Trayagent
 from metafiles import TEMPLATE_TOML, make_nexus
 from playwright.sync_api import expect
-from test_dialogs import find_window, grab, rendered, stop_dialog, xdotool
+from test_dialogs import find_window, grab, rendered, start_dialog_window, stop_dialog, xdotool
 from waiting import wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -102,10 +100,7 @@ def test_template_form_in_the_pywebview_window(beamline: Trayagent, start_agent:
     data = tmp_path / "win7"
     make_nexus(data / "scan_001.nxs")
     request = agent.post("/api/open", {"paths": [str(data)]})["request"]
-    env = {**agent_env, "DISPLAY": xvfb.name, "NO_AT_BRIDGE": "1", "GDK_BACKEND": "x11"}
-    proc = subprocess.Popen([sys.executable, "-m", "trayagent.cli", "dialog", "dataset", "--request", request],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    proc = start_dialog_window(xvfb, agent_env, "dataset", request)
     try:
         window = find_window(xvfb, "trayagent: Dataset", proc)
         wait_for(lambda: rendered(grab(xvfb, window)), 60, "the dataset window drawn", interval=0.3)

@@ -386,6 +386,19 @@ def rendered(image: Any) -> bool:
     return background > 0.05 * image.width * image.height
 
 
+def start_dialog_window(display: Display, agent_env: dict[str, str], name: str,
+                        request: str = "") -> subprocess.Popen[bytes]:
+    """``trayagent dialog NAME`` on the display, as the agent starts it; in a session of its own, so that
+    ``stop_dialog`` ends WebKit's helper processes too. The toolkit is the one the tests run with."""
+    env = {**agent_env, "DISPLAY": display.name, "NO_AT_BRIDGE": "1", "GDK_BACKEND": "x11"}
+    env.pop("TRAYAGENT_WEBVIEW_GUI", None)
+    if os.environ.get("TRAYAGENT_WEBVIEW_GUI"):
+        env["TRAYAGENT_WEBVIEW_GUI"] = os.environ["TRAYAGENT_WEBVIEW_GUI"]
+    return subprocess.Popen([sys.executable, "-m", "trayagent.cli", "dialog", name, "--request", request],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+
+
 def stop_dialog(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)  # its own session: WebKit's helper processes go too
@@ -401,13 +414,7 @@ def test_pywebview_window(name: str, agent: AgentProcess, agent_env: dict[str, s
                           tmp_path: Path, artifacts: Path) -> None:
     data = make_files(tmp_path / "beamtime", {"scan_0001.h5": 1000})
     request = agent.post("/api/open", {"paths": [str(data)]})["request"] if name == "dataset" else ""
-    env = {**agent_env, "DISPLAY": xvfb.name, "NO_AT_BRIDGE": "1", "GDK_BACKEND": "x11"}
-    env.pop("TRAYAGENT_WEBVIEW_GUI", None)
-    if os.environ.get("TRAYAGENT_WEBVIEW_GUI"):
-        env["TRAYAGENT_WEBVIEW_GUI"] = os.environ["TRAYAGENT_WEBVIEW_GUI"]
-    proc = subprocess.Popen([sys.executable, "-m", "trayagent.cli", "dialog", name, "--request", request],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    proc = start_dialog_window(xvfb, agent_env, name, request)
     try:
         window = find_window(xvfb, TITLES[name], proc)
         deadline = time.monotonic() + 60
