@@ -114,14 +114,6 @@ def test_other_dialogs_footer_whole_at_minimum(name: str, agent: AgentProcess, p
     assert not wider_than_window(page), f"{name} scrolls sideways: {wider_than_window(page)}"
 
 
-def test_fit_to_screen() -> None:
-    assert fit_to_screen((760, 760), []) == (760, 760)
-    assert fit_to_screen((760, 760), [(1920, 1080)]) == (760, 760)
-    assert fit_to_screen((760, 760), [(1366, 768)]) == (760, 658)  # a laptop: the buttons stay on screen
-    assert fit_to_screen((760, 760), [(1920, 1080), (1024, 600)]) == (760, 490)  # the smallest screen
-    assert fit_to_screen((760, 760), [(320, 240)]) == MIN_SIZE  # never below the page's minimum
-
-
 def test_pywebview_window_fits_small_screen(agent: AgentProcess, agent_env: dict[str, str], tmp_path: Path,
                                             artifacts: Path) -> None:
     """On a 1024x600 screen (a netbook, a beamline PC's small monitor) the 760 px high dataset window

@@ -370,7 +370,8 @@ class RcloneDaemon:
                 self._forget_stats(jobid)
                 return {**status, "success": False, "error": stopped} if stopped else status
             if watchdog is not None and stopped is None and (stopped := watchdog(jobid)):
-                self.call("job/stop", {"jobid": jobid})
+                with contextlib.suppress(RcError):  # ended meanwhile: the next poll says how
+                    self.call("job/stop", {"jobid": jobid})
 
     def _forget_stats(self, jobid: int) -> None:
         """A finished job's transfer statistics (its stats group) outlive the job in rclone: up to
