@@ -54,6 +54,18 @@ class _NotRclone(logging.Filter):
         return not record.name.startswith(RCLONE_LOGGER)
 
 
+class _Formatter(logging.Formatter):
+    """Several of rclone's lines in one record (``lines``, read from its pipe together) come out
+    as if logged one by one: each line with the prefix."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if getattr(record, "lines", 1) < 2 or not text.endswith(record.message):
+            return text
+        head = text[: len(text) - len(record.message)]
+        return head + record.message.replace("\n", "\n" + head)
+
+
 class _LogFile(logging.handlers.RotatingFileHandler):
     """This process's log file; when it cannot be written (no space left, read-only), one line says so."""
 
@@ -87,10 +99,10 @@ def setup_logging(log_file: Path, redact: Callable[[str], str], *, console_level
         h.close()
     log_file.parent.mkdir(parents=True, exist_ok=True)
     file_handler = _LogFile(log_file, maxBytes=MAX_BYTES, backupCount=1, encoding="utf-8", delay=True)
-    file_handler.setFormatter(logging.Formatter(_FORMAT))
+    file_handler.setFormatter(_Formatter(_FORMAT))
     console = logging.StreamHandler()
     console.setLevel(logging.DEBUG if verbose else console_level)
-    console.setFormatter(logging.Formatter("trayagent: %(levelname)s: %(message)s"))
+    console.setFormatter(_Formatter("trayagent: %(levelname)s: %(message)s"))
     if not verbose:
         console.addFilter(_NotRclone())
     for handler in (file_handler, console):

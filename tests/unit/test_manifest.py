@@ -162,3 +162,15 @@ def test_the_spool_stays_in_memory_while_small_and_moves_to_a_file_beyond(tmp_pa
         assert big.path is not None and big.path.read_bytes() == b"x" * 60 + b"y" * 60
         where = big.path
     assert not where.exists()  # removed on exit
+
+
+def test_media_types_are_those_of_mimetypes_per_file_name() -> None:
+    """The manifest looks a media type up once per distinct ending; the answer per file is the
+    standard library's (leading dots, compound endings, case, no ending)."""
+    import mimetypes
+
+    from trayagent.pipeline.manifest import _media_type, _suffixes
+    names = ["d/f0001.dat", "scan.tar.gz", "README", "img.TIF", "a.b/c", ".hidden", ".json", "..x.tar.gz",
+             "q/.hidden.txt", "b.c.d.png", "x.", "frame.h5", "data.JSON", "movie.MP4", "x.tar.bz2"]
+    for name in names:
+        assert _media_type(_suffixes(name)) == mimetypes.guess_type(name, strict=False)[0], name

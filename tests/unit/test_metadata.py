@@ -154,7 +154,7 @@ def test_tiff_extractor_reads_tags(tmp_path: Path) -> None:
 
 # -- the harvester's budgets ----------------------------------------------------------------------
 def _files(*paths: Path) -> list[Any]:
-    return [SimpleNamespace(local_path=p) for p in paths]
+    return [SimpleNamespace(local_path=p, src_rel=p.name) for p in paths]
 
 
 class _Hangs:

@@ -375,3 +375,16 @@ def test_mark_verified_records_level_and_checksum_and_reports_stale(q: Queue) ->
     fa, fb = q.files(ds)
     assert (fa.state, fa.verification, fa.checksum) == ("verified", "hash", "cafe")
     assert (fb.state, fb.checksum) == ("pending", None)
+
+
+def test_mark_uploaded_writes_hashes_and_state_once_and_leaves_requeued_files(q: Queue) -> None:
+    ds = _ds(q)
+    q.enqueue(ds, [_nf("a"), _nf("b"), _nf("c")])
+    a, b, c = (f.id for f in q.files(ds))
+    q.mark([a, b, c], State.UPLOADING, expect=State.PENDING)
+    q.enqueue(ds, [_nf("c", size=99)])  # a rescan found a new version of c while its old one was copied
+    q.mark_uploaded([(a, 11, 1100, "", "md5"), (c, 10, 1000, "", "md5")], [b])
+    got = {f.relpath: (f.state, f.size, f.mtime_ns, f.checksum, f.algorithm) for f in q.files(ds)}
+    assert got == {"a": ("uploaded", 11, 1100, None, "md5"), "b": ("uploaded", 10, 1000, None, None),
+                   "c": ("pending", 99, 1000, None, None)}
+    assert q.counts(ds)["uploaded"] == 2 and q.counts(ds)["pending"] == 1

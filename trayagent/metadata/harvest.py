@@ -56,6 +56,9 @@ class LocalFile(Protocol):
     @property
     def local_path(self) -> Path: ...
 
+    @property
+    def src_rel(self) -> str: ...
+
 
 @dataclass
 class _Batch:
@@ -222,7 +225,8 @@ class Harvester:
     def _one(self, dataset_id: int, f: LocalFile, urgent: bool = False) -> None:
         found = None
         try:
-            found = self._extract(dataset_id, f.local_path, urgent)
+            if self._may_read(f.src_rel):  # the name first: most files are of no format read here
+                found = self._extract(dataset_id, f.local_path, urgent)
         except Exception:  # the harvester never takes the upload down
             log.exception("metadata: reading %s failed", f)
         with self._lock:
@@ -234,6 +238,12 @@ class Harvester:
                     state.aggregate.add_file(found)
                     state.dirty = True
             self._lock.notify_all()
+
+    def _may_read(self, name: str) -> bool:
+        if self._extractors is None:
+            self._extractors = list(self._load())
+        name = name.lower()
+        return any(name.endswith(e.suffixes) for e in self._extractors)
 
     def _extract(self, dataset_id: int, path: Path, urgent: bool) -> dict[str, Entry] | None:
         with self._lock:

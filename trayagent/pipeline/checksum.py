@@ -56,12 +56,12 @@ def _hasher(algorithm: str) -> Any:
 
 
 @contextmanager
-def _reading(path: Path) -> Iterator[None]:
+def _reading(path: str | Path) -> Iterator[None]:
     """Turn OS errors into messages that say what happened to the file and what to do."""
     try:
         yield
     except FileNotFoundError as exc:
-        if path.is_symlink():
+        if os.path.islink(path):
             raise LocalFileError(f"{path}: broken symbolic link (its target is missing)",
                                  "Restore the target, then press Retry.") from exc
         raise LocalFileError(f"{path}: the file vanished before it could be uploaded",
@@ -93,11 +93,11 @@ def hash_file(path: Path, algorithm: str) -> Digest:
     return Digest(after.st_size, after.st_mtime_ns, h.hexdigest(), algorithm)
 
 
-def stat_file(path: Path, algorithm: str) -> Digest:
+def stat_file(path: str | Path, algorithm: str) -> Digest:
     """Size and mtime before an upload whose checksum rclone computes and checks in transit;
     the file must still be readable, as ``hash_file`` would have found out."""
     with _reading(path):
-        st = path.stat()
+        st = os.stat(path)
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
         if not os.access(path, os.R_OK):

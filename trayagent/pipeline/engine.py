@@ -19,10 +19,10 @@ mean the recorded hash is the hash of the bytes that are there.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import math
+import os
 import random
 import threading
 import time
@@ -371,7 +371,7 @@ class Engine:
         if changed:
             self.queue.forget_stored([f.id for f in changed])
         kept = [f for f in batch if f not in changed]
-        return kept or [dataclasses.replace(f, maybe_stored=False) for f in changed]
+        return kept or [f._replace(maybe_stored=False) for f in changed]
 
     def _upload_next_batch(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
         """Send one batch; while rclone works, verify and register what earlier batches sent."""
@@ -435,18 +435,17 @@ class Engine:
             self.queue.mark(ids, State.PENDING, expect=State.UPLOADING)
             raise auth
         self._job_errors[dataset.id] = errors
-        uploaded, fresh = [], []
+        same, fresh = [], []
         for f in batch:
             digest = digests[f.id].result()
             if isinstance(digest, LocalFileError):
                 self._local_problem(f, digest)
-                continue
-            uploaded.append(f.id)
-            if (digest.value, digest.size, digest.mtime_ns, digest.algorithm) != (
+            elif (digest.value, digest.size, digest.mtime_ns, digest.algorithm) != (
                     f.checksum or "", f.size, f.mtime_ns, f.algorithm):
                 fresh.append((f.id, digest.size, digest.mtime_ns, digest.value, digest.algorithm))
-        self.queue.set_hashes(fresh)
-        self.queue.mark(uploaded, State.UPLOADED, expect=State.UPLOADING)
+            else:
+                same.append(f.id)
+        self.queue.mark_uploaded(fresh, same)
         if refused:
             raise refused[0]
 
@@ -467,11 +466,11 @@ class Engine:
         algorithm = self.algorithm()
         try:
             if f.checksum and f.algorithm == algorithm:
-                st = f.local_path.stat()
+                st = os.stat(f.local_file)
                 if (st.st_size, st.st_mtime_ns) == (f.size, f.mtime_ns):
                     return Digest(f.size or 0, f.mtime_ns or 0, f.checksum, algorithm)
             if self._hash_in_transit:
-                return stat_file(f.local_path, algorithm)
+                return stat_file(f.local_file, algorithm)
             return hash_file(f.local_path, algorithm)
         except LocalFileError as exc:
             return exc

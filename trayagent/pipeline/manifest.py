@@ -106,6 +106,19 @@ def load_media_types() -> None:
         mimetypes.init()
 
 
+def _suffixes(path: str) -> str:
+    """Everything from the first dot of the file's name on: all ``guess_type`` looks at."""
+    name = path.rpartition("/")[2].lstrip(".")  # a leading dot starts the name (".json": no ending)
+    dot = name.find(".")
+    return "" if dot < 0 else name[dot:]
+
+
+@functools.lru_cache(maxsize=1024)
+def _media_type(suffixes: str) -> str | None:
+    """Per distinct ending, not per file: a detector's run has a handful of endings."""
+    return mimetypes.guess_type("file" + suffixes, strict=False)[0] if suffixes else None
+
+
 def _file_entity(record: FileRecord, checksums: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
     entity: dict[str, Any] = {
         "@id": encode_path(record.path),
@@ -116,7 +129,7 @@ def _file_entity(record: FileRecord, checksums: dict[str, dict[str, Any]] | None
     modified = _timestamp(record.mtime)
     if modified:
         entity["dateModified"] = modified
-    media_type, _ = mimetypes.guess_type(record.path, strict=False)
+    media_type = _media_type(_suffixes(record.path))
     if media_type:
         entity["encodingFormat"] = media_type
     if record.checksum:

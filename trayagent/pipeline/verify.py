@@ -10,6 +10,7 @@ upload goes back to the queue and is never registered with a stale checksum.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Literal
 
 from ..errors import LocalFileError, StorageError
@@ -58,7 +59,7 @@ def check(f: QueuedFile, digest: Digest, remote: RemoteFile | None, verify_hash:
 
 def changed_since(f: QueuedFile, digest: Digest) -> bool:
     try:
-        st = f.local_path.stat()
+        st = os.stat(f.local_file)
     except OSError:
         return True
     return (st.st_size, st.st_mtime_ns) != (digest.size, digest.mtime_ns)

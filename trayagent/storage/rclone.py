@@ -29,10 +29,10 @@ from ..errors import StorageError
 from .process import LAUNCHER, die_with_parent, ending_without_waiting, is_rclone, pid_alive
 from .rcerrors import RcError
 from .rchttp import LoopbackHttp, http_client
+from .rclonelog import LineReader, LogPump
 from .redact import Redactor
 
 log = logging.getLogger(__name__)
-rclone_log = logging.getLogger("trayagent.rclone.process")
 
 # Go's collector during rclone's start-up: off, with a ceiling in case it is never turned back on
 _START_GC = {"GOGC": "off", "GOMEMLIMIT": "256MiB"}
@@ -46,11 +46,6 @@ JOB_EXPIRE = "3s"
 # kept until deleted (up to 1,000): the calls that are not jobs share this one instead.
 CALL_GROUP = "trayagent"
 _LISTEN = re.compile(r"Serving remote control on (http://127\.0\.0\.1:\d+)/")
-_COPIED = re.compile(r": (?:Multi-thread )?Copied \(")
-_LEVEL = re.compile(r"^\S+ \S+ (ERROR|NOTICE|INFO|DEBUG|WARNING|CRITICAL)\s*: ?(.*)$")
-# rclone's echo of an rc call that failed: the caller gets the same error as RcError and reports it
-# in its own words, so the echo goes to the log file only, not to the console as well.
-_RC_ECHO = re.compile(r'^rc: "[^"]+": error: ')
 
 
 class RcloneDaemon:
@@ -69,8 +64,7 @@ class RcloneDaemon:
         self._lock = threading.Lock()
         self._http = LoopbackHttp()
         self._ready = _Ready()
-        self._copied = 0  # "Copied" lines in rclone's log: tells a waiting job that its files are done
-        self._copied_cond = threading.Condition()
+        self._log = LogPump(self.redact)  # counts "Copied" lines: tells a waiting job that its files are done
         self._gc_held = False
 
     # -- process --------------------------------------------------------------------------------
@@ -142,8 +136,11 @@ class RcloneDaemon:
 
     def _follow(self, proc: subprocess.Popen[str], ready: _Ready) -> None:
         """Wait for rclone to serve, then stream its log for as long as it runs."""
+        assert proc.stderr is not None
+        reader = LineReader(proc.stderr.fileno())  # the text stream itself is never read: no buffer between
+        after: list[str] = []
         try:
-            self._url = self._await_listen(proc)
+            self._url, after = self._await_listen(proc, reader)
             log.info("rclone rcd (pid %d) serving on %s", proc.pid, self._url)
         except StorageError as exc:
             ready.error = exc
@@ -154,7 +151,7 @@ class RcloneDaemon:
                 timer = threading.Timer(_GC_HELD_SECONDS, self._release_gc, (proc,))
                 timer.daemon = True
                 timer.start()
-            self._pump_log(proc)
+            self._log.run(reader, after)
 
     def _release_gc(self, proc: subprocess.Popen[str]) -> None:
         """rclone starts with Go's collector off (``_START_GC``): its start-up allocates much that
@@ -205,44 +202,22 @@ class RcloneDaemon:
                     os.kill(pid, signal.SIGTERM)
             pidfile.unlink(missing_ok=True)
 
-    def _await_listen(self, proc: subprocess.Popen[str]) -> str:
-        assert proc.stderr is not None
+    def _await_listen(self, proc: subprocess.Popen[str], reader: LineReader) -> tuple[str, list[str]]:
+        """rclone's address, and the lines that came after it in the same read (logged as usual)."""
         deadline = time.monotonic() + 20
         seen: list[str] = []
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen.append(self.redact(line.rstrip()))
-            if m := _LISTEN.search(line):
-                return m.group(1)
+        while time.monotonic() < deadline and (lines := reader.lines()) is not None:
+            for i, line in enumerate(lines):
+                seen.append(self.redact(line.rstrip()))
+                if m := _LISTEN.search(line):
+                    return m.group(1), lines[i + 1:]
         proc.kill()
         raise StorageError("rclone did not start: " + " | ".join(seen[-5:]),
                            "Check that rclone works (`rclone version`) and see the log.")
 
-    def _pump_log(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            m = _LEVEL.match(line.rstrip())
-            level, text = (m.group(1), m.group(2)) if m else ("INFO", line.rstrip())
-            pylevel = {"ERROR": logging.ERROR, "CRITICAL": logging.ERROR, "WARNING": logging.WARNING,
-                       "NOTICE": logging.INFO, "DEBUG": logging.DEBUG}.get(level, logging.INFO)
-            if _RC_ECHO.match(text):
-                pylevel = min(pylevel, logging.INFO)
-            if text and rclone_log.isEnabledFor(pylevel):
-                # a record made here, not by Logger.log: that one looks up the calling frame for
-                # each line, a sixth of this thread's time at one "Copied" line per file
-                rclone_log.handle(rclone_log.makeRecord(rclone_log.name, pylevel, __file__, 0, "%s",
-                                                        (self.redact(text),), None, "_pump_log"))
-            if _COPIED.search(text):
-                with self._copied_cond:
-                    self._copied += 1
-                    self._copied_cond.notify_all()
-
     def copied_count(self) -> int:
         """Files rclone has logged as copied so far (all jobs): a base for ``wait_job(copies=)``."""
-        with self._copied_cond:
-            return self._copied
+        return self._log.copied()
 
     def stop(self) -> None:
         with self._lock:
@@ -382,8 +357,7 @@ class RcloneDaemon:
             log.debug("rclone stats of job %d kept: %s", jobid, exc)
 
     def _wait_copies(self, base: int, expect: int, timeout: float) -> bool:
-        with self._copied_cond:
-            return self._copied_cond.wait_for(lambda: self._copied - base >= expect, timeout)
+        return self._log.wait_copies(base, expect, timeout)
 
     def stats(self, group: str | None = None) -> dict[str, Any]:
         return self.call("core/stats", {"group": group} if group else {})
