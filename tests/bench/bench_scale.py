@@ -20,8 +20,10 @@ target and round, interleaved (the order of the tools alternates from round to r
 folder on the same disk. Peak RSS comes from /proc: VmHWM of the ``trayagent upload`` process as it
 returns (a driver prints it), and of its ``rclone rcd`` child sampled every 50 ms until it ends (VmHWM
 only grows, so the last sample is the peak up to 50 ms before the end); ``rclone copy``'s from
-wait4. After the first upload of a round: the time of ``trayagent status --json`` and the sizes of the
-queue and catalogue databases. Ratios are rclone time / trayagent time (>= 1.0: trayagent as fast),
+wait4. CPU seconds the same way: trayagent's Python as it returns, its rclone's last sample, ``rclone
+copy``'s from wait4, and the storage server's (S3, WebDAV) over each run: on 2 cores shared with the
+server, a tool's time follows the CPU that all three spend. After the first upload of a round: the
+time of ``trayagent status --json`` and the sizes of the queue and catalogue databases. Ratios are rclone time / trayagent time (>= 1.0: trayagent as fast),
 medians over rounds, with a 95 % bootstrap interval from 5 rounds on. Results go to
 build/bench-results/scale-<timestamp>.json. Not a pytest module.
 """
@@ -47,13 +49,13 @@ sys.path.insert(0, str(HERE))
 
 from agentctl import Trayagent  # noqa: E402
 from bench_upload import Dest, S3Target, Target, WebDAVTarget, rclone_cmd_env  # noqa: E402
-from benchlib import git_commit, prepare_environment, ratio_interval, run_main, write_results  # noqa: E402
+from benchlib import git_commit, prepare_environment, proc_cpu, ratio_interval, run_main, write_results  # noqa: E402
 from servers import S3Server, SessionKeyring, WebDAVServer, random_secret  # noqa: E402
 
 # `trayagent upload` in-process, printing its own peak RSS when it returns (rclone is another process)
-DRIVER = ("import sys\nfrom trayagent.cli.main import main\ncode = main(sys.argv[1:])\n"
+DRIVER = ("import sys, time\nfrom trayagent.cli.main import main\ncode = main(sys.argv[1:])\n"
           "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
-          "sys.stderr.write(f'\\nVmHWM_KB={hwm.split()[1]}\\n')\nsys.exit(code)\n")
+          "sys.stderr.write(f'\\nVmHWM_KB={hwm.split()[1]} CPU_S={time.process_time():.3f}\\n')\nsys.exit(code)\n")
 
 
 class LocalTarget(Target):
@@ -113,10 +115,14 @@ def _rclone_child(pid: int) -> int | None:
     return None
 
 
-def run_trayagent(ta: Trayagent, tree: Path, timeout: float, checkout: Path | None = None) -> dict[str, Any]:
-    """One upload: wall time, its peak RSS and its rclone's. ``checkout``: run the trayagent of that
-    source tree (``python -c`` imports from its working directory) instead of the installed one."""
-    rclone_peak = [0]
+def run_trayagent(ta: Trayagent, tree: Path, timeout: float, checkout: Path | None = None,
+                  server_pid: int | None = None) -> dict[str, Any]:
+    """One upload: wall time, its peak RSS and its rclone's, and the CPU seconds of trayagent's Python
+    (as it returns), of its rclone (sampled every 50 ms: the last ones may be missed) and of the storage
+    server. ``checkout``: run the trayagent of that source tree (``python -c`` imports from its working
+    directory) instead of the installed one."""
+    rclone_peak, rclone_cpu = [0], [0.0]
+    server_before = proc_cpu(server_pid)
     begun = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, "upload", str(tree), "--dataset", "scale", "--json"],
                             env=ta.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -128,6 +134,7 @@ def run_trayagent(ta: Trayagent, tree: Path, timeout: float, checkout: Path | No
             child = child or _rclone_child(proc.pid)
             if child:
                 rclone_peak[0] = max(rclone_peak[0], _hwm(child))
+                rclone_cpu[0] = proc_cpu(child) or rclone_cpu[0]
             time.sleep(0.05)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -136,12 +143,21 @@ def run_trayagent(ta: Trayagent, tree: Path, timeout: float, checkout: Path | No
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"trayagent upload exit {proc.returncode}: {err[-2000:]}")
-    return {"seconds": seconds, "rss": int(err.rsplit("VmHWM_KB=", 1)[1].split()[0]) * 1024,
-            "rclone_rss": rclone_peak[0], "files_ok": __import__("json").loads(out)["files_ok"]}
+    tail = err.rsplit("VmHWM_KB=", 1)[1].split()
+    return {"seconds": seconds, "rss": int(tail[0]) * 1024, "rclone_rss": rclone_peak[0],
+            "cpu": {"python": float(tail[1].removeprefix("CPU_S=")), "rclone": rclone_cpu[0],
+                    "server": _cpu_since(server_pid, server_before)},
+            "files_ok": __import__("json").loads(out)["files_ok"]}
+
+
+def _cpu_since(pid: int | None, before: float | None) -> float | None:
+    now = proc_cpu(pid)
+    return None if now is None or before is None else round(now - before, 2)
 
 
 def run_rclone(target: Target, tree: Path, dest: Dest, timeout: float) -> dict[str, Any]:
     cmd = ["rclone", "copy", str(tree), dest.rclone_path, "--checkers=8", *target.tuned_flags()]
+    server_before = proc_cpu(target.server_pid)
     begun = time.perf_counter()
     proc = subprocess.Popen(cmd, env=rclone_cmd_env(target), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -149,7 +165,9 @@ def run_rclone(target: Target, tree: Path, dest: Dest, timeout: float) -> dict[s
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"rclone copy exit {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
-    return {"seconds": seconds, "rss": usage.ru_maxrss * 1024}
+    return {"seconds": seconds, "rss": usage.ru_maxrss * 1024,
+            "cpu": {"rclone": round(usage.ru_utime + usage.ru_stime, 2),
+                    "server": _cpu_since(target.server_pid, server_before)}}
 
 
 def after_upload(ta: Trayagent) -> dict[str, Any]:
@@ -169,13 +187,14 @@ def one_round(target: Target, tree: Path, base: Path, tag: str, flip: bool, time
     out: dict[str, Any] = {}
     uploads = [(ta, dest_ta)]  # (home, destination) of each trayagent that uploads in this round
     try:
-        steps = [("trayagent", lambda: run_trayagent(ta, tree, timeout)),
+        pid = target.server_pid
+        steps = [("trayagent", lambda: run_trayagent(ta, tree, timeout, server_pid=pid)),
                  ("rclone-copy", lambda: run_rclone(target, tree, dest_rc, timeout))]
         if compare is not None:  # the other checkout's first upload, in the same round
             ta_base, dest_base = Trayagent(base / f"home-base-{tag}"), target.fresh(f"tb{tag}")
             target.configure(ta_base, dest_base)
             uploads.append((ta_base, dest_base))
-            steps.insert(1, ("trayagent-base", lambda: run_trayagent(ta_base, tree, timeout, compare)))
+            steps.insert(1, ("trayagent-base", lambda: run_trayagent(ta_base, tree, timeout, compare, pid)))
         for name, step in (reversed(steps) if flip else steps):
             subprocess.run(["sync"], check=False)
             out[name] = step()
@@ -212,6 +231,9 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         iv = ratio_interval([r["trayagent-base"]["seconds"] for r in rounds],
                             [r["trayagent"]["seconds"] for r in rounds])
         out["interval_base_over_this"] = [round(v, 2) for v in iv] if iv else None
+    out["cpu_s"] = {tool: {part: round(statistics.median(r[tool]["cpu"][part] or 0 for r in rounds), 2)
+                           for part in rounds[0][tool]["cpu"]}
+                    for tool in ("trayagent", "trayagent-base", "rclone-copy") if tool in rounds[0]}
     out["status_s"] = round(statistics.median(r["after"]["status_s"] for r in rounds), 3)
     out["queue_db_mb"] = round(rounds[0]["after"]["queue_db"] / 2**20, 1)
     out["catalogue_db_mb"] = round(rounds[0]["after"]["catalogue_db"] / 2**20, 1)

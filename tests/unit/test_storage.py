@@ -38,6 +38,24 @@ def test_s3_uploads_more_parts_at_once_and_gets_its_keys() -> None:
                   "access_key_id='AK',secret_access_key='SK':bucket/d")
 
 
+def test_copies_of_small_files_to_s3_skip_the_head_after_each_upload() -> None:
+    """The engine lists what it sent (size and MD5 of each file), so rclone's HEAD per object is not
+    needed for single-part uploads; kept where the remote decides on chunking or on the HEAD itself."""
+    plain = _target(":s3,provider=Other,endpoint='http://s3':bucket", "AK", "SK")
+    assert plain.fs("d", _obscure, small_files=True) == (
+        ":s3,provider=Other,endpoint='http://s3',upload_concurrency=8,no_head=true,"
+        "access_key_id='AK',secret_access_key='SK':bucket/d")
+    assert "no_head" not in plain.fs("d", _obscure)
+    chunked = _target(":s3,provider=Other,upload_cutoff=0:bucket")
+    assert "no_head" not in chunked.fs("d", _obscure, small_files=True)
+    named = _target("facility:bucket")
+    assert "no_head" not in named.fs("d", _obscure, "s3", frozenset({"type", "no_head"}), small_files=True)
+    assert "no_head" not in named.fs("d", _obscure, "s3", frozenset({"type", "upload_cutoff"}), small_files=True)
+    assert "no_head=true" in named.fs("d", _obscure, "s3", frozenset({"type"}), small_files=True)
+    webdav = _target(":webdav,url='https://dav/':")
+    assert webdav.fs("x", _obscure, small_files=True) == webdav.fs("x", _obscure)
+
+
 def test_backends_without_tuning_get_only_credentials() -> None:
     fs = _target(":sftp,host=h:data", "bob", "pw").fs("d", _obscure)
     assert fs == ":sftp,host=h,user='bob',pass='OBSCURED(pw)':data/d"

@@ -21,7 +21,7 @@ from ..errors import StorageError
 log = logging.getLogger(__name__)
 
 QUIET_SECONDS = 5.0  # a job whose counters stood still this long: is storage still there?
-LOOK_EVERY = 1.0  # how often the job's counters are read (the poll itself runs every 50 ms)
+LOOK_EVERY = 1.0  # how often the job's counters are read (at most: the poll itself runs every 0.25 s)
 
 
 class StallWatch:

@@ -26,12 +26,15 @@ from ..queue import QueuedFile
 from .rcerrors import RcError, is_auth_error, is_no_space, plain_error
 from .rclone import RcloneDaemon
 from .stall import StallWatch
-from .target import StorageTarget
+from .target import SMALL_FILE_BYTES, StorageTarget
 
 log = logging.getLogger(__name__)
 
 _HASH_PREFERENCE = ("md5", "sha1", "sha256")
 BUFFER_SIZE = 0  # rclone's read-ahead per transfer (see Transfer._config)
+# How often a running copy is asked how it does: its end is seen at once anyway (rclone's "Copied" lines
+# are counted), so this bounds only progress updates and the end of a job whose files did not all copy.
+JOB_POLL = 0.25
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,8 @@ class Transfer:
         self._hashes: list[str] | None = None
         self._obscured: str | None = None
 
-    def fs(self, subpath: str = "") -> str:
-        return self.target.fs(subpath, self._obscure, self.backend_type, self.preset)
+    def fs(self, subpath: str = "", small_files: bool = False) -> str:
+        return self.target.fs(subpath, self._obscure, self.backend_type, self.preset, small_files)
 
     def _obscure(self, clear: str) -> str:
         """The secret obscured once and reused: rclone keeps the remotes it built by their fs string,
@@ -198,6 +201,8 @@ class Transfer:
                    meanwhile: Callable[[], None] | None = None, check_dest: bool = False,
                    transfers: int | None = None) -> list[str]:
         """Copy the files; returns the error texts of jobs that failed (files are verified anyway).
+        Files all below ``SMALL_FILE_BYTES`` go with ``target.SMALL_FILES`` (S3: no HEAD per object):
+        the engine lists them afterwards.
 
         ``meanwhile`` runs once the jobs are started, while rclone works: the engine verifies and
         registers earlier batches there, so storage never waits for the catalogue. ``check_dest``:
@@ -209,6 +214,7 @@ class Transfer:
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
         started = []
         copied_before = self.daemon.copied_count()
+        small = all(f.size is not None and f.size < SMALL_FILE_BYTES for f in files)
         try:
             for (root, prefix), group in groups.items():
                 listing = self.scratch_dir / f"batch-{os.getpid()}-{secrets.token_hex(4)}.lst"
@@ -216,7 +222,7 @@ class Transfer:
                 dst = "/".join(p for p in (storage_path, prefix) if p)
                 try:
                     job = self.daemon.start_job("sync/copy", {
-                        "srcFs": source_fs(root), "dstFs": self.fs(dst), "createEmptySrcDirs": False,
+                        "srcFs": source_fs(root), "dstFs": self.fs(dst, small), "createEmptySrcDirs": False,
                         "_config": self._config(check_dest, transfers), "_filter": {"FilesFrom0": [str(listing)]}})
                 except BaseException as exc:
                     listing.unlink(missing_ok=True)
@@ -228,7 +234,7 @@ class Transfer:
                 meanwhile()
             errors = []
             for _, job in started:
-                status = self.daemon.wait_job(job, on_job=on_job, copies=(copied_before, len(files)),
+                status = self.daemon.wait_job(job, poll=JOB_POLL, on_job=on_job, copies=(copied_before, len(files)),
                                               watchdog=StallWatch(self._job_counters, self.reachable))
                 if not status.get("success"):
                     errors.append(self.daemon.redact(str(status.get("error") or "failed")))
