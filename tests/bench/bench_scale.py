@@ -13,6 +13,9 @@ target and round, interleaved (the order of the tools alternates from round to r
                   destination: rclone start, checksums, verification, registration, the manifest
   rclone-copy     ``rclone copy TREE DEST`` with what trayagent sets (its backend options, the ``auto``
                   number of transfers, ``--checkers 8``, ``--buffer-size 0``) into a fresh destination
+  rclone-copy-small  (S3) the same plus what trayagent sets for its copies of small files only
+                  (``storage.target.SMALL_FILES``: no HEAD per object, which trayagent's listing replaces;
+                  this copy reads nothing back)
   trayagent-noop  the same upload again, nothing changed (the queue's own records decide)
   rclone-noop     the same copy again into the filled destination (rclone lists and compares)
 
@@ -23,9 +26,9 @@ only grows, so the last sample is the peak up to 50 ms before the end); ``rclone
 wait4. CPU seconds the same way: trayagent's Python as it returns, its rclone's last sample, ``rclone
 copy``'s from wait4, and the storage server's (S3, WebDAV) over each run: on 2 cores shared with the
 server, a tool's time follows the CPU that all three spend. After the first upload of a round: the
-time of ``trayagent status --json`` and the sizes of the queue and catalogue databases. Ratios are rclone time / trayagent time (>= 1.0: trayagent as fast),
-medians over rounds, with a 95 % bootstrap interval from 5 rounds on. Results go to
-build/bench-results/scale-<timestamp>.json. Not a pytest module.
+time of ``trayagent status --json`` and the sizes of the queue and catalogue databases. Ratios are
+rclone time / trayagent time (>= 1.0: trayagent as fast), medians over rounds, with a 95 % bootstrap
+interval from 5 rounds on. Results go to build/bench-results/scale-<timestamp>.json. Not a pytest module.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ from agentctl import Trayagent  # noqa: E402
 from bench_upload import Dest, S3Target, Target, WebDAVTarget, rclone_cmd_env  # noqa: E402
 from benchlib import git_commit, prepare_environment, proc_cpu, ratio_interval, run_main, write_results  # noqa: E402
 from servers import S3Server, SessionKeyring, WebDAVServer, random_secret  # noqa: E402
+
+from trayagent.storage.target import SMALL_FILES  # noqa: E402
 
 # `trayagent upload` in-process, printing its own peak RSS when it returns (rclone is another process)
 DRIVER = ("import sys, time\nfrom trayagent.cli.main import main\ncode = main(sys.argv[1:])\n"
@@ -155,8 +160,15 @@ def _cpu_since(pid: int | None, before: float | None) -> float | None:
     return None if now is None or before is None else round(now - before, 2)
 
 
-def run_rclone(target: Target, tree: Path, dest: Dest, timeout: float) -> dict[str, Any]:
-    cmd = ["rclone", "copy", str(tree), dest.rclone_path, "--checkers=8", *target.tuned_flags()]
+def small_file_flags(target: Target) -> list[str]:
+    """rclone flags for what trayagent sets on its copies of small files only (``SMALL_FILES``)."""
+    return [f"--{target.backend}-{key.replace('_', '-')}={value}"
+            for key, value in SMALL_FILES.get(target.backend, {}).items()]
+
+
+def run_rclone(target: Target, tree: Path, dest: Dest, timeout: float, extra: list[str] | None = None
+               ) -> dict[str, Any]:
+    cmd = ["rclone", "copy", str(tree), dest.rclone_path, "--checkers=8", *target.tuned_flags(), *(extra or [])]
     server_before = proc_cpu(target.server_pid)
     begun = time.perf_counter()
     proc = subprocess.Popen(cmd, env=rclone_cmd_env(target), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -185,11 +197,16 @@ def one_round(target: Target, tree: Path, base: Path, tag: str, flip: bool, time
     dest_ta, dest_rc = target.fresh(f"ta{tag}"), target.fresh(f"rc{tag}")
     target.configure(ta, dest_ta)
     out: dict[str, Any] = {}
-    uploads = [(ta, dest_ta)]  # (home, destination) of each trayagent that uploads in this round
+    uploads: list[tuple[Trayagent | None, Dest]] = [(ta, dest_ta)]  # each upload's home and destination
     try:
         pid = target.server_pid
         steps = [("trayagent", lambda: run_trayagent(ta, tree, timeout, server_pid=pid)),
                  ("rclone-copy", lambda: run_rclone(target, tree, dest_rc, timeout))]
+        if small_file_flags(target):  # and with what trayagent sets for small files only (S3: no HEAD)
+            dest_small = target.fresh(f"rs{tag}")
+            uploads.append((None, dest_small))
+            steps.append(("rclone-copy-small", lambda: run_rclone(target, tree, dest_small, timeout,
+                                                                  small_file_flags(target))))
         if compare is not None:  # the other checkout's first upload, in the same round
             ta_base, dest_base = Trayagent(base / f"home-base-{tag}"), target.fresh(f"tb{tag}")
             target.configure(ta_base, dest_base)
@@ -205,9 +222,10 @@ def one_round(target: Target, tree: Path, base: Path, tag: str, flip: bool, time
             out[name] = step()
     finally:
         for home, dest in uploads:
-            home.close()
             target.cleanup(dest)
-            shutil.rmtree(home.home, ignore_errors=True)
+            if home is not None:
+                home.close()
+                shutil.rmtree(home.home, ignore_errors=True)
         target.cleanup(dest_rc)
     return out
 
@@ -231,9 +249,13 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         iv = ratio_interval([r["trayagent-base"]["seconds"] for r in rounds],
                             [r["trayagent"]["seconds"] for r in rounds])
         out["interval_base_over_this"] = [round(v, 2) for v in iv] if iv else None
+    if "rclone-copy-small" in rounds[0]:
+        out["rclone-copy-small"] = round(med("rclone-copy-small", "seconds"), 3)
+        out["ratio_small"] = round(out["rclone-copy-small"] / out["trayagent"], 2)
     out["cpu_s"] = {tool: {part: round(statistics.median(r[tool]["cpu"][part] or 0 for r in rounds), 2)
                            for part in rounds[0][tool]["cpu"]}
-                    for tool in ("trayagent", "trayagent-base", "rclone-copy") if tool in rounds[0]}
+                    for tool in ("trayagent", "trayagent-base", "rclone-copy", "rclone-copy-small")
+                    if tool in rounds[0]}
     out["status_s"] = round(statistics.median(r["after"]["status_s"] for r in rounds), 3)
     out["queue_db_mb"] = round(rounds[0]["after"]["queue_db"] / 2**20, 1)
     out["catalogue_db_mb"] = round(rounds[0]["after"]["catalogue_db"] / 2**20, 1)
