@@ -502,14 +502,6 @@ class Queue:
         return [_file(r) for r in rows]
 
     # -- transitions ----------------------------------------------------------------------------
-    def set_hashes(self, rows: Sequence[tuple[int, int, int, str, str]]) -> None:
-        """(id, size, mtime_ns, checksum, algorithm) for many files in one commit; an empty
-        checksum is stored as NULL (the storage's hash is recorded at verification)."""
-        now = time.time()
-        with self._tx() as db:
-            db.executemany("UPDATE files SET size=?, mtime_ns=?, checksum=?, algorithm=?, updated=? WHERE id=?",
-                           [(size, mtime, value or None, alg, now, fid) for fid, size, mtime, value, alg in rows])
-
     def mark_uploaded(self, rows: Sequence[tuple[int, int, int, str, str]], others: Sequence[int]) -> None:
         """Files whose copy ended, in one commit: ``rows`` (id, size, mtime_ns, checksum, algorithm)
         with what their checksum step found (an empty checksum is stored as NULL: the storage's hash

@@ -325,7 +325,8 @@ class S3Server(_Process):
     # SIGKILL anyway (restart after kill() is tested), so don't wait long.
     stop_timeout = 3.0
     region = "us-east-1"
-    _PORT_NAMES = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc")
+    _PORT_NAMES = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc",
+                   "metrics")
 
     def __init__(self, data_dir: Path | str, access_key: str, secret_key: str) -> None:
         self.data_dir = Path(data_dir)
@@ -342,6 +343,23 @@ class S3Server(_Process):
     @property
     def endpoint(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    def request_counts(self) -> dict[str, float]:
+        """S3 requests served so far, by SeaweedFS's own Prometheus counters: action -> count."""
+        conn = http.client.HTTPConnection(HOST, self.ports["metrics"], timeout=5)
+        try:
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        counts: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("SeaweedFS_s3_request_total{"):
+                labels, _, value = line.rpartition(" ")
+                action = next((part.split("=", 1)[1].strip('"') for part in labels[labels.index("{") + 1:-1].split(",")
+                               if part.startswith("type=")), "?")
+                counts[action] = counts.get(action, 0.0) + float(value)
+        return counts
 
     def _write_files(self) -> None:
         identities = {"identities": [{
@@ -367,7 +385,7 @@ class S3Server(_Process):
             f"-s3.localSocket={self.workdir / 's3.sock'}", f"-s3.config={self.workdir / 's3.json'}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-volume.max=100", "-master.volumeSizeLimitMB=32", "-master.electionTimeout=300ms",
-            "-volume.preStopSeconds=0",
+            "-volume.preStopSeconds=0", f"-metricsPort={p['metrics']}",
         ]
 
     def _env(self) -> dict[str, str]:

@@ -95,9 +95,9 @@ def test_unchanged_file_keeps_its_state(q: Queue) -> None:
     ds = _ds(q)
     q.enqueue(ds, [_nf("a")])
     fid = q.files(ds)[0].id
-    q.set_hashes([(fid, 10, 1000, "abc", "md5")])
-    for old, new in [(State.PENDING, State.UPLOADING), (State.UPLOADING, State.UPLOADED),
-                     (State.UPLOADED, State.VERIFIED), (State.VERIFIED, State.REGISTERED)]:
+    q.mark([fid], State.UPLOADING, expect=State.PENDING)
+    q.mark_uploaded([(fid, 10, 1000, "abc", "md5")], [])
+    for old, new in [(State.UPLOADED, State.VERIFIED), (State.VERIFIED, State.REGISTERED)]:
         assert q.mark([fid], new, expect=old) == 1
     assert q.enqueue(ds, [_nf("a")]) == 0
     f = q.files(ds)[0]
@@ -109,8 +109,8 @@ def test_changed_file_goes_back_to_pending_and_is_reset(q: Queue, changed: NewFi
     ds = _ds(q)
     q.enqueue(ds, [_nf("a")])
     fid = q.files(ds)[0].id
-    q.set_hashes([(fid, 10, 1000, "abc", "md5")])
     q.mark([fid], State.UPLOADING, expect=State.PENDING)
+    q.mark_uploaded([(fid, 10, 1000, "abc", "md5")], [])
     q.retry_later(fid, "boom", 0)
     q.mark([fid], State.UPLOADING, expect=State.PENDING)
     q.mark([fid], State.UPLOADED, expect=State.UPLOADING, verification="hash")
@@ -212,7 +212,8 @@ def test_retry_later_with_rehash_forgets_checksum(q: Queue) -> None:
     ds = _ds(q)
     q.enqueue(ds, [_nf("a")])
     fid = q.files(ds)[0].id
-    q.set_hashes([(fid, 10, 1000, "abc", "sha256")])
+    q.mark([fid], State.UPLOADING, expect=State.PENDING)
+    q.mark_uploaded([(fid, 10, 1000, "abc", "sha256")], [])
     q.retry_later(fid, "changed", 0, rehash=True)
     f = q.files(ds)[0]
     assert (f.checksum, f.size, f.mtime_ns, f.algorithm) == (None, None, None, "sha256")
@@ -355,15 +356,6 @@ def test_enqueue_count_ignores_concurrent_changes(q: Queue) -> None:
     assert result == [1]
 
 
-def test_set_hashes_in_one_go_and_empty_checksum_is_null(q: Queue) -> None:
-    ds = _ds(q)
-    q.enqueue(ds, [_nf("a"), _nf("b")])
-    a, b = (f.id for f in q.files(ds))
-    q.set_hashes([(a, 11, 1100, "aa", "blake3"), (b, 12, 1200, "", "md5")])
-    got = {f.relpath: (f.size, f.mtime_ns, f.checksum, f.algorithm) for f in q.files(ds)}
-    assert got == {"a": (11, 1100, "aa", "blake3"), "b": (12, 1200, None, "md5")}
-
-
 def test_mark_verified_records_level_and_checksum_and_reports_stale(q: Queue) -> None:
     ds = _ds(q)
     q.enqueue(ds, [_nf("a"), _nf("b")])
@@ -383,8 +375,8 @@ def test_mark_uploaded_writes_hashes_and_state_once_and_leaves_requeued_files(q:
     a, b, c = (f.id for f in q.files(ds))
     q.mark([a, b, c], State.UPLOADING, expect=State.PENDING)
     q.enqueue(ds, [_nf("c", size=99)])  # a rescan found a new version of c while its old one was copied
-    q.mark_uploaded([(a, 11, 1100, "", "md5"), (c, 10, 1000, "", "md5")], [b])
+    q.mark_uploaded([(a, 11, 1100, "aa", "blake3"), (c, 10, 1000, "", "md5")], [b])
     got = {f.relpath: (f.state, f.size, f.mtime_ns, f.checksum, f.algorithm) for f in q.files(ds)}
-    assert got == {"a": ("uploaded", 11, 1100, None, "md5"), "b": ("uploaded", 10, 1000, None, None),
-                   "c": ("pending", 99, 1000, None, None)}
+    assert got == {"a": ("uploaded", 11, 1100, "aa", "blake3"), "b": ("uploaded", 10, 1000, None, None),
+                   "c": ("pending", 99, 1000, None, None)}  # an empty checksum is stored as NULL
     assert q.counts(ds)["uploaded"] == 2 and q.counts(ds)["pending"] == 1

@@ -225,8 +225,7 @@ class Harvester:
     def _one(self, dataset_id: int, f: LocalFile, urgent: bool = False) -> None:
         found = None
         try:
-            if self._may_read(f.src_rel):  # the name first: most files are of no format read here
-                found = self._extract(dataset_id, f.local_path, urgent)
+            found = self._extract(dataset_id, f, urgent)
         except Exception:  # the harvester never takes the upload down
             log.exception("metadata: reading %s failed", f)
         with self._lock:
@@ -239,22 +238,17 @@ class Harvester:
                     state.dirty = True
             self._lock.notify_all()
 
-    def _may_read(self, name: str) -> bool:
-        if self._extractors is None:
-            self._extractors = list(self._load())
-        name = name.lower()
-        return any(name.endswith(e.suffixes) for e in self._extractors)
-
-    def _extract(self, dataset_id: int, path: Path, urgent: bool) -> dict[str, Entry] | None:
+    def _extract(self, dataset_id: int, f: LocalFile, urgent: bool) -> dict[str, Entry] | None:
         with self._lock:
             if dataset_id not in self._datasets:
                 return None
         if self._extractors is None:
             self._extractors = list(self._load())
-        name = path.name.lower()
+        name = f.src_rel.rpartition("/")[2].lower()  # the name first: most files are of no format read here
         chosen = [e for e in self._extractors if name.endswith(e.suffixes) and self._hangs.get(e.name, 0) < MAX_HANGS]
         if not chosen:
             return None
+        path = f.local_path  # built only for a file that is read
         try:
             st = path.stat()
         except OSError as exc:
