@@ -208,10 +208,10 @@ class Uploader:
         if self.cfg.dataset.harvest:
             from .metadata.harvest import Harvester
 
-            self._engine.harvester = Harvester(seconds=float(self.cfg.dataset.harvest_seconds),
-                                               max_bytes=int(self.cfg.dataset.harvest_max_bytes))
+            self._engine.registrar.harvester = Harvester(seconds=float(self.cfg.dataset.harvest_seconds),
+                                                         max_bytes=int(self.cfg.dataset.harvest_max_bytes))
         for name, callback in self._watchers.items():
-            setattr(self._engine, name, callback)
+            setattr(self._engine.hooks, name, callback)
         if self._paused:
             self._engine.paused.set()
         return self._engine
@@ -471,7 +471,7 @@ class Uploader:
             self._watchers["on_catalogue_refused"] = on_catalogue_refused
         for name, callback in self._watchers.items():
             if self._engine is not None:
-                setattr(self._engine, name, callback)
+                setattr(self._engine.hooks, name, callback)
 
     def serve(self, dataset_ids: Callable[[], list[int]], on_complete: Callable[[Outcome], None],
               on_progress: Callable[[Progress], None] | None = None) -> None:

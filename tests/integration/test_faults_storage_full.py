@@ -96,7 +96,7 @@ def test_agent_and_sync_pause_a_full_storage_tell_once_and_go_on_when_there_is_r
         engine.tuning.full_retry_seconds = 1.0
         told: list[StorageFull] = []
         done: list[Outcome] = []
-        engine.on_storage_full = told.append
+        engine.hooks.on_storage_full = told.append
         loop = threading.Thread(target=engine.serve, args=(lambda: [dataset.id],),
                                 kwargs={"on_complete": done.append}, daemon=True)
         loop.start()

@@ -21,47 +21,35 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
-import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
-from ..catalogue.base import Catalogue, DatasetSpec, FileRecord, StorageLocation
+from ..catalogue.base import Catalogue, StorageLocation
 from ..errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError, StorageFull
 from ..platform.priority import lower_current_thread
 from ..queue import Dataset, DatasetState, Queue, QueuedFile, State
-from ..storage.rcerrors import RcError, plain_error
+from ..storage.rcerrors import RcError
 from ..storage.transfer import RemoteFile, Transfer, rclone_name
 from .checksum import FAST_STRONG, Digest, hash_file, stat_file
+from .hooks import Hooks, Status
 from .lanes import BIG_FILE_BYTES, Lane
-from .manifest import load_media_types, stream_ro_crate
-from .progress import Outcome, Progress, Tuning
+from .manifest import load_media_types
+from .progress import Outcome, Progress, ProgressTracker, Tuning, backoff
+from .registrar import Registrar
 from .scan import Filters, Source, batched, scan
-from .spool import Spool
+from .setbacks import Setbacks
 from .verify import CHANGED, MISSING, STAT_MAX, changed_since, check, read_back, stored_digest
-
-if TYPE_CHECKING:
-    from ..metadata.harvest import Harvester
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "ro-crate-metadata.json"
 ENQUEUE_BATCH = 1000
-MAX_VERIFY_ATTEMPTS = 5
-METADATA_PUSH_SECONDS = 10.0  # harvested metadata goes to the catalogue at most this often mid-dataset
 BUSY_WAIT = 5.0    # longest sleep while something may need another look (a batch run, a dataset's end that failed)
 IDLE_WAIT = 60.0   # longest sleep of a serving engine with nothing due: a safety net, ``wake`` is what ends it
 TRIM_AFTER = 10.0  # quiet this long after work: rclone gives back the memory the work took (once)
-
-
-def backoff(attempts: int, base: float, ceiling: float) -> float:
-    """Exponential backoff with jitter: spreads retries so a recovering server is not stormed."""
-    delay = min(ceiling, base * (2.0 ** min(attempts, 30)))
-    return delay * random.uniform(0.5, 1.0)
 
 
 class Engine:
@@ -71,39 +59,30 @@ class Engine:
                  location: Callable[[str], StorageLocation]) -> None:
         self.queue = queue
         self.transfer = transfer
-        self.catalogue = catalogue
         self.tuning = tuning
-        self.location = location  # storage path -> StorageLocation for the catalogue
+        self.hooks = Hooks()  # set by the owner
+        self.status = Status()
+        self.registrar = Registrar(queue, catalogue, transfer, self.hooks, self.status, location)
         self.stop_event = threading.Event()
         self.wake = threading.Event()  # set when work arrives (enqueue) or on stop
         self.paused = threading.Event()  # Pause all: no new batches (the one in flight finishes)
-        self.on_failure: Callable[[Dataset, QueuedFile, str], None] = lambda d, f, reason: None
-        self.on_login_needed: Callable[[], None] = lambda: None
-        # catalogue refusal (a 400/403 a person must fix): None stops the run (batch: better stop early
-        # than upload uncatalogued); a callback (agent, sync) keeps uploading and tells the user once
-        self.on_catalogue_refused: Callable[[CatalogueError], None] | None = None
-        self._refusals = 0  # refusals in a row: the retries back off from 5 s to 5 min
-        # storage full: None stops the run (batch); a callback pauses the storage and tells the user
-        self.on_storage_full: Callable[[StorageFull], None] | None = None
-        self._storage_full_until = 0.0
-        self.waiting: str | None = None
-        self._catalogue_paused_until = 0.0
+        self.setbacks = Setbacks(queue, transfer, tuning, self.hooks, self.status)
         self._hashers = ThreadPoolExecutor(tuning.hash_threads, thread_name_prefix="hash",
                                             initializer=lower_current_thread)  # yields to rclone and acquisition
         self._algorithm: str | None = None
         self._job_errors: dict[int, list[str]] = {}
         self._verify_hash: str | None = None
         self._hash_in_transit = False  # rclone computes and checks the checksum during the copy
-        self.harvester: Harvester | None = None  # metadata extraction beside the copy (set by the owner)
-        self._harvest_pushed: dict[int, float] = {}  # dataset id -> when its summary last went to the catalogue
-        self._harvest_unsent: set[int] = set()  # datasets with files harvested (or being) since that push
-        self._described: dict[int, dict[str, Any]] = {}  # dataset id -> the spec the catalogue took from us
         self._lane = Lane(self.wake.set)  # big files go beside the small ones (issue 24)
 
     def close(self) -> None:
         self._hashers.shutdown(wait=True)
-        if self.harvester is not None:
-            self.harvester.close()
+        self.registrar.close()
+
+    @property
+    def waiting(self) -> str | None:
+        """Why the engine waits (storage unreachable, catalogue down...), if it does."""
+        return self.status.waiting
 
     # -- choosing the checksum ------------------------------------------------------------------
     def algorithm(self) -> str:
@@ -154,7 +133,7 @@ class Engine:
         dataset = self.queue.dataset(dataset_id)
         if not self._reach_storage(dataset):
             return self._outcome(dataset, time.monotonic() - started)
-        tracker = _ProgressTracker(self, dataset, on_progress)
+        tracker = self._tracker(dataset, on_progress)
         while not self.stop_event.is_set():
             self.wake.clear()  # before the step: a wake-up set during it ends the next wait at once
             dataset = self.queue.dataset(dataset_id)
@@ -176,7 +155,7 @@ class Engine:
         a dataset whose files are all done and whose scanning is over is finalized. Sleeps on
         ``wake`` (set by whoever enqueues, pauses, resumes or stops) when there is nothing to do:
         until the next retry or pause is due, with no fixed polling (idle costs no wake-ups)."""
-        trackers: dict[int, _ProgressTracker] = {}
+        trackers: dict[int, ProgressTracker] = {}
         was_working = False
         trim_at: float | None = None  # when rclone is to give back memory (after work, once quiet)
         while not self.stop_event.is_set():
@@ -193,7 +172,7 @@ class Engine:
                     self.queue.recover_interrupted(dataset_id)
                     if not self._reach_storage(dataset):
                         return
-                    trackers[dataset_id] = _ProgressTracker(self, dataset, on_progress)
+                    trackers[dataset_id] = self._tracker(dataset, on_progress)
                 worked |= self._step(dataset, trackers[dataset_id])
                 unfinished |= self._end_if_finished(dataset, trackers, on_complete)
             if not worked:
@@ -208,6 +187,9 @@ class Engine:
                 self._wait_for_due(dataset_ids(), longest)
             was_working = worked
 
+    def _tracker(self, dataset: Dataset, sink: Callable[[Progress], None] | None) -> ProgressTracker:
+        return ProgressTracker(self.queue, self.transfer, dataset, lambda: self.status.waiting, sink)
+
     def _trim_if_due(self, trim_at: float | None) -> float | None:
         """Once quiet for ``TRIM_AFTER`` after work (no big file in flight either), rclone gives back
         what the work left in it: sync sessions sit idle for hours after a burst. Returns the
@@ -219,7 +201,7 @@ class Engine:
         self.transfer.trim()
         return None
 
-    def _end_if_finished(self, dataset: Dataset, trackers: dict[int, _ProgressTracker],
+    def _end_if_finished(self, dataset: Dataset, trackers: dict[int, ProgressTracker],
                          on_complete: Callable[[Outcome], None] | None) -> bool:
         """Finalize a dataset whose files are all done and whose scanning is over; True when that
         is so but its end could not be written yet (e.g. the catalogue down): looked at again soon."""
@@ -231,13 +213,13 @@ class Engine:
             on_complete(self._outcome(dataset, time.monotonic() - trackers.pop(dataset.id).started))
         return False
 
-    def _step(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
+    def _step(self, dataset: Dataset, tracker: ProgressTracker) -> bool:
         """One turn for one dataset: send a batch (the dataset is catalogued while rclone copies it),
         register what's verified."""
         worked = self._upload_next_batch(dataset, tracker)
-        dataset = self._ensure_catalogued(self.queue.dataset(dataset.id))
-        worked |= self._register_verified(dataset)
-        self._push_metadata(dataset)
+        dataset = self.registrar.ensure_catalogued(self.queue.dataset(dataset.id))
+        worked |= self.registrar.register_verified(dataset)
+        self.registrar.push_metadata(dataset)
         tracker.emit()
         return worked
 
@@ -248,16 +230,16 @@ class Engine:
             try:
                 self.transfer.check_access(dataset.storage_path)
                 self.algorithm()
-                self.waiting = None
+                self.status.waiting = None
                 return True
             except StorageError as exc:
-                if self._pauses_when_full(exc):
+                if self.setbacks.pauses_when_full(exc):
                     self.stop_event.wait(self.tuning.full_retry_seconds)
                     continue
                 if not exc.transient:
                     raise
                 delay = backoff(attempt, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
-                self.waiting = f"storage unreachable: {exc.message} (retrying in {delay:.0f} s)"
+                self.status.waiting = f"storage unreachable: {exc.message} (retrying in {delay:.0f} s)"
                 log.warning("storage unreachable (%s); retry in %.1f s", exc.message, delay)
                 self.stop_event.wait(delay)
                 attempt += 1
@@ -276,75 +258,18 @@ class Engine:
         for dataset_id in dataset_ids:
             due = self.queue.next_retry_time(dataset_id)
             wake = min(wake, due) if due is not None else wake
-        for until in (self._catalogue_paused_until, self._storage_full_until):
-            if until > now:
-                wake = min(wake, until)
-        for dataset_id in self._harvest_unsent.intersection(dataset_ids):
-            # when the push throttle allows; a push that could not go (catalogue paused) waits a round
-            left = self._harvest_pushed.get(dataset_id, -math.inf) + METADATA_PUSH_SECONDS - time.monotonic()
-            wake = min(wake, now + (left if left > 0 else METADATA_PUSH_SECONDS))
+        if self.setbacks.full_until > now:
+            wake = min(wake, self.setbacks.full_until)
+        wake = min(wake, self.registrar.next_due(dataset_ids, now))
         self.wake.wait(min(max(wake - now, 0.05), longest))
-
-    # -- catalogue dataset ----------------------------------------------------------------------
-    def _ensure_catalogued(self, dataset: Dataset) -> Dataset:
-        """The catalogue's dataset, made or found once, and given the spec of the latest run (a re-run
-        with corrected entries: the queue holds the new spec, the catalogue still the old one)."""
-        described = self._described.get(dataset.id) == dataset.spec
-        if (dataset.catalogue_id and described) or time.time() < self._catalogue_paused_until:
-            return dataset
-        spec = DatasetSpec.from_dict(dataset.spec)
-        try:
-            if dataset.catalogue_id:
-                self.catalogue.update_dataset(dataset.catalogue_id, spec)
-                self._described[dataset.id] = dataset.spec
-                return dataset
-            cid = self.catalogue.ensure_dataset(spec, self.location(dataset.storage_path))
-        except (CatalogueError, LoginRequired) as exc:
-            self._catalogue_trouble(exc)
-            return dataset
-        self._described[dataset.id] = dataset.spec
-        self.queue.set_dataset(dataset.id, catalogue_id=cid)
-        self._refusals = 0
-        log.info("dataset %r is %s in the %s catalogue", dataset.name, cid, self.catalogue.kind)
-        return self.queue.dataset(dataset.id)
-
-    def _catalogue_trouble(self, exc: CatalogueError | AuthError) -> None:
-        """Uploads go on; registration waits (login needed, or the catalogue is down)."""
-        if isinstance(exc, CatalogueError) and not exc.transient:
-            self._catalogue_refused(exc)
-            return
-        self.waiting = f"catalogue: {exc.message}"
-        self._catalogue_paused_until = time.time() + (30 if isinstance(exc, LoginRequired) else 10)
-        log.warning("registration paused: %s", exc)
-        if isinstance(exc, LoginRequired):
-            self.on_login_needed()
-
-    def _catalogue_refused(self, exc: CatalogueError) -> None:
-        """A refusal only a person can fix (configuration, groups, a trayagent bug). Without
-        ``on_catalogue_refused`` it ends the run. With it, uploads go on and registration is tried
-        again after 5 s, 10 s, ... 5 min (the catalogue re-reads a fixed configuration file; a login
-        resumes at once): it catches up by itself, without a restart. Said once per distinct refusal."""
-        if self.on_catalogue_refused is None:
-            raise exc
-        delay = backoff(self._refusals, 5.0, 300.0)
-        self._refusals += 1
-        told = self.waiting == f"catalogue refused registration: {exc}"
-        self.waiting = f"catalogue refused registration: {exc}"
-        self._catalogue_paused_until = time.time() + delay
-        if told:
-            log.info("registration still refused; next try in %.0f s", delay)
-            return
-        log.error("registration refused; uploads go on, registration waits: %s", exc)
-        self.on_catalogue_refused(exc)
 
     def resume_catalogue(self) -> None:
         """A new login: try registering again now rather than at the end of the pause."""
-        self._catalogue_paused_until = 0.0
-        self.waiting = None
+        self.registrar.resume()
         self.wake.set()
 
     # -- upload + verify ------------------------------------------------------------------------
-    def _next_batch(self, dataset: Dataset, tracker: _ProgressTracker) -> list[QueuedFile]:
+    def _next_batch(self, dataset: Dataset, tracker: ProgressTracker) -> list[QueuedFile]:
         """Due files up to the batch limits. Files whose upload was interrupted (``maybe_stored``)
         travel in batches of their own, which ask storage first what it holds: the others keep
         the fast path that lists nothing. A due big file goes to the big lane if it is free (else
@@ -373,9 +298,9 @@ class Engine:
         kept = [f for f in batch if f not in changed]
         return kept or [f._replace(maybe_stored=False) for f in changed]
 
-    def _upload_next_batch(self, dataset: Dataset, tracker: _ProgressTracker) -> bool:
+    def _upload_next_batch(self, dataset: Dataset, tracker: ProgressTracker) -> bool:
         """Send one batch; while rclone works, verify and register what earlier batches sent."""
-        if time.time() < self._storage_full_until:  # storage full: paused until the next slow try
+        if time.time() < self.setbacks.full_until:  # storage full: paused until the next slow try
             return False
         self._lane.check()
         batch = self._next_batch(dataset, tracker)
@@ -386,9 +311,9 @@ class Engine:
         def meanwhile() -> None:
             """While rclone copies: the catalogue's dataset (a SciCat round trip or several) and
             the registration of earlier batches. Storage access was checked before any of it."""
-            current = self._ensure_catalogued(dataset)
+            current = self.registrar.ensure_catalogued(dataset)
             self._verify_uploaded(current, force=False)
-            self._register_verified(current)
+            self.registrar.register_verified(current)
             load_media_types()  # for the manifest at the end, read now while rclone works
         self._send(dataset, batch, tracker, meanwhile, "small")
         # at once when nothing is left to send, or when a few files wait (one stat each, whatever the
@@ -405,7 +330,7 @@ class Engine:
             return 1
         return max(1, self.transfer.transfers - 1) if self._lane.busy else None
 
-    def _send(self, dataset: Dataset, batch: list[QueuedFile], tracker: _ProgressTracker,
+    def _send(self, dataset: Dataset, batch: list[QueuedFile], tracker: ProgressTracker,
               meanwhile: Callable[[], None] | None, lane: Literal["small", "big"]) -> None:
         """Copy files marked ``uploading`` and record what became of each (``uploaded``, or back to
         the queue); ``meanwhile`` runs while rclone copies. The big lane's job takes one transfer
@@ -413,7 +338,7 @@ class Engine:
         transfers = self._transfers(lane)
         ids = [f.id for f in batch]
         digests = self._start_digests(batch)
-        self._harvest(dataset.id, batch)
+        self.registrar.harvest(dataset.id, batch)
         refused: list[CatalogueError | StorageFull] = []
 
         def in_between() -> None:
@@ -439,7 +364,7 @@ class Engine:
         for f in batch:
             digest = digests[f.id].result()
             if isinstance(digest, LocalFileError):
-                self._local_problem(f, digest)
+                self.setbacks.local_problem(f, digest)
             elif (digest.value, digest.size, digest.mtime_ns, digest.algorithm) != (
                     f.checksum or "", f.size, f.mtime_ns, f.algorithm):
                 fresh.append((f.id, digest.size, digest.mtime_ns, digest.value, digest.algorithm))
@@ -516,20 +441,16 @@ class Engine:
         if verdict == MISSING:
             return None
         if verdict == CHANGED:
-            self._changed(f)
+            self.setbacks.changed(f)
             return SETTLED
         if isinstance(verdict, LocalFileError):
             if verdict.transient:
-                self._changed(f)
+                self.setbacks.changed(f)
             else:
-                self._local_problem(f, verdict)
+                self.setbacks.local_problem(f, verdict)
             return SETTLED
         assert isinstance(verdict, tuple)
         return verdict
-
-    def _changed(self, f: QueuedFile) -> None:
-        self.queue.retry_later(f.id, "the file changed during its upload; uploading the new version",
-                               0.5, rehash=True)
 
     def _retry_each(self, dataset: Dataset, files: list[QueuedFile], errors: list[str]) -> None:
         """Files the batch did not land: one by one, to learn each file's own error. After a
@@ -545,138 +466,15 @@ class Engine:
             try:
                 self.transfer.copy_one(dataset.storage_path, f)
             except (RcError, StorageError) as exc:
-                outage = self._storage_problem(f, getattr(exc, "error", None) or str(exc))
+                outage = self.setbacks.storage_problem(f, getattr(exc, "error", None) or str(exc))
                 continue
             stored = self._read_back(dataset, [f]).get(rclone_name(f.relpath))
             verdict = self._check_one(f, stored_digest(f), stored)
             if verdict is None:
                 why = "the stored copy does not match (size or checksum)" if stored else "not found in storage"
-                self._mismatch(f, f"{why} after upload; {'; '.join(errors)[:300]}".rstrip("; "))
+                self.setbacks.mismatch(f, f"{why} after upload; {'; '.join(errors)[:300]}".rstrip("; "))
             elif verdict != SETTLED:
                 self._mark_verified([(f.id, *verdict)], [f])
-
-    def _storage_problem(self, f: QueuedFile, error: str) -> tuple[str, float] | None:
-        """Retry later or fail the file; returns (error, delay) when the error was transient."""
-        problem = self.transfer.explain(error)
-        if isinstance(problem, AuthError):
-            self.queue.mark([f.id], State.PENDING, expect=State.UPLOADED)
-            raise problem
-        if isinstance(problem, StorageFull):
-            return self._storage_full(f, problem)
-        error = plain_error(error)  # a server's HTML error page shrunk to its words
-        if problem.transient:
-            delay = backoff(f.attempts, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
-            self.waiting = f"storage: {error} (retrying in {delay:.0f} s)"
-            log.warning("%s: %s; retry in %.1f s (attempt %d)", f.relpath, error, delay, f.attempts + 1)
-            self.queue.retry_later(f.id, error, delay)
-            return error, delay
-        log.error("%s: %s", f.relpath, error)
-        self._fail(f, error)
-        return None
-
-    def _pauses_when_full(self, exc: Exception) -> bool:
-        """A full storage where the caller waits for space (agent, sync): pause and tell the user."""
-        if not isinstance(exc, StorageFull) or self.on_storage_full is None:
-            return False
-        delay = self.tuning.full_retry_seconds
-        self._storage_full_until = time.time() + delay
-        self.waiting = f"{exc.message} (trying again in {delay / 60:.0f} min)"
-        log.warning("%s; uploads to it paused, next try in %.0f s", exc.message, delay)
-        self.on_storage_full(exc)
-        return True
-
-    def _storage_full(self, f: QueuedFile, problem: StorageFull) -> tuple[str, float]:
-        """Storage full or over quota: no file is failed for it (none is at fault). Without
-        ``on_storage_full`` (a batch run) the file goes back to the queue, due at once for the
-        re-run after space is freed, and the run stops with the message. With it (agent, sync) the
-        whole storage pauses for ``full_retry_seconds`` and the hook tells the user."""
-        if self.on_storage_full is None:
-            self.queue.retry_later(f.id, problem.message, 0)
-            raise problem
-        self._pauses_when_full(problem)
-        self.queue.retry_later(f.id, problem.message, self.tuning.full_retry_seconds)
-        return problem.message, self.tuning.full_retry_seconds
-
-    def _mismatch(self, f: QueuedFile, error: str) -> None:
-        """Uploaded but not verifiable: retried a few times, then reported, never registered."""
-        if f.attempts + 1 >= MAX_VERIFY_ATTEMPTS:
-            log.error("%s: %s (after %d attempts)", f.relpath, error, f.attempts + 1)
-            self._fail(f, f"{error} (after {f.attempts + 1} attempts)")
-        else:
-            self.queue.retry_later(f.id, error, backoff(f.attempts, self.tuning.retry_base_seconds,
-                                                        self.tuning.retry_max_seconds), rehash=True)
-
-    def _fail(self, f: QueuedFile, reason: str) -> None:
-        self.queue.fail(f.id, reason)
-        try:
-            self.on_failure(self.queue.dataset(f.dataset_id), f, reason)
-        except Exception:
-            log.exception("failure hook failed")
-
-    def _local_problem(self, f: QueuedFile, exc: LocalFileError) -> None:
-        if exc.transient:
-            delay = backoff(f.attempts, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
-            log.info("%s: %s; retry in %.1f s", f.relpath, exc.message, delay)
-            self.queue.retry_later(f.id, exc.message, delay, rehash=True)
-        else:
-            log.error("%s", exc.message)
-            self._fail(f, exc.message)
-
-    # -- registration ---------------------------------------------------------------------------
-    def _register_verified(self, dataset: Dataset) -> bool:
-        """Hand verified files to the catalogue in the catalogue's preferred batch size (SciCat:
-        one block of up to 20,000 files); a batch upload waits to fill a batch, sync does not."""
-        if not dataset.catalogue_id or time.time() < self._catalogue_paused_until:
-            return False
-        size = self.catalogue.register_batch
-        counts = self.queue.counts(dataset.id)
-        in_flight = sum(counts[s.value] for s in (State.PENDING, State.UPLOADING, State.UPLOADED))
-        if dataset.mode == "batch" and in_flight and counts[State.VERIFIED.value] < size:
-            return False
-        worked = False
-        while batch := self.queue.due(dataset.id, State.VERIFIED, size, now=float("inf")):
-            records = [record(f) for f in batch]
-            try:
-                self.catalogue.register_files(dataset.catalogue_id, records)
-            except (CatalogueError, LoginRequired) as exc:
-                self._catalogue_trouble(exc)
-                return worked
-            self.queue.mark([f.id for f in batch], State.REGISTERED, expect=State.VERIFIED)
-            self.waiting = None
-            self._refusals = 0
-            worked = True
-        return worked
-
-    # -- harvested metadata ---------------------------------------------------------------------
-    def _harvest(self, dataset_id: int, batch: list[QueuedFile]) -> None:
-        """The batch's files to the metadata thread, beside the copy (queued: O(1) here)."""
-        if self.harvester is not None:
-            self.harvester.submit(dataset_id, batch)
-            self._harvest_unsent.add(dataset_id)
-
-    def _push_metadata(self, dataset: Dataset, force: bool = False) -> None:
-        """The harvested summary to the catalogue when it changed: at most every ``METADATA_PUSH_SECONDS``
-        while files arrive (sync mode updates the dataset as it grows), and at the end."""
-        harvester, cid = self.harvester, dataset.catalogue_id
-        if harvester is None or cid is None or time.time() < self._catalogue_paused_until:
-            return
-        last = self._harvest_pushed.get(dataset.id)
-        if not force and last is not None and time.monotonic() - last < METADATA_PUSH_SECONDS:
-            return
-        try:
-            if last is None:  # first time in this process: fold in what an earlier run stored
-                harvester.seed(dataset.id, self.catalogue.harvested(cid))
-            reading = harvester.busy(dataset.id)  # files still being read: their part comes in a later push
-            summary = harvester.take(dataset.id)
-            if summary is not None:
-                self.catalogue.set_harvested(cid, summary)
-        except (CatalogueError, LoginRequired) as exc:
-            harvester.untake(dataset.id)
-            log.warning("harvested metadata of %r not stored yet: %s", dataset.name, exc.message)
-            return
-        self._harvest_pushed[dataset.id] = time.monotonic()
-        if not reading:
-            self._harvest_unsent.discard(dataset.id)
 
     # -- the end --------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -689,48 +487,23 @@ class Engine:
         if dataset.catalogue_id is None:
             return False
         try:
-            if self.harvester is not None:  # what the files say, in the manifest and the catalogue
-                self.harvester.drain(dataset.id)
-                self._push_metadata(dataset, force=True)
-            self._write_manifest(dataset, dataset.catalogue_id)
-            self.catalogue.finish_dataset(dataset.catalogue_id)
+            self.registrar.finish(dataset, dataset.catalogue_id)
         except LoginRequired as exc:
-            self._catalogue_trouble(exc)
+            self.registrar.trouble(exc)
             return False
         except (StorageError, CatalogueError) as exc:
             if isinstance(exc, CatalogueError) and not exc.transient:
-                self._catalogue_refused(exc)
+                self.registrar.refused(exc)
                 return False
-            if not exc.transient and not self._pauses_when_full(exc):
+            if not exc.transient and not self.setbacks.pauses_when_full(exc):
                 raise
-            self.waiting = f"finishing {dataset.name}: {exc.message}"
+            self.status.waiting = f"finishing {dataset.name}: {exc.message}"
             log.warning("cannot finish dataset %r yet: %s", dataset.name, exc.message)
             return False
         self.queue.set_dataset(dataset.id, manifest_done=1, state="complete", finished=time.time())
-        self._described.pop(dataset.id, None)  # a later run (agent, sync) compares with the catalogue again
-        if self.harvester is not None:
-            self.harvester.forget(dataset.id)
-            self._harvest_unsent.discard(dataset.id)
+        self.registrar.finished(dataset.id)
         log.info("dataset %r complete", dataset.name)
         return True
-
-    def _write_manifest(self, dataset: Dataset, catalogue_id: str) -> None:
-        """The RO-Crate manifest, streamed from the queue into a spool (memory while small, a scratch
-        file beyond) and stored next to the data: flat memory for a million files."""
-        info = self.catalogue.dataset_info(catalogue_id)
-
-        def files() -> Iterator[FileRecord]:
-            return (FileRecord(path, size, mtime_ns / 1e9, checksum, algorithm, verification)
-                    for path, size, mtime_ns, checksum, algorithm, verification
-                    in self.queue.iter_manifest_rows(dataset.id, State.REGISTERED))
-        with Spool(self.transfer.scratch_dir) as out:
-            stream_ro_crate(info, files, self.queue.iter_checksums(dataset.id, State.REGISTERED), out,
-                            generator="trayagent")
-            out.flush()
-            if out.path is None:
-                self.transfer.put_bytes(dataset.storage_path, MANIFEST_NAME, out.getvalue())
-            else:
-                self.transfer.put_file(dataset.storage_path, MANIFEST_NAME, out.path)
 
     def _outcome(self, dataset: Dataset, seconds: float) -> Outcome:
         """From the queue's counters; only the failed files are listed (a page at a time)."""
@@ -744,56 +517,6 @@ class Engine:
 
 
 SETTLED: Literal["settled"] = "settled"  # _check_one: the file went back to the queue (or failed)
-
-
-def record(f: QueuedFile) -> FileRecord:
-    """The catalogue's view of a verified file."""
-    return FileRecord(path=f.relpath, size=f.size or 0, mtime=(f.mtime_ns or 0) / 1e9,
-                      checksum=f.checksum or "", algorithm=f.algorithm or "",
-                      verification=f.verification or "size")
-
-
-class _ProgressTracker:
-    """Turns queue counts and rclone's live byte counter into throttled Progress snapshots."""
-
-    def __init__(self, engine: Engine, dataset: Dataset, sink: Callable[[Progress], None] | None) -> None:
-        self.engine = engine
-        self.dataset = dataset
-        self.sink = sink
-        self.started = time.monotonic()
-        self.in_flight: dict[str, int] = {}  # bytes sent so far by the job in flight, per lane
-        self.base_done = self._done_bytes()
-        self._last = 0.0
-
-    def _done_bytes(self) -> int:
-        b = self.engine.queue.byte_counts(self.dataset.id)
-        return b.get("registered", 0) + b.get("verified", 0) + b.get("uploaded", 0)
-
-    def watch(self, lane: str) -> Callable[[int], None]:
-        """The ``on_job`` callback of one lane's jobs; only the engine's own lane emits (the sink is
-        called from one thread)."""
-        def on_job(jobid: int) -> None:
-            if self.sink and time.monotonic() - self._last > 0.25:
-                self.in_flight[lane] = self.engine.transfer.bytes_in_flight(jobid)
-                if lane == "small":
-                    self.emit()
-        return on_job
-
-    def job_done(self, lane: str) -> None:
-        self.in_flight.pop(lane, None)
-
-    def emit(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.sink or (not force and now - self._last < 0.25):
-            return
-        self._last = now
-        q = self.engine.queue
-        counts = q.counts(self.dataset.id)
-        total = sum(q.byte_counts(self.dataset.id).values())
-        done = min(self._done_bytes() + sum(self.in_flight.values()), total)
-        rate = max(done - self.base_done, 0) / max(now - self.started, 1e-6)
-        eta = (total - done) / rate if rate > 0 else None
-        self.sink(Progress(self.dataset.name, counts, total, done, rate, eta, self.engine.waiting))
 
 
 def source_paths(sources: Sequence[Source]) -> tuple[str, ...]:
