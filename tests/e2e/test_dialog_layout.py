@@ -59,6 +59,20 @@ def wider_than_window(page: Any) -> list[str]:
         "document.documentElement.scrollWidth > innerWidth") else []
 
 
+FOOTER_ROWS = """() => {
+  const footer = document.querySelector("form > .buttons, main > .buttons");
+  const tops = [...footer.querySelectorAll("button")].filter(b => b.offsetParent !== null)
+    .map(b => Math.round(b.getBoundingClientRect().top));
+  return {height: Math.round(footer.getBoundingClientRect().height), tops};
+}"""
+FOOTER_MAX_HEIGHT = 60  # one row of buttons and the footer's padding: 49 px; two rows: 92 px
+
+
+def footer_rows(page: Any) -> dict[str, Any]:
+    """The sticky footer's height and the top of each of its visible buttons."""
+    return dict(page.evaluate(FOOTER_ROWS))
+
+
 def footer_problems(page: Any) -> dict[str, list[str]]:
     buttons = page.locator(".buttons button:visible")
     out: dict[str, list[str]] = {}
@@ -95,9 +109,14 @@ def test_dataset_footer_whole_after_start(size: tuple[int, int], agent: AgentPro
         assert page.locator(".buttons button:visible").count() == 4
         problems = footer_problems(page)
         assert not problems, f"at {size[0]}x{size[1]}, scrolled to the {scroll}: {problems}"
+    # one row, so the footer leaves the form room even at the minimum size (a wrapped one took 92 of 300 px)
+    rows = footer_rows(page)
+    assert max(rows["tops"]) - min(rows["tops"]) <= 2, f"at {size[0]}x{size[1]} the footer wraps: {rows}"
+    assert rows["height"] <= FOOTER_MAX_HEIGHT, f"at {size[0]}x{size[1]} the footer is too high: {rows}"
     assert not wider_than_window(page), f"the page scrolls sideways: {wider_than_window(page)}"
 
-    page.click("#open-activity")  # it does what it says: the agent is asked to show Activity
+    # a narrow window shows just "Activity"; the name a screen reader reads (and a tooltip) stays the same
+    page.get_by_role("button", name="Open Activity").click()  # it does what it says: Activity is shown
     expect(page.locator("#error")).to_be_empty()
 
 
@@ -111,6 +130,9 @@ def test_other_dialogs_footer_whole_at_minimum(name: str, agent: AgentProcess, p
         page.evaluate("where => window.scrollTo(0, where === 'top' ? 0 : document.body.scrollHeight)", scroll)
         problems = footer_problems(page)
         assert not problems, f"{name}, scrolled to the {scroll}: {problems}"
+    rows = footer_rows(page)
+    assert max(rows["tops"]) - min(rows["tops"]) <= 2, f"{name}: the footer wraps: {rows}"
+    assert rows["height"] <= FOOTER_MAX_HEIGHT, f"{name}: the footer is too high: {rows}"
     assert not wider_than_window(page), f"{name} scrolls sideways: {wider_than_window(page)}"
 
 
