@@ -12,6 +12,16 @@ rclone's own lines go to the file only (``-v`` shows them): whatever fails reach
 trayagent's message, not also as rclone's raw line (a flaky server printed each failure twice).
 A log file that cannot be written (full disk) is said once on the terminal, not with a traceback
 per record.
+
+Why repeats are folded (``logfold.py``): while storage is down, each retry cycle says the same
+things again, each time about another file (rclone's echo of the failed read-back, "cannot read back
+the stored files yet", the retry notice "FILE: ...; retry in 1.9 s (attempt 3)"), for as long as the
+outage lasts. The file gets the first line of each kind in full, then the latest one with how many
+more there were: with the first record after each minute in which they kept coming, and when the
+file is closed. Folded are rclone's lines (all but its per-file "Copied" lines: ``rclonelog.py``
+marks the records) and trayagent's records logged with ``extra=FOLD`` (its retry notices). Everything
+else, every ERROR of trayagent's own and every traceback, is written as it comes. The terminal is not
+folded: it shows trayagent's warnings as they come.
 """
 
 from __future__ import annotations
@@ -25,10 +35,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .logfold import Held, RepeatCollapser, more_like_it, repeat_key
+
 _FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
 KEEP_DAYS = 14      # files of ended processes older than this go
 KEEP_FILES = 200    # and beyond this many, the oldest go first
 MAX_BYTES = 10 << 20
+# extra={COLLAPSE: True}: a record whose repeats (same logger, level and words) may be folded
+COLLAPSE = "collapse"
+FOLD = {COLLAPSE: True}  # log.warning(..., extra=FOLD): notices that recur while a problem lasts (retries)
 
 
 class _Redact(logging.Filter):
@@ -66,10 +81,76 @@ class _Formatter(logging.Formatter):
         return head + record.message.replace("\n", "\n" + head)
 
 
+def _repeat_key(record: logging.LogRecord) -> str | None:
+    """The kind of a trayagent record that may be folded with its repeats, else None: records
+    marked ``COLLAPSE`` (retry notices and the like), never one with a traceback. A format
+    that starts with "%s: " names its subject (a file) first: notices about different files are of
+    one kind. (rclone's records are folded line by line: ``_LogFile._fold_rclone``.)"""
+    if record.exc_info or not getattr(record, COLLAPSE, False):
+        return None
+    template = record.msg if isinstance(record.msg, str) else ""
+    return f"{record.name}:{record.levelno}:{repeat_key(record.getMessage(), template.startswith('%s: '))}"
+
+
+def _with_message(record: logging.LogRecord, message: str, **extra: object) -> logging.LogRecord:
+    """A copy of ``record`` saying ``message`` (made now: a held record's arguments may change later)."""
+    return logging.makeLogRecord({**record.__dict__, "msg": message, "args": None, **extra})
+
+
+def _summary(held: Held[logging.LogRecord]) -> logging.LogRecord:
+    """The latest held-back record, saying how many there were: written as a record of now."""
+    now = time.time()
+    return _with_message(held.last, more_like_it(held.last.msg, held.count, held.since), created=now,
+                         msecs=now % 1 * 1000)
+
+
 class _LogFile(logging.handlers.RotatingFileHandler):
-    """This process's log file; when it cannot be written (no space left, read-only), one line says so."""
+    """This process's log file; when it cannot be written (no space left, read-only), one line says so.
+    Repeats are folded (see the module's docstring); what is held back is written by ``close`` at
+    the latest, which ``logging.shutdown`` calls even on the fast exit (``os._exit``) of a command."""
 
     failed = False
+
+    def __init__(self, filename: Path) -> None:
+        # created on the first record: a command that logs nothing leaves no file
+        super().__init__(filename, maxBytes=MAX_BYTES, backupCount=1, encoding="utf-8", delay=True)
+        self.repeats: RepeatCollapser[logging.LogRecord] = RepeatCollapser()
+
+    def emit(self, record: logging.LogRecord) -> None:  # called under the handler's lock
+        try:
+            if record.name.startswith(RCLONE_LOGGER):
+                kept = self._fold_rclone(record) if getattr(record, COLLAPSE, False) else record
+            else:
+                key = _repeat_key(record)
+                kept = record if key is None or self.repeats.offer(key, _with_message(record, record.getMessage()),
+                                                                  record.created) else None
+            due = self.repeats.due(record.created)
+        except Exception:  # a record that cannot be formatted: reported as logging does, not raised
+            self.handleError(record)
+            return
+        if kept is not None:
+            super().emit(kept)
+        for held in due:
+            super().emit(_summary(held))
+
+    def _fold_rclone(self, record: logging.LogRecord) -> logging.LogRecord | None:
+        """rclone's lines of one record (see ``rclonelog``) without those that repeat an earlier
+        one; None when all do. rclone's "path: message" names the file first."""
+        lines = record.getMessage().split("\n")
+        kept = [line for line in lines
+                if self.repeats.offer(f"{record.name}:{record.levelno}:{repeat_key(line)}",
+                                      _with_message(record, line, lines=1), record.created)]
+        if len(kept) == len(lines):
+            return record
+        return _with_message(record, "\n".join(kept), lines=len(kept)) if kept else None
+
+    def close(self) -> None:
+        """The counts still held go out before the file closes (process exit, new set-up)."""
+        with self.lock or contextlib.nullcontext():
+            held, self.repeats = self.repeats.drain(), RepeatCollapser()
+            for h in held:
+                super().emit(_summary(h))
+        super().close()
 
     def handleError(self, record: logging.LogRecord) -> None:  # logging's own name
         exc = sys.exc_info()[1]
@@ -98,7 +179,7 @@ def setup_logging(log_file: Path, redact: Callable[[str], str], *, console_level
         root.removeHandler(h)
         h.close()
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    file_handler = _LogFile(log_file, maxBytes=MAX_BYTES, backupCount=1, encoding="utf-8", delay=True)
+    file_handler = _LogFile(log_file)
     file_handler.setFormatter(_Formatter(_FORMAT))
     console = logging.StreamHandler()
     console.setLevel(logging.DEBUG if verbose else console_level)

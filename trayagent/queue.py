@@ -563,6 +563,18 @@ class Queue:
             db.execute(f"UPDATE files SET state='pending', attempts=attempts+1, last_error=?, next_retry=?, "
                        f"updated=?{extra} WHERE id=?", (error, now + delay, now, file_id))
 
+    def requeue_stored(self, file_ids: Sequence[int], error: str, delay: float) -> None:
+        """Uploaded files that storage could not confirm because it is down (or full): back to
+        pending in one commit, all due at the same moment (one retry cycle for the lot, not one per
+        file as their due times drift apart), and ``maybe_stored``: the batch that sends them again
+        asks storage first, so what it already holds is not sent twice. Files a rescan requeued
+        meanwhile (no longer ``uploaded``) keep their new state."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE files SET state='pending', maybe_stored=1, attempts=attempts+1, last_error=?, "
+                       "next_retry=?, updated=? WHERE id IN (SELECT value FROM json_each(?)) AND state='uploaded'",
+                       (error, now + delay, now, json.dumps(list(file_ids))))
+
     def fail(self, file_id: int, error: str) -> None:
         """A permanent failure: reported, not retried until the user asks."""
         with self._tx() as db:

@@ -380,3 +380,27 @@ def test_mark_uploaded_writes_hashes_and_state_once_and_leaves_requeued_files(q:
     assert got == {"a": ("uploaded", 11, 1100, "aa", "blake3"), "b": ("uploaded", 10, 1000, None, None),
                    "c": ("pending", 99, 1000, None, None)}  # an empty checksum is stored as NULL
     assert q.counts(ds)["uploaded"] == 2 and q.counts(ds)["pending"] == 1
+
+
+def test_requeue_stored_makes_one_retry_cycle_and_asks_storage_first(q: Queue) -> None:
+    """Storage down during verification: the unconfirmed files wait together (one due time, so one
+    retry cycle for the lot) and are marked maybe_stored (the next send asks storage what it holds,
+    rather than copying them again); a file a rescan requeued meanwhile keeps its new state."""
+    ds = _ds(q)
+    q.enqueue(ds, [_nf(name) for name in ("a", "b", "c", "d")])
+    ids = {f.relpath: f.id for f in q.files(ds)}
+    q.mark(list(ids.values()), State.UPLOADING, expect=State.PENDING)
+    q.mark_uploaded([], list(ids.values()))
+    q.enqueue(ds, [_nf("d", size=99)])  # a new version of d found while the old one waited for verification
+    before = time.time()
+    q.requeue_stored([ids["a"], ids["b"], ids["c"], ids["d"]], "connection refused", 30.0)
+    got = {f.relpath: f for f in q.files(ds)}
+    assert all(got[n].state == State.PENDING and got[n].maybe_stored for n in "abc")
+    assert all(got[n].attempts == 1 and got[n].last_error == "connection refused" for n in "abc")
+    assert not got["d"].maybe_stored and got["d"].attempts == 0 and got["d"].size == 99
+    assert q.due(ds, State.PENDING, 10) == [got["d"]]  # a, b and c are not due yet
+    times = {r["next_retry"] for r in q._rows("SELECT next_retry FROM files WHERE relpath IN ('a', 'b', 'c')")}
+    assert len(times) == 1  # one moment for the lot
+    due_at = times.pop()
+    assert before + 30.0 <= due_at <= time.time() + 30.0
+    assert [f.relpath for f in q.due(ds, State.PENDING, 10, now=due_at)] == ["a", "b", "c", "d"]

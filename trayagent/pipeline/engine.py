@@ -30,6 +30,7 @@ from typing import Literal
 
 from ..catalogue.base import Catalogue, StorageLocation
 from ..errors import AuthError, CatalogueError, LocalFileError, LoginRequired, StorageError, StorageFull
+from ..logs import FOLD
 from ..platform.priority import lower_current_thread
 from ..queue import Dataset, DatasetState, Queue, QueuedFile, State
 from ..storage.rcerrors import RcError
@@ -240,7 +241,7 @@ class Engine:
                     raise
                 delay = backoff(attempt, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
                 self.status.waiting = f"storage unreachable: {exc.message} (retrying in {delay:.0f} s)"
-                log.warning("storage unreachable (%s); retry in %.1f s", exc.message, delay)
+                log.warning("storage unreachable (%s); retry in %.1f s", exc.message, delay, extra=FOLD)
                 self.stop_event.wait(delay)
                 attempt += 1
         return False
@@ -453,20 +454,18 @@ class Engine:
         return verdict
 
     def _retry_each(self, dataset: Dataset, files: list[QueuedFile], errors: list[str]) -> None:
-        """Files the batch did not land: one by one, to learn each file's own error. After a
-        transient error (server down) the rest wait too, instead of each failing slowly alone."""
-        outage: tuple[str, float] | None = None
-        for f in files:
+        """Files the batch did not land: one by one, to learn each file's own error. When storage
+        itself is the trouble (down, full) the rest wait with the file that found it, due together,
+        instead of each failing slowly alone; a stop leaves them ``uploaded``, for the next run to
+        read back before it sends anything."""
+        for i, f in enumerate(files):
             if self.stop_event.is_set():
-                self.queue.mark([f.id], State.PENDING, expect=State.UPLOADED)
-                continue
-            if outage is not None:
-                self.queue.retry_later(f.id, outage[0], outage[1])
-                continue
+                return
             try:
                 self.transfer.copy_one(dataset.storage_path, f)
             except (RcError, StorageError) as exc:
-                outage = self.setbacks.storage_problem(f, getattr(exc, "error", None) or str(exc))
+                if self.setbacks.storage_problem(f, getattr(exc, "error", None) or str(exc), files[i + 1:]):
+                    return
                 continue
             stored = self._read_back(dataset, [f]).get(rclone_name(f.relpath))
             verdict = self._check_one(f, stored_digest(f), stored)

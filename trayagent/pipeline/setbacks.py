@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from ..errors import AuthError, LocalFileError, StorageFull
+from ..logs import FOLD
 from ..queue import Queue, QueuedFile, State
 from ..storage.rcerrors import plain_error
 from ..storage.transfer import Transfer
@@ -36,24 +38,27 @@ class Setbacks:
         self.queue.retry_later(f.id, "the file changed during its upload; uploading the new version",
                                0.5, rehash=True)
 
-    def storage_problem(self, f: QueuedFile, error: str) -> tuple[str, float] | None:
-        """Retry later or fail the file; returns (error, delay) when the error was transient."""
+    def storage_problem(self, f: QueuedFile, error: str, rest: Sequence[QueuedFile] = ()) -> bool:
+        """Retry later or fail an uploaded file that storage does not confirm. True when storage
+        itself is the trouble (down, full): ``rest``, the other unconfirmed files of the batch, then
+        wait with ``f``, due together and asked about before they are sent again."""
         problem = self.transfer.explain(error)
         if isinstance(problem, AuthError):
             self.queue.mark([f.id], State.PENDING, expect=State.UPLOADED)
             raise problem
         if isinstance(problem, StorageFull):
-            return self.storage_full(f, problem)
+            self.storage_full([f, *rest], problem)
+            return True
         error = plain_error(error)  # a server's HTML error page shrunk to its words
         if problem.transient:
             delay = backoff(f.attempts, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
             self.status.waiting = f"storage: {error} (retrying in {delay:.0f} s)"
-            log.warning("%s: %s; retry in %.1f s (attempt %d)", f.relpath, error, delay, f.attempts + 1)
-            self.queue.retry_later(f.id, error, delay)
-            return error, delay
+            log.warning("%s: %s; retry in %.1f s (attempt %d)", f.relpath, error, delay, f.attempts + 1, extra=FOLD)
+            self.queue.requeue_stored([f.id, *(g.id for g in rest)], error, delay)
+            return True
         log.error("%s: %s", f.relpath, error)
         self.fail(f, error)
-        return None
+        return False
 
     def pauses_when_full(self, exc: Exception) -> bool:
         """A full storage where the caller waits for space (agent, sync): pause and tell the user."""
@@ -66,17 +71,17 @@ class Setbacks:
         self.hooks.on_storage_full(exc)
         return True
 
-    def storage_full(self, f: QueuedFile, problem: StorageFull) -> tuple[str, float]:
+    def storage_full(self, files: Sequence[QueuedFile], problem: StorageFull) -> None:
         """Storage full or over quota: no file is failed for it (none is at fault). Without
-        ``on_storage_full`` (a batch run) the file goes back to the queue, due at once for the
-        re-run after space is freed, and the run stops with the message. With it (agent, sync) the
-        whole storage pauses for ``full_retry_seconds`` and the hook tells the user."""
+        ``on_storage_full`` (a batch run) the files go back to the queue, due at once for the re-run
+        after space is freed, and the run stops with the message. With it (agent, sync) the whole
+        storage pauses for ``full_retry_seconds`` and the hook tells the user."""
+        ids = [f.id for f in files]
         if self.hooks.on_storage_full is None:
-            self.queue.retry_later(f.id, problem.message, 0)
+            self.queue.requeue_stored(ids, problem.message, 0)
             raise problem
         self.pauses_when_full(problem)
-        self.queue.retry_later(f.id, problem.message, self.tuning.full_retry_seconds)
-        return problem.message, self.tuning.full_retry_seconds
+        self.queue.requeue_stored(ids, problem.message, self.tuning.full_retry_seconds)
 
     def mismatch(self, f: QueuedFile, error: str) -> None:
         """Uploaded but not verifiable: retried a few times, then reported, never registered."""
@@ -97,7 +102,7 @@ class Setbacks:
     def local_problem(self, f: QueuedFile, exc: LocalFileError) -> None:
         if exc.transient:
             delay = backoff(f.attempts, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
-            log.info("%s: %s; retry in %.1f s", f.relpath, exc.message, delay)
+            log.info("%s: %s; retry in %.1f s", f.relpath, exc.message, delay, extra=FOLD)
             self.queue.retry_later(f.id, exc.message, delay, rehash=True)
         else:
             log.error("%s", exc.message)

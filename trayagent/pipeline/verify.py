@@ -14,6 +14,7 @@ import os
 from typing import Literal
 
 from ..errors import LocalFileError, StorageError
+from ..logs import FOLD
 from ..queue import QueuedFile
 from ..storage.rcerrors import RcError
 from ..storage.transfer import RemoteFile, Transfer
@@ -68,12 +69,13 @@ def changed_since(f: QueuedFile, digest: Digest) -> bool:
 def read_back(transfer: Transfer, storage_path: str, files: list[QueuedFile],
               verify_hash: str | None) -> dict[str, RemoteFile]:
     """A few files: one stat each (cost independent of folder size, for sync latency); many:
-    one listing per folder. Storage that cannot be read yet gives nothing (files stay uploaded)."""
+    one listing per folder. Storage that cannot be read yet gives nothing (files stay uploaded); said
+    once per kind of error in the log file, with a count: an outage tries this again on every retry."""
     try:
         if len(files) > STAT_MAX:
             folders = {f.relpath.rpartition("/")[0] for f in files}
             return transfer.listing(storage_path, folders, verify_hash)
         return transfer.stat(storage_path, [f.relpath for f in files], verify_hash)
     except (StorageError, RcError) as exc:
-        log.warning("cannot read back the stored files yet: %s", exc)
+        log.warning("cannot read back the stored files yet: %s", exc, extra=FOLD)
         return {}

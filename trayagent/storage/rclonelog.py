@@ -7,6 +7,15 @@ bottleneck on a local disk. Lines that are already waiting in the pipe when it i
 record (one format, one write), and the log file shows each with its own prefix as before (``logs.py``
 expands such a record). While lines come in bursts the pipe is read every 10 ms, which gathers a few
 hundred per record; a line on its own (sync mode between files) is logged at once.
+
+Why the other lines go in records of their own, marked ``COLLAPSE``: while storage is down rclone
+says the same thing again for each file and each call (its echo of every failed read-back,
+"Failed to copy: ... connection refused" for each file in flight), differing only in the file's
+name, the address and the timings. The log file folds such lines (``logs.py``: the first of a kind in
+full, then the latest with a count, "... (and 499 more like it since 12:00:01)"). It is done there,
+not here, because only the log file's close is sure to come: `trayagent upload` ends with
+``logging.shutdown`` and ``os._exit`` without waiting for rclone's stderr to close, and a count held
+here was lost. The per-file "Copied" lines are never marked: each is a file sent.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ import re
 import threading
 import time
 from collections.abc import Callable
+
+from ..logs import COLLAPSE
 
 rclone_log = logging.getLogger("trayagent.rclone.process")
 
@@ -100,31 +111,33 @@ class LogPump:
             chunk = reader.lines()
 
     def _take(self, chunk: list[str]) -> None:
-        """Consecutive lines of one level go out as one record; the copies are counted first."""
+        """Consecutive lines of one level go out as one record, "Copied" lines and the others
+        apart (only the others may be folded); the copies are counted first."""
         group: list[str] = []
-        group_level = logging.INFO
+        group_kind = (logging.INFO, True)
         copied = 0
         for line in chunk:
             level, text = parse(line)
-            if _COPIED.search(text):
-                copied += 1
+            copy = bool(_COPIED.search(text))
+            copied += copy
             if not text or not rclone_log.isEnabledFor(level):
                 continue
-            if group and (level != group_level or len(group) >= GROUP_MAX):
-                self._emit(group_level, group)
+            if group and ((level, copy) != group_kind or len(group) >= GROUP_MAX):
+                self._emit(group_kind, group)
                 group = []
             group.append(text)
-            group_level = level
+            group_kind = (level, copy)
         if copied:
             with self._cond:
                 self._copied += copied
                 self._cond.notify_all()
         if group:
-            self._emit(group_level, group)
+            self._emit(group_kind, group)
 
-    def _emit(self, level: int, lines: list[str]) -> None:
+    def _emit(self, kind: tuple[int, bool], lines: list[str]) -> None:
         # a record made here, not by Logger.log: that one looks up the calling frame each time;
-        # ``lines``: logs.py gives each line its own prefix
+        # ``lines``: logs.py gives each line its own prefix; ``kind``: (level, "Copied" lines)
+        level, copies = kind
         text = self.redact("\n".join(lines))
-        rclone_log.handle(rclone_log.makeRecord(rclone_log.name, level, __file__, 0, "%s", (text,),
-                                                None, "rclone", {"lines": len(lines)}))
+        rclone_log.handle(rclone_log.makeRecord(rclone_log.name, level, __file__, 0, "%s", (text,), None,
+                                                "rclone", {"lines": len(lines), COLLAPSE: not copies}))
