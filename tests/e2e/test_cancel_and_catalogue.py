@@ -221,3 +221,33 @@ def test_the_dataset_dialog_says_when_its_upload_was_cancelled(
     count = len(waits)
     page.wait_for_timeout(3000)
     assert len(waits) == count, f"{len(waits) - count} more waits after the end: {waits[-5:]}"
+
+
+def test_cancel_from_the_tray_opens_activity_with_the_question_and_drops_nothing_until_answered(
+        agent: Any, page: Any, tmp_path: Path) -> None:
+    """The tray's Cancel… of one upload opens Activity (a request the page fetches) on that dataset's
+    card with the question asked, "Keep uploading" focused: a slip in the tray menu drops nothing.
+    The answer here cancels it as the card's own Cancel… does."""
+    agent.post("/api/pause")  # the upload stays queued while the page is looked at
+    data = tmp_path / "fromtray"
+    data.mkdir()
+    for i in range(3):
+        (data / f"f{i}.dat").write_bytes(os.urandom(2000))
+    other = agent.post("/api/upload", {"paths": [str(data)], "dataset": "another"})["dataset_id"]
+    dataset_id = agent.post("/api/upload", {"paths": [str(data)], "dataset": "fromtray"})["dataset_id"]
+    request = agent.post("/api/show/activity", {"dataset": dataset_id, "ask": "cancel"})["request"]
+    page.goto(agent.url("activity", request))
+
+    card = page.locator("section.dataset", has=page.locator("h2", has_text="fromtray"))
+    question = card.get_by_role("alertdialog")
+    expect(question).to_be_visible()
+    expect(question).to_contain_text("Cancel the upload of fromtray?")
+    expect(question.get_by_role("button", name="Keep uploading")).to_be_focused()
+    other_card = page.locator("section.dataset", has=page.locator("h2", has_text="another"))
+    expect(other_card.get_by_role("alertdialog")).to_be_hidden()  # only the dataset the tray named
+    assert agent.get(f"/api/datasets/{dataset_id}")["state"] == "active"
+
+    question.get_by_role("button", name="Cancel upload").click()
+    expect(card.locator(".dataset-head .badge").last).to_have_text("cancelled")
+    assert agent.get(f"/api/datasets/{dataset_id}")["state"] == "cancelled"
+    assert agent.get(f"/api/datasets/{other}")["state"] == "active"

@@ -35,6 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 # the menu as the agent shows it with no sync session and the local catalogue (order matters: keyboard)
 MENU = ["Start sync...", "Upload folder...", "Pause all", "Activity...", "Log in...", "Settings...",
         "Open log folder", "Quit"]
+
+
+def with_upload(menu: list[str], name: str) -> list[str]:
+    """The menu while a batch upload is under way: it is listed after the two ways to start one."""
+    at = menu.index("Upload folder...") + 1
+    return [*menu[:at], f"Uploading {name}", *menu[at:]]
+
+
 IDLE_BLUE, PAUSED_ORANGE = (0, 114, 178), (230, 159, 0)
 
 
@@ -195,7 +203,8 @@ def test_quit_with_files_in_flight_asks_and_quit_now_keeps_them_queued(desktop: 
                == 5, 30, 0.2, "5 files queued")
     time.sleep(1.5)  # menu refresh
 
-    labels = [m.replace("Pause all", "Resume").replace("Quit", "Quit (5 files in flight)") for m in MENU]
+    labels = with_upload([m.replace("Pause all", "Resume").replace("Quit", "Quit (5 files in flight)")
+                          for m in MENU], "run7")
     menu = open_menu(desktop, icon)
     downs = ["Down"] * len(labels)
     xdotool(desktop.display, "key", "--delay", "60", *downs, "Right")   # open the Quit submenu
@@ -213,6 +222,53 @@ def test_quit_with_files_in_flight_asks_and_quit_now_keeps_them_queued(desktop: 
     with sqlite3.connect(tray_agent.home / "data" / "queue.sqlite") as db:
         states = dict(db.execute("SELECT state, COUNT(*) FROM files GROUP BY state").fetchall())
     assert states.get("pending") == 5, f"queued files should wait for the next start: {states}"
+
+
+def test_each_upload_under_way_has_its_own_pause_and_cancel_in_the_menu(desktop: DesktopSession,
+                                                                       tray_agent: AgentProcess,
+                                                                       tmp_path: Path) -> None:
+    """Right-click lists each batch upload under way. Its Pause holds that dataset alone; its Cancel…
+    opens Activity asking about that dataset (a request the page fetches): the menu drops nothing itself."""
+    icon = icon_window(desktop)
+    tray_agent.api("POST", "/api/pause")  # the files stay queued while the menu is used
+    data = make_tree(tmp_path / "run8", 3)
+    dataset_id = tray_agent.api("POST", "/api/upload", {"paths": [str(data)], "dataset": "run8"})["dataset_id"]
+
+    def entry() -> dict[str, Any]:
+        return next(d for d in tray_agent.api("GET", "/api/status")["activity"] if d["id"] == dataset_id)
+    wait_until(lambda: entry()["files"].get("pending", 0) == 3, 30, 0.2, "3 files queued")
+    time.sleep(1.5)  # the menu is rebuilt within a second of a change
+    upload = MENU.index("Upload folder...") + 1  # right after the two ways to start one
+    menu = open_menu(desktop, icon)
+    xdotool(desktop.display, "key", "--delay", "60", *["Down"] * (upload + 1), "Right")  # its submenu
+    time.sleep(0.5)
+    shots = [w for w in top_windows(desktop.display) if w["class"] and w["class"][0] == "trayagent"
+             and w["override_redirect"] and w["mapped"] and w["height"] > 20]
+    assert len(shots) >= 2, f"the submenu of run8 did not open: {shots}"
+    sub = min(shots, key=lambda w: w["height"])
+    box = {"x": min(menu["x"], sub["x"]), "y": 0, "width": max(menu["x"] + menu["width"], sub["x"] + sub["width"])
+           - min(menu["x"], sub["x"]), "height": max(menu["y"] + menu["height"], sub["y"] + sub["height"])}
+    shoot_menu(desktop, box, "tray-menu-upload.png")
+    xdotool(desktop.display, "key", "Return")  # its first entry: Pause
+    wait_until(lambda: entry()["held"], 10, 0.2, "run8 paused on its own")
+    assert tray_agent.api("GET", "/api/status")["agent"]["paused"] is True  # Pause all is a different thing
+
+    time.sleep(1.5)
+    open_menu(desktop, icon_window(desktop))
+    xdotool(desktop.display, "key", "--delay", "60", *["Down"] * (upload + 1), "Right")
+    time.sleep(0.5)
+    xdotool(desktop.display, "key", "--delay", "60", "Down", "Return")  # its second entry: Cancel…
+    tray_agent.wait_log("tray: asked for the activity dialog")
+
+    def activity_request() -> str:
+        for cmd in tray_agent.children_cmdlines():
+            if "dialog" in cmd and "activity" in cmd and "--request" in cmd:
+                return cmd[cmd.index("--request") + 1]
+        return ""
+    wait_until(activity_request, 10, 0.2, "an Activity dialog process")
+    request = tray_agent.api("GET", f"/api/requests/{activity_request()}")
+    assert request == {"dialog": "activity", "dataset": dataset_id, "ask": "cancel"}
+    assert entry()["state"] == "active" and entry()["files"]["pending"] == 3  # asked, not yet dropped
 
 
 def test_open_from_the_launcher_reaches_the_running_agent(desktop: DesktopSession, tray_agent: AgentProcess,
@@ -381,7 +437,7 @@ def test_wrong_storage_password_shows_log_in_and_the_login_window_resumes_the_up
             menu = open_menu(desktop, icon_window(desktop))
             shoot_menu(desktop, menu, "tray-menu-log-in-to-storage.png")
             # "Quit" says the files wait, not that they are in flight
-            choose(desktop, "Log in... (needed)", MENU_NEEDS_LOGIN)
+            choose(desktop, "Log in... (needed)", with_upload(MENU_NEEDS_LOGIN, "run5"))
 
             # the Login window opens on the storage account; a person types the password and presses Enter
             window = dialog_window(desktop, "trayagent: Log in")
@@ -439,7 +495,7 @@ def test_unreachable_storage_shows_waiting_and_retry_now_goes_at_once(desktop: D
         with WebDAVServer(tmp_path / "dav", user="alice", password=password, port=port):
             started = time.monotonic()
             open_menu(desktop, icon_window(desktop))
-            choose(desktop, "Retry now", [*MENU[:2], "Retry now", *MENU[2:]])
+            choose(desktop, "Retry now", with_upload([*MENU[:2], "Retry now", *MENU[2:]], "run6"))
             wait_until(lambda: dataset_state(agent, "run6") == "complete", 8, 0.2,
                        "run6 to complete right after Retry now")
             assert time.monotonic() - started < 8

@@ -72,6 +72,7 @@ class View:
     storage_login: bool = False  # the Login dialog should open on the storage account
     paused: bool = False
     sessions: tuple[tuple[int, str], ...] = ()
+    uploads: tuple[tuple[int, str, bool], ...] = ()  # batch uploads under way: (id, name, paused)
     in_flight: int = 0
     login_needed: bool = False
     scicat: bool = False
@@ -79,7 +80,7 @@ class View:
     stopping: bool = False
 
     def menu_key(self) -> tuple[Any, ...]:
-        return (self.status, self.held, self.storage_login, self.paused, self.sessions, self.in_flight,
+        return (self.status, self.held, self.storage_login, self.paused, self.sessions, self.uploads, self.in_flight,
                 self.login_needed, self.scicat, self.quit_pending, self.stopping)
 
 
@@ -108,7 +109,8 @@ class Tray:
         title = "trayagent: stopping…" if self._stopping else summary.tooltip
         return View(state=summary.state, title=title, status=summary.line, held=summary.held,
                     storage_login=bool(agent.storage_refused), paused=agent.paused,
-                    sessions=sessions, in_flight=agent.in_flight(), login_needed=summary.state == "logged-out",
+                    sessions=sessions, uploads=tuple(agent.uploads()), in_flight=agent.in_flight(),
+                    login_needed=summary.state == "logged-out",
                     scicat=agent.catalogue_kind == "scicat", quit_pending=self._quit_pending,
                     stopping=self._stopping)
 
@@ -162,12 +164,18 @@ class Tray:
         yield sep
         yield item("Start sync...", self._later(lambda: self.show("dataset", {"mode": "sync"})))
         yield item("Upload folder...", self._later(lambda: self.show("dataset", {"mode": "batch"})))
-        if v.sessions:
+        if v.sessions or v.uploads:
             yield sep
         for dataset_id, name in v.sessions:
             yield item(f"Syncing {name}", menu(
                 item("Stop watching", self._later(partial(self.agent.dataset_action, dataset_id, "stop"))),
-                item("Finalize dataset", self._later(partial(self.agent.dataset_action, dataset_id, "finalize")))))
+                item("Finalize dataset", self._later(partial(self.agent.dataset_action, dataset_id, "finalize"))),
+                item("Cancel…", self._later(partial(self.ask_cancel, dataset_id)))))
+        for dataset_id, name, paused in v.uploads:
+            hold = self._later(partial(self.agent.dataset_action, dataset_id, "resume" if paused else "pause"))
+            yield item(f"Uploading {name}{' (paused)' if paused else ''}", menu(
+                item("Resume" if paused else "Pause", hold),
+                item("Cancel…", self._later(partial(self.ask_cancel, dataset_id)))))
         yield sep
         if v.state == "waiting":
             yield item("Retry now", self._later(self.agent.retry_now))
@@ -212,6 +220,11 @@ class Tray:
         """Open a dialog (the request id carries ``params`` to the page)."""
         self.agent.request_dialog(name, dict(params))
         log.info("tray: asked for the %s dialog %s", name, params or "")
+
+    def ask_cancel(self, dataset_id: int) -> None:
+        """Cancel drops what is not yet sent, so it is asked in Activity, on that dataset's card, as
+        its own Cancel… is: the tray never drops files on one click."""
+        self.show("activity", {"dataset": dataset_id, "ask": "cancel"})
 
     def logout(self) -> None:
         removed = self.agent.logout()

@@ -319,5 +319,21 @@
     }
   });
 
+  /** Opened from the tray's Cancel… of one dataset: its card, with the question asked as its own
+   * Cancel… asks it. Nothing is dropped until the person answers here. */
+  async function openedFor() {
+    if (!TA.request) return;
+    try {
+      const req = await api("GET", "/api/requests/" + encodeURIComponent(TA.request));
+      const card = cards.get(Number(req.dataset));
+      if (!card) return;
+      card.root.scrollIntoView({ block: "nearest" });
+      if (req.ask === "cancel" && !card.cancel.hidden) card.cancel.click();
+    } catch (exc) {
+      sayError(notice, exc);
+    }
+  }
+
+  refresh().then(openedFor);
   follow();
 })();
