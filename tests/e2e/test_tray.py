@@ -158,6 +158,25 @@ def make_tree(root: Path, files: int) -> Path:
     return root
 
 
+def submenu_box(desktop: DesktopSession, menu: dict[str, Any], what: str) -> dict[str, Any]:
+    """The open menu and its open submenu together (for a screenshot); fails if no submenu opened."""
+    shots = [w for w in top_windows(desktop.display) if w["class"] and w["class"][0] == "trayagent"
+             and w["override_redirect"] and w["mapped"] and w["height"] > 20]
+    assert len(shots) >= 2, f"the {what} submenu did not open: {shots}"
+    sub = min(shots, key=lambda w: w["height"])
+    return {"x": min(menu["x"], sub["x"]), "y": 0,
+            "width": max(menu["x"] + menu["width"], sub["x"] + sub["width"]) - min(menu["x"], sub["x"]),
+            "height": max(menu["y"] + menu["height"], sub["y"] + sub["height"])}
+
+
+def dialog_request(agent: AgentProcess, name: str) -> str:
+    """The request id of a ``name`` dialog process the agent started ("" while there is none)."""
+    for cmd in agent.children_cmdlines():
+        if "dialog" in cmd and name in cmd and "--request" in cmd:
+            return cmd[cmd.index("--request") + 1]
+    return ""
+
+
 # -- tests ------------------------------------------------------------------------------------------
 def test_icon_docks_in_the_tray_and_its_menu_pauses_resumes_and_quits(desktop: DesktopSession,
                                                                         tray_agent: AgentProcess) -> None:
@@ -209,13 +228,7 @@ def test_quit_with_files_in_flight_asks_and_quit_now_keeps_them_queued(desktop: 
     downs = ["Down"] * len(labels)
     xdotool(desktop.display, "key", "--delay", "60", *downs, "Right")   # open the Quit submenu
     time.sleep(0.5)
-    shots = [w for w in top_windows(desktop.display) if w["class"] and w["class"][0] == "trayagent"
-             and w["override_redirect"] and w["mapped"] and w["height"] > 20]
-    assert len(shots) >= 2, f"the Quit submenu did not open: {shots}"
-    sub = min(shots, key=lambda w: w["height"])
-    box = {"x": min(menu["x"], sub["x"]), "y": 0, "width": max(menu["x"] + menu["width"], sub["x"] + sub["width"])
-           - min(menu["x"], sub["x"]), "height": max(menu["y"] + menu["height"], sub["y"] + sub["height"])}
-    shoot_menu(desktop, box, "tray-menu-quit-in-flight.png")
+    shoot_menu(desktop, submenu_box(desktop, menu, "Quit"), "tray-menu-quit-in-flight.png")
     xdotool(desktop.display, "key", "--delay", "60", "Down", "Return")  # "Quit now" (the 2nd entry)
     assert tray_agent.wait_exit(30) == 0
     tray_agent.wait_log("tray: quit (5 files in flight)")
@@ -242,13 +255,7 @@ def test_each_upload_under_way_has_its_own_pause_and_cancel_in_the_menu(desktop:
     menu = open_menu(desktop, icon)
     xdotool(desktop.display, "key", "--delay", "60", *["Down"] * (upload + 1), "Right")  # its submenu
     time.sleep(0.5)
-    shots = [w for w in top_windows(desktop.display) if w["class"] and w["class"][0] == "trayagent"
-             and w["override_redirect"] and w["mapped"] and w["height"] > 20]
-    assert len(shots) >= 2, f"the submenu of run8 did not open: {shots}"
-    sub = min(shots, key=lambda w: w["height"])
-    box = {"x": min(menu["x"], sub["x"]), "y": 0, "width": max(menu["x"] + menu["width"], sub["x"] + sub["width"])
-           - min(menu["x"], sub["x"]), "height": max(menu["y"] + menu["height"], sub["y"] + sub["height"])}
-    shoot_menu(desktop, box, "tray-menu-upload.png")
+    shoot_menu(desktop, submenu_box(desktop, menu, "run8"), "tray-menu-upload.png")
     xdotool(desktop.display, "key", "Return")  # its first entry: Pause
     wait_until(lambda: entry()["held"], 10, 0.2, "run8 paused on its own")
     assert tray_agent.api("GET", "/api/status")["agent"]["paused"] is True  # Pause all is a different thing
@@ -259,14 +266,8 @@ def test_each_upload_under_way_has_its_own_pause_and_cancel_in_the_menu(desktop:
     time.sleep(0.5)
     xdotool(desktop.display, "key", "--delay", "60", "Down", "Return")  # its second entry: Cancel…
     tray_agent.wait_log("tray: asked for the activity dialog")
-
-    def activity_request() -> str:
-        for cmd in tray_agent.children_cmdlines():
-            if "dialog" in cmd and "activity" in cmd and "--request" in cmd:
-                return cmd[cmd.index("--request") + 1]
-        return ""
-    wait_until(activity_request, 10, 0.2, "an Activity dialog process")
-    request = tray_agent.api("GET", f"/api/requests/{activity_request()}")
+    wait_until(lambda: dialog_request(tray_agent, "activity"), 10, 0.2, "an Activity dialog process")
+    request = tray_agent.api("GET", f"/api/requests/{dialog_request(tray_agent, 'activity')}")
     assert request == {"dialog": "activity", "dataset": dataset_id, "ask": "cancel"}
     assert entry()["state"] == "active" and entry()["files"]["pending"] == 3  # asked, not yet dropped
 
@@ -282,15 +283,8 @@ def test_open_from_the_launcher_reaches_the_running_agent(desktop: DesktopSessio
     assert time.monotonic() - started < 15
     assert "already running" in proc.stderr
     tray_agent.wait_log("opened the dataset dialog")
-
-    def dialog_request() -> str:
-        for cmd in tray_agent.children_cmdlines():
-            if "dialog" in cmd and "dataset" in cmd and "--request" in cmd:
-                return cmd[cmd.index("--request") + 1]
-        return ""
-
-    wait_until(dialog_request, 10, 0.2, "a dataset dialog process")
-    request = tray_agent.api("GET", f"/api/requests/{dialog_request()}")
+    wait_until(lambda: dialog_request(tray_agent, "dataset"), 10, 0.2, "a dataset dialog process")
+    request = tray_agent.api("GET", f"/api/requests/{dialog_request(tray_agent, 'dataset')}")
     assert request == {"dialog": "dataset", "paths": [str(dropped.resolve())]}
 
 
