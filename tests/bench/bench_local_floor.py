@@ -144,6 +144,8 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--file-bytes", type=int, default=4096)
     args = p.parse_args()
+    if min(args.files, args.rounds, args.workers, args.file_bytes) < 1:
+        p.error("--files, --rounds, --workers and --file-bytes must be at least 1")
     prepare_environment()
     started = time.perf_counter()
     rounds: list[dict[str, float]] = []

@@ -251,3 +251,10 @@ def test_cancel_from_the_tray_opens_activity_with_the_question_and_drops_nothing
     expect(card.locator(".dataset-head .badge").last).to_have_text("cancelled")
     assert agent.get(f"/api/datasets/{dataset_id}")["state"] == "cancelled"
     assert agent.get(f"/api/datasets/{other}")["state"] == "active"
+
+    # a menu older than the change (the tray refreshes within a second): said, not silently ignored
+    request = agent.post("/api/show/activity", {"dataset": dataset_id, "ask": "cancel"})["request"]
+    page.goto("about:blank")
+    page.goto(agent.url("activity", request))
+    expect(page.locator("#notice")).to_contain_text("fromtray is no longer under way: there is nothing to cancel")
+    expect(card.get_by_role("alertdialog")).to_be_hidden()

@@ -453,9 +453,8 @@ class Agent:
     def uploads(self) -> list[tuple[int, str, bool]]:
         """(dataset id, name, paused one by one) of this agent's batch uploads under way: the tray
         lists them, each with its own Pause and Cancel."""
-        served = set(self.uploader.served_ids())
-        return [(d.id, d.name, d.id in self._held) for d in self.uploader.datasets(DatasetState.ACTIVE)
-                if d.mode == "batch" and d.id in served]
+        served = map(self.uploader.dataset, self.uploader.served_ids())
+        return [(d.id, d.name, d.id in self._held) for d in served if d.mode == "batch"]
 
     def request_dialog(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """Open a dialog process; its parameters wait under a one-time request id it fetches."""

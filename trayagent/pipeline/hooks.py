@@ -17,7 +17,7 @@ def _ignore_failure(dataset: Dataset, f: QueuedFile, reason: str) -> None:
     """Without a hook a failed file is still logged and kept in the queue as failed."""
 
 
-def _ignore_login(*_: object) -> None:
+def _ignore_login() -> None:
     """Without a hook registration waits for a login given elsewhere (``trayagent login``)."""
 
 

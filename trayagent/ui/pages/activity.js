@@ -325,10 +325,13 @@
     if (!TA.request) return;
     try {
       const req = await api("GET", "/api/requests/" + encodeURIComponent(TA.request));
+      if (req.dataset === undefined) return;
       const card = cards.get(Number(req.dataset));
-      if (!card) return;
-      card.root.scrollIntoView({ block: "nearest" });
-      if (req.ask === "cancel" && !card.cancel.hidden) card.cancel.click();
+      if (card) card.root.scrollIntoView({ block: "nearest" });
+      if (req.ask !== "cancel") return;
+      if (card && !card.cancel.hidden) card.cancel.click();
+      else say(notice, "warn", (card ? card.d.name : "That upload") + " is no longer under way: there is nothing " +
+               "to cancel.", "What it sent stays in storage and in the catalogue.");
     } catch (exc) {
       sayError(notice, exc);
     }
